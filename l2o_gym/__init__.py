@@ -1,0 +1,35 @@
+"""l2o_gym: optimization problems as Gymnasium environments, for learned optimizers.
+
+Importing it registers the built-in environment ids (``l2o/Quadratic-v0``, ...) without importing
+any task family.
+"""
+
+from l2o_gym.episode_batch import EpisodeBatch
+from l2o_gym.problem import SPLITS, Problem, TaskFamily
+from l2o_gym.registry import (
+    l2o_env_ids,
+    make_family,
+    make_sb3_vec_env,
+    register_builtin_envs,
+    register_family,
+    register_objective,
+)
+from l2o_gym.state import OptimizationState
+
+__version__ = "0.1.0"
+
+register_builtin_envs()
+
+__all__ = [
+    "SPLITS",
+    "EpisodeBatch",
+    "OptimizationState",
+    "Problem",
+    "TaskFamily",
+    "l2o_env_ids",
+    "make_family",
+    "make_sb3_vec_env",
+    "register_family",
+    "register_objective",
+    "__version__",
+]

@@ -1,0 +1,89 @@
+"""One optimization problem instance as a Gymnasium environment.
+
+## Description
+Each episode draws a fresh instance of a task family (from the env's `split`) and starts at its
+initial point x_0. The agent chooses the step; the objective decides the reward.
+
+## Action space
+``Box(-1, 1, (d,), float32)``; the step is ``action_scale * action`` (actions outside [-1, 1]
+are clipped to it; a NaN or infinite action counts as a diverging step). Coordinatewise layout:
+the same, one scalar per coordinate.
+
+## Observation space
+Default (Li & Malik): ``Dict(location: Box(d), gradients: Box(H, d), improvements: Box(H))`` —
+x as it is, the last H gradients (signed log-magnitude, zero-filled at the start, current last)
+and the last H relative objective changes (f_t - f_{t-1}) / |f_{t-1}|, clipped to ±10.
+``coordinatewise=True``: ``Box(d, 2H + 2)``, one row of features per coordinate (see
+`l2o_gym.features`).
+
+## Rewards
+``reward="auto"`` (default): the telescoping log-suboptimality reward where the family knows each
+instance's optimum f*, else Li & Malik's cost -f(x_t) / |f(x_0)| (`l2o_gym.rewards`).
+
+## Episode end
+Truncation after `horizon` steps (default 40; a (low, high) pair samples it per episode).
+Termination when the objective diverges (non-finite, or above f0 + explode_ratio (|f0| + 1)):
+the reward is the bounded penalty -divergence_penalty * (horizon - t), x stays at its last
+finite value so the observation stays finite.
+
+## Info
+``objective`` (raw f(x_t)), ``step``, ``diverged``, ``suboptimality`` (f - f*, where known) and
+the family's own metrics.
+
+## Arguments
+``family`` (a TaskFamily, its class or "module:Class"), the episode options ``horizon``,
+``history`` (H, default 25), ``reward``, ``action_scale`` (default: the family's),
+``coordinatewise``, ``split`` ("train", "validation" or "test"), ``device``,
+``divergence_penalty``, ``explode_ratio``; every other keyword goes to the family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from l2o_gym.envs.numpy_boundary import as_action_tensor, generator_from, info_to_numpy, to_numpy
+from l2o_gym.episode_batch import EpisodeBatch
+from l2o_gym.family_loader import resolve_family, split_kwargs
+from l2o_gym.problem import TaskFamily
+
+
+class OptimizationEnv(gym.Env):
+    """A single optimization instance (B = 1 of `EpisodeBatch`)."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, family: TaskFamily | type | str, render_mode: None = None, **kwargs: Any) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
+        episode_kwargs, family_kwargs = split_kwargs(kwargs)
+        self.family = resolve_family(family, family_kwargs)
+        self.episodes = EpisodeBatch(self.family, 1, **episode_kwargs)
+        self.observation_space = self.episodes.observation.space()
+        self.action_space = spaces.Box(-1.0, 1.0, (self.family.dim,), np.float32)
+        self._done = True
+
+    def _info(self) -> dict[str, Any]:
+        return {k: v[0].item() for k, v in info_to_numpy(self.episodes.info()).items()}
+
+    def _obs(self):
+        obs = to_numpy(self.episodes.observe())
+        return {k: v[0] for k, v in obs.items()} if isinstance(obs, dict) else obs[0]
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.episodes.reset(generator_from(self.np_random))
+        self._done = False
+        return self._obs(), self._info()
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("the episode has ended (or never started): call reset() first")
+        action = as_action_tensor(action, (self.family.dim,))
+        reward, terminated, truncated = self.episodes.step(action.unsqueeze(0))
+        term, trunc = bool(terminated[0]), bool(truncated[0])
+        self._done = term or trunc
+        return self._obs(), float(reward[0]), term, trunc, self._info()

@@ -1,0 +1,91 @@
+"""B optimization instances as one natively batched Gymnasium `VectorEnv`.
+
+Observations, actions, rewards and episode ends are those of `OptimizationEnv` (see its
+docstring), stacked over B instances and computed as one tensor computation. Autoreset follows
+Gymnasium's NEXT_STEP mode (as `CartPoleVectorEnv`): the step after an instance's episode ended
+ignores its action, starts it on a fresh instance and returns reward 0. The env keeps its own time
+limit (`horizon`); `gymnasium.make_vec(id, num_envs=B)` returns it.
+
+Info: ``objective``, ``step``, ``diverged`` (and ``suboptimality`` and task metrics), each an
+array [B] with its Gymnasium mask ``_name``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from l2o_gym.envs.numpy_boundary import as_action_tensor, generator_from, info_to_numpy, to_numpy
+from l2o_gym.episode_batch import EpisodeBatch
+from l2o_gym.family_loader import resolve_family, split_kwargs
+from l2o_gym.problem import TaskFamily, check_positive_int
+
+
+def vector_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Gymnasium's vector info layout: each array [B] beside its mask `_name`."""
+    out: dict[str, np.ndarray] = {}
+    for key, value in info_to_numpy(info).items():
+        out[key] = value
+        out[f"_{key}"] = np.ones(value.shape[0], dtype=bool)
+    return out
+
+
+class OptimizationVectorEnv(VectorEnv):
+    """B instances of a task family, stepped together."""
+
+    metadata = {"render_modes": [], "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(
+        self,
+        family: TaskFamily | type | str,
+        num_envs: int = 1,
+        render_mode: None = None,
+        **kwargs: Any,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
+        self.num_envs = check_positive_int("num_envs", num_envs)
+        self.render_mode = None
+        episode_kwargs, family_kwargs = split_kwargs(kwargs)
+        self.family = resolve_family(family, family_kwargs)
+        self.episodes = EpisodeBatch(self.family, self.num_envs, **episode_kwargs)
+        self.single_observation_space = self.episodes.observation.space()
+        self.single_action_space = spaces.Box(-1.0, 1.0, (self.family.dim,), np.float32)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._generator: torch.Generator | None = None
+        self._prev_done = torch.zeros(self.num_envs, dtype=torch.bool, device=self.episodes.device)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        if isinstance(seed, (list, tuple)):
+            seed = seed[0] if seed else None
+        super().reset(seed=seed)
+        self._generator = generator_from(self.np_random)
+        self.episodes.reset(self._generator)
+        self._prev_done.zero_()
+        return to_numpy(self.episodes.observe()), vector_info(self.episodes.info())
+
+    def step(self, actions):
+        if self._generator is None:
+            raise RuntimeError("call reset() before step()")
+        actions = as_action_tensor(actions, (self.num_envs, self.family.dim), "actions")
+        restart = self._prev_done.clone()
+        actions[restart.cpu()] = 0.0
+        reward, terminated, truncated = self.episodes.step(actions)
+        self.episodes.reset_rows(restart, self._generator)
+        reward = torch.where(restart, torch.zeros_like(reward), reward)
+        terminated = terminated & ~restart
+        truncated = truncated & ~restart
+        self._prev_done = terminated | truncated
+        return (
+            to_numpy(self.episodes.observe()),
+            reward.cpu().numpy().astype(np.float64),
+            terminated.cpu().numpy(),
+            truncated.cpu().numpy(),
+            vector_info(self.episodes.info()),
+        )

@@ -1,0 +1,141 @@
+"""The batched core as a stable-baselines3 `VecEnv`, in the dict and the coordinatewise form.
+
+Dict form: num_envs = B, observations and actions as in `OptimizationEnv`.
+Coordinatewise form: num_envs = B · d; env ``b * d + i`` is coordinate i of instance b, its
+observation that coordinate's row of 2H + 2 features and its action one scalar in [-1, 1]. The
+coordinates of an instance share its reward and its episode end, so one small policy learns an
+update rule that runs on problems of any dimension.
+
+Autoreset is SB3's: an ended episode restarts on a fresh instance in the same step, its last
+observation in ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` set
+on truncation. Every info carries the raw objective ``objective`` (and ``suboptimality`` where
+known).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from l2o_gym.envs.numpy_boundary import as_action_tensor, generator_from, select, to_numpy
+from l2o_gym.episode_batch import EpisodeBatch
+from l2o_gym.family_loader import resolve_family, split_kwargs
+from l2o_gym.problem import TaskFamily, check_positive_int
+
+
+class OptimizationSB3VecEnv(VecEnv):
+    """B instances of a task family as an SB3 VecEnv (B · d envs when coordinatewise)."""
+
+    def __init__(
+        self,
+        family: TaskFamily | type | str,
+        num_instances: int,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.num_instances = check_positive_int("num_instances", num_instances)
+        episode_kwargs, family_kwargs = split_kwargs(kwargs)
+        self.family = resolve_family(family, family_kwargs)
+        self.episodes = EpisodeBatch(self.family, self.num_instances, **episode_kwargs)
+        self.coordinatewise = self.episodes.coordinatewise
+        self.dim = self.family.dim
+        self.render_mode = None
+        if self.coordinatewise:
+            observation_space = self.episodes.observation.row_space()
+            action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
+            num_envs = self.num_instances * self.dim
+        else:
+            observation_space = self.episodes.observation.space()
+            action_space = spaces.Box(-1.0, 1.0, (self.dim,), np.float32)
+            num_envs = self.num_instances
+        super().__init__(num_envs, observation_space, action_space)
+        self._pending_seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._generator: torch.Generator | None = None
+        self._actions: torch.Tensor | None = None
+
+    # -- layout ---------------------------------------------------------------------------
+    def _observation(self):
+        obs = to_numpy(self.episodes.observe())
+        if self.coordinatewise:
+            return obs.reshape(self.num_envs, -1)
+        return obs
+
+    def _per_env(self, values: np.ndarray) -> np.ndarray:
+        """Instance values [B] as env values [num_envs]."""
+        return np.repeat(values, self.dim) if self.coordinatewise else values
+
+    def _infos(self) -> list[dict[str, Any]]:
+        columns = {k: self._per_env(v.detach().cpu().numpy()).tolist() for k, v in self.episodes.info().items()}
+        keys = list(columns)
+        return [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+    # -- VecEnv API -----------------------------------------------------------------------
+    def seed(self, seed: int | None = None):
+        self._pending_seed = seed
+        return [seed] * self.num_envs
+
+    def reset(self):
+        seed = self._seeds[0] if self._seeds[0] is not None else self._pending_seed
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            self._pending_seed = None
+        self._generator = generator_from(self._rng)
+        self.episodes.reset(self._generator)
+        self._reset_seeds()
+        self._reset_options()
+        self.reset_infos = self._infos()
+        return self._observation()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        shape = (self.num_envs, 1) if self.coordinatewise else (self.num_envs, self.dim)
+        if self.coordinatewise and np.shape(actions) == (self.num_envs,):
+            actions = np.asarray(actions).reshape(shape)
+        self._actions = as_action_tensor(actions, shape, "actions").reshape(self.num_instances, self.dim)
+
+    def step_wait(self):
+        if self._generator is None or self._actions is None:
+            raise RuntimeError("call reset() and step_async() before step_wait()")
+        reward, terminated, truncated = self.episodes.step(self._actions)
+        self._actions = None
+        done = terminated | truncated
+        infos = self._infos()
+        dones = self._per_env(done.cpu().numpy())
+        if done.any():
+            last_obs = self._observation()
+            time_limit = self._per_env((truncated & ~terminated).cpu().numpy())
+            for i in np.flatnonzero(dones):
+                infos[i]["terminal_observation"] = select(last_obs, i)
+                infos[i]["TimeLimit.truncated"] = bool(time_limit[i])
+            self.episodes.reset_rows(done, self._generator)
+        rewards = self._per_env(reward.cpu().numpy().astype(np.float32))
+        return self._observation(), rewards, dones, infos
+
+    def close(self) -> None:
+        pass
+
+    def _indices(self, indices) -> list[int]:
+        if indices is None:
+            return list(range(self.num_envs))
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)
+
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        target = self if hasattr(self, attr_name) else self.episodes
+        return [getattr(target, attr_name) for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        target = self if hasattr(self, attr_name) else self.episodes
+        setattr(target, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        result = getattr(self.episodes, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._indices(indices)]

@@ -1,0 +1,144 @@
+"""B optimization episodes advanced together: the batched core under every environment form.
+
+The single env (B = 1), the Gymnasium vector env and the stable-baselines3 VecEnv are thin
+adapters over `EpisodeBatch`; none of them carries dynamics of its own.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from l2o_gym.features import make_observation
+from l2o_gym.problem import TaskFamily, check_positive_int, check_split
+from l2o_gym.rewards import make_reward
+from l2o_gym.state import DEFAULT_EXPLODE_RATIO, DEFAULT_HISTORY, OptimizationState
+
+DEFAULT_HORIZON = 40
+DEFAULT_DIVERGENCE_PENALTY = 2.0
+
+
+def check_horizon(horizon: int | tuple[int, int]) -> tuple[int, int]:
+    """A horizon T, or a range (low, high) sampled uniformly per episode, as (low, high)."""
+    if isinstance(horizon, (tuple, list)) and len(horizon) == 2:
+        low, high = (check_positive_int("horizon", h) for h in horizon)
+        if low > high:
+            raise ValueError(f"horizon range must have low <= high, got {tuple(horizon)}")
+        return low, high
+    h = check_positive_int("horizon", horizon)
+    return h, h
+
+
+class EpisodeBatch:
+    """B episodes of optimizing instances of `family`.
+
+    Actions are [B, d] in [-1, 1] (clipped there, as documented) and scaled by `action_scale`:
+    the step is ``action_scale * action``. A non-finite action counts as a diverging step.
+    """
+
+    def __init__(
+        self,
+        family: TaskFamily,
+        num_instances: int,
+        *,
+        horizon: int | tuple[int, int] = DEFAULT_HORIZON,
+        history: int = DEFAULT_HISTORY,
+        reward: str = "auto",
+        action_scale: float | None = None,
+        coordinatewise: bool = False,
+        split: str = "train",
+        device: str | torch.device = "cpu",
+        divergence_penalty: float = DEFAULT_DIVERGENCE_PENALTY,
+        explode_ratio: float = DEFAULT_EXPLODE_RATIO,
+    ) -> None:
+        if not isinstance(family, TaskFamily):
+            raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
+        self.family = family
+        self.num_instances = check_positive_int("num_instances", num_instances)
+        self.horizon_range = check_horizon(horizon)
+        self.history = check_positive_int("history", history)
+        self.reward_fn = make_reward(reward, family.has_optimum)
+        scale = family.default_action_scale if action_scale is None else action_scale
+        if not (isinstance(scale, (int, float)) and scale > 0 and scale < float("inf")):
+            raise ValueError(f"action_scale must be a positive finite number, got {scale!r}")
+        self.action_scale = float(scale)
+        self.coordinatewise = bool(coordinatewise)
+        self.split = check_split(split)
+        self.device = torch.device(device)
+        if not divergence_penalty >= 0:
+            raise ValueError(f"divergence_penalty must be >= 0, got {divergence_penalty!r}")
+        self.divergence_penalty = float(divergence_penalty)
+        if not explode_ratio > 0:
+            raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
+        self.explode_ratio = float(explode_ratio)
+        self.dim = family.dim
+        self.observation = make_observation(self.coordinatewise, self.dim, self.history)
+        self.state: OptimizationState | None = None
+        self.horizon: Tensor | None = None
+
+    # -- episodes -------------------------------------------------------------------------
+    def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
+        problem = self.family.sample(n, generator, self.split, self.device)
+        if self.reward_fn.needs_optimum:
+            problem.optimum()
+        state = OptimizationState.start(problem, history=self.history, explode_ratio=self.explode_ratio)
+        low, high = self.horizon_range
+        horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)
+        return state, horizon
+
+    def reset(self, generator: torch.Generator) -> None:
+        """Start B fresh episodes on new instances drawn from `generator`."""
+        self.state, self.horizon = self._new_episodes(self.num_instances, generator)
+
+    def reset_rows(self, mask: Tensor, generator: torch.Generator) -> None:
+        """Start fresh episodes, on new instances, where mask [B] is true."""
+        n = int(mask.sum())
+        if n == 0:
+            return
+        state, horizon = self._new_episodes(n, generator)
+        self.require_state().replace_rows(mask, state)
+        self.horizon[mask] = horizon
+
+    def require_state(self) -> OptimizationState:
+        if self.state is None:
+            raise RuntimeError("call reset() before step()")
+        return self.state
+
+    # -- transition -----------------------------------------------------------------------
+    def check_action(self, action: Tensor) -> Tensor:
+        """action as a [B, d] tensor on the device, or a ValueError naming the expected shape."""
+        shape = (self.num_instances, self.dim)
+        if tuple(action.shape) != shape:
+            raise ValueError(f"action must have shape {shape}, got {tuple(action.shape)}")
+        return action.to(device=self.device, dtype=self.require_state().x.dtype)
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Apply action [B, d]; return reward [B], terminated [B] (diverged), truncated [B]."""
+        state = self.require_state()
+        action = self.check_action(action)
+        t_before = state.t.clone()
+        f_prev = state.f.clone()
+        finite = torch.isfinite(action).all(dim=1, keepdim=True)
+        action = torch.where(finite, action.clamp(-1.0, 1.0), torch.full_like(action, float("nan")))
+        diverged_now = state.advance(self.action_scale * action)
+        reward = self.reward_fn(f_prev, state)
+        penalty = -self.divergence_penalty * (self.horizon - t_before).to(reward.dtype)
+        reward = torch.where(diverged_now, penalty, reward)
+        terminated = diverged_now
+        truncated = ~terminated & (state.t >= self.horizon)
+        return reward, terminated, truncated
+
+    # -- what the agent and the user see --------------------------------------------------
+    def observe(self) -> Tensor | dict[str, Tensor]:
+        """Observation of every instance: [B, d, F] (coordinatewise) or a dict of [B, ...]."""
+        return self.observation(self.require_state(), self.horizon)
+
+    def info(self) -> dict[str, Tensor]:
+        """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics."""
+        state = self.require_state()
+        info = {"objective": state.f, "step": state.t, "diverged": state.diverged}
+        f_star = state.problem.f_star
+        if f_star is not None:
+            info["suboptimality"] = state.f - f_star
+        info.update(state.problem.metrics(state.x))
+        return info

@@ -1,0 +1,94 @@
+"""Observations: what a policy sees of an `OptimizationState`.
+
+Two layouts:
+
+* `DictObservation` (Li & Malik): ``{"location": x [d], "gradients": [H, d], "improvements": [H]}``.
+  `location` is x as it is. Gradients pass through `signed_log` (keeps the absolute scale,
+  bounded by about ±6 for any float32). Improvements are Li & Malik's relative objective changes
+  (f_t - f_{t-1}) / |f_{t-1}|, negative when the objective fell, clipped to ±10.
+* `CoordinatewiseObservation`: one row of features per coordinate, so one policy serves any
+  dimension. Row i of instance b holds: coordinate i's gradient history (H, signed_log), the
+  instance's shared improvement history (H), coordinate i's last step (signed_log) and the
+  episode progress t / horizon — ``2 H + 2`` features.
+
+Both return torch tensors with a leading instance dimension B.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from l2o_gym.state import CHANGE_CLIP, OptimizationState
+
+SIGNED_LOG_EPS = 1e-8
+_SIGNED_LOG_NORM = math.log1p(1.0 / SIGNED_LOG_EPS)
+SIGNED_LOG_BOUND = 6.0  # > signed_log(float32 max) ≈ 5.8
+
+
+def signed_log(v: Tensor) -> Tensor:
+    """sign(v) · log(1 + |v| / 1e-8) / log(1 + 1e8): 1e-8 -> 0.04, 1e-3 -> 0.63, 1 -> 1, 1e4 -> 1.5."""
+    return torch.sign(v) * torch.log1p(v.abs() / SIGNED_LOG_EPS) / _SIGNED_LOG_NORM
+
+
+class DictObservation:
+    """Li & Malik's observation for one instance of dimension `dim` with `history` items."""
+
+    def __init__(self, dim: int, history: int) -> None:
+        self.dim, self.history = dim, history
+
+    def space(self) -> spaces.Dict:
+        return spaces.Dict(
+            {
+                "location": spaces.Box(-np.inf, np.inf, (self.dim,), np.float32),
+                "gradients": spaces.Box(-SIGNED_LOG_BOUND, SIGNED_LOG_BOUND, (self.history, self.dim), np.float32),
+                "improvements": spaces.Box(-CHANGE_CLIP, CHANGE_CLIP, (self.history,), np.float32),
+            }
+        )
+
+    def __call__(self, state: OptimizationState, horizon: Tensor) -> dict[str, Tensor]:
+        """Observation of every instance: location [B, d], gradients [B, H, d], improvements [B, H]."""
+        return {
+            "location": state.x,
+            "gradients": signed_log(state.grad_history),
+            "improvements": state.change_history,
+        }
+
+
+class CoordinatewiseObservation:
+    """One row of ``2 * history + 2`` features per coordinate."""
+
+    def __init__(self, dim: int, history: int) -> None:
+        self.dim, self.history = dim, history
+
+    @property
+    def num_features(self) -> int:
+        return 2 * self.history + 2
+
+    def row_space(self) -> spaces.Box:
+        """The space of one coordinate's row."""
+        return spaces.Box(-CHANGE_CLIP, CHANGE_CLIP, (self.num_features,), np.float32)
+
+    def space(self) -> spaces.Box:
+        """The space of one instance: [d, F]."""
+        return spaces.Box(-CHANGE_CLIP, CHANGE_CLIP, (self.dim, self.num_features), np.float32)
+
+    def __call__(self, state: OptimizationState, horizon: Tensor) -> Tensor:
+        """Rows of every instance: [B, d, F]; horizon [B] gives the progress feature."""
+        batch, dim = state.x.shape
+        grads = signed_log(state.grad_history).transpose(1, 2)  # [B, d, H]
+        changes = state.change_history.unsqueeze(1).expand(batch, dim, self.history)
+        last_step = signed_log(state.last_step).unsqueeze(2)
+        progress = (state.t.to(state.x.dtype) / horizon.to(state.x.dtype)).clamp(0.0, 1.0)
+        progress = progress.view(batch, 1, 1).expand(batch, dim, 1)
+        return torch.cat([grads, changes, last_step, progress], dim=2)
+
+
+def make_observation(coordinatewise: bool, dim: int, history: int):
+    """The observation layout by name: coordinatewise rows or Li & Malik's dict."""
+    layout = CoordinatewiseObservation if coordinatewise else DictObservation
+    return layout(dim, history)

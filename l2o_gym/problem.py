@@ -1,0 +1,167 @@
+"""Problems and task families: the objectives the gym optimizes.
+
+A `TaskFamily` draws `Problem`s; a `Problem` holds B independent instances of one objective as
+batched tensors (leading dimension B). Every per-instance tensor is named in `instance_fields`
+so that instances can be replaced row by row (the vector envs' autoreset) without knowing the
+family.
+
+Train, validation and test instances come from disjoint seed streams: `TaskFamily.sample`
+draws a base seed from the caller's generator and maps it to ``3 * base + split_index``, so no
+seed ever used for one split can occur for another.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+
+
+def check_split(split: str) -> str:
+    """Return `split` if it names a split, else raise a ValueError naming the allowed ones."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return split
+
+
+def split_seed(base_seed: int, split: str) -> int:
+    """Map a base seed (0 <= base < 2**62) into `split`'s stream; the three streams are disjoint."""
+    if not 0 <= base_seed < 2**62:
+        raise ValueError(f"base_seed must lie in [0, 2**62), got {base_seed}")
+    return 3 * base_seed + SPLITS.index(check_split(split))
+
+
+def autograd_loss_and_grad(loss_fn, x: Tensor) -> tuple[Tensor, Tensor]:
+    """f[B] and ∇f[B, d] of a batched loss `loss_fn(x[B, d]) -> f[B]` in one autograd call."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        f = loss_fn(x)
+        (grad,) = torch.autograd.grad(f.sum(), x)
+    return f.detach(), grad.detach()
+
+
+class Problem(ABC):
+    """B instances of an objective over x ∈ R^d.
+
+    Subclasses implement `loss(x[B, d]) -> f[B]` and list their per-instance tensors (leading
+    dimension B) in `instance_fields`; `x0` [B, d], the instances' starting points, is always one.
+    Stochastic problems (minibatches) set `stochastic = True` and draw from `self.generator`.
+    """
+
+    instance_fields: ClassVar[tuple[str, ...]] = ()
+    stochastic: ClassVar[bool] = False
+
+    def __init__(self, x0: Tensor, generator: torch.Generator | None = None) -> None:
+        if x0.dim() != 2:
+            raise ValueError(f"x0 must have shape [B, d], got {tuple(x0.shape)}")
+        self.x0 = x0
+        self.generator = generator
+        self.f_star: Tensor | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return self.x0.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.x0.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.x0.device
+
+    @abstractmethod
+    def loss(self, x: Tensor) -> Tensor:
+        """Objective of each instance: x [B, d] -> f [B]."""
+
+    def loss_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """f [B] and ∇f [B, d] at x [B, d]; override with an analytic gradient where cheaper."""
+        return autograd_loss_and_grad(self.loss, x)
+
+    def init(self) -> Tensor:
+        """Starting points x0 [B, d] (a copy)."""
+        return self.x0.clone()
+
+    def metrics(self, x: Tensor) -> dict[str, Tensor]:
+        """Task-specific per-instance figures at x [B, d] (e.g. query accuracy), each [B]."""
+        return {}
+
+    def compute_optimum(self) -> Tensor | None:
+        """Each instance's optimal objective f* [B], or None where the family cannot give it."""
+        return None
+
+    def optimum(self) -> Tensor | None:
+        """f* [B], computed once and cached (None if unknown)."""
+        if self.f_star is None:
+            f_star = self.compute_optimum()
+            if f_star is not None:
+                self.f_star = f_star.detach().to(self.x0.dtype)
+        return self.f_star
+
+    def _fields(self) -> tuple[str, ...]:
+        return ("x0", *self.instance_fields) + (("f_star",) if self.f_star is not None else ())
+
+    def replace_rows(self, mask: Tensor, other: Problem) -> None:
+        """Replace the instances where mask [B] is true by `other`'s (other.batch_size = mask.sum())."""
+        if type(other) is not type(self):
+            raise TypeError(f"other must be a {type(self).__name__}, got {type(other).__name__}")
+        if int(mask.sum()) != other.batch_size:
+            raise ValueError(f"mask selects {int(mask.sum())} rows, other has {other.batch_size}")
+        if self.f_star is not None:
+            other.optimum()
+        for name in self._fields():
+            getattr(self, name)[mask] = getattr(other, name).to(self.device)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(batch_size={self.batch_size}, dim={self.dim})"
+
+
+class TaskFamily(ABC):
+    """A distribution over problems of dimension `dim`.
+
+    Subclasses implement `sample_instances(n, generator, device)`, drawing every random number
+    from `generator` (one call for all n instances where possible).
+    """
+
+    description: ClassVar[str] = ""
+    default_action_scale: ClassVar[float] = 0.1
+    has_optimum: ClassVar[bool] = False  # True where its problems implement compute_optimum
+    dim: int
+
+    @abstractmethod
+    def sample_instances(self, n: int, generator: torch.Generator, device: torch.device) -> Problem:
+        """Draw n instances from `generator` onto `device`."""
+
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator,
+        split: str = "train",
+        device: str | torch.device = "cpu",
+    ) -> Problem:
+        """n instances of `split` ("train", "validation" or "test"); all their randomness comes
+        from a generator seeded in that split's stream, derived from `generator`."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive int, got {n!r}")
+        base = int(torch.randint(0, 2**62, (1,), generator=generator))
+        instance_generator = torch.Generator().manual_seed(split_seed(base, split))
+        problem = self.sample_instances(n, instance_generator, torch.device(device))
+        if problem.dim != self.dim or problem.batch_size != n:
+            raise RuntimeError(
+                f"{type(self).__name__}.sample_instances returned {problem!r}, expected batch_size={n}, dim={self.dim}"
+            )
+        return problem
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim})"
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return value if it is an int >= 1, else raise a ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value

@@ -1,0 +1,143 @@
+"""The optimization state: where B optimizers stand, and the one transition that moves them.
+
+Every optimizer, learned or hand-designed, in training and in evaluation, moves through
+`OptimizationState.advance(step)`.
+
+Divergence: an instance whose step gives a non-finite location, objective or gradient, or an
+objective above ``f0 + explode_ratio * (|f0| + 1)``, is marked `diverged` and frozen where it
+was before that step (its tensors stay finite); later steps leave it untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from l2o_gym.problem import Problem, check_positive_int
+
+DEFAULT_HISTORY = 25
+DEFAULT_EXPLODE_RATIO = 1e4
+CHANGE_CLIP = 10.0
+
+
+def relative_change(f_new: Tensor, f_old: Tensor) -> Tensor:
+    """Li & Malik's objective change (f_new - f_old) / |f_old|, clipped to ±10 (documented)."""
+    change = (f_new - f_old) / (f_old.abs() + 1e-12)
+    return change.clamp(-CHANGE_CLIP, CHANGE_CLIP)
+
+
+def _push(history: Tensor, new: Tensor, where: Tensor) -> Tensor:
+    """Shift history [B, H, ...] left by one and append new [B, ...] in rows where `where` [B]."""
+    shifted = torch.cat([history[:, 1:], new.unsqueeze(1)], dim=1)
+    shape = (-1,) + (1,) * (history.dim() - 1)
+    return torch.where(where.view(shape), shifted, history)
+
+
+@dataclass
+class OptimizationState:
+    """B optimizers on `problem` (shapes: B instances, d dims, H history items).
+
+    x, grad, last_step: [B, d]; f, f0: [B]; grad_history: [B, H, d] (oldest first, the current
+    gradient last, zero-filled at the start); change_history: [B, H] relative objective changes
+    (zero-filled); t: [B] steps taken; diverged: [B] bool.
+    """
+
+    problem: Problem
+    x: Tensor
+    f: Tensor
+    grad: Tensor
+    f0: Tensor
+    grad_history: Tensor
+    change_history: Tensor
+    last_step: Tensor
+    t: Tensor
+    diverged: Tensor
+    explode_ratio: float = DEFAULT_EXPLODE_RATIO
+
+    @classmethod
+    def start(
+        cls,
+        problem: Problem,
+        x0: Tensor | None = None,
+        history: int = DEFAULT_HISTORY,
+        explode_ratio: float = DEFAULT_EXPLODE_RATIO,
+    ) -> OptimizationState:
+        """State at x0 [B, d] (default `problem.init()`), with zero-filled histories."""
+        check_positive_int("history", history)
+        if not explode_ratio > 0:
+            raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
+        x = problem.init() if x0 is None else x0.detach().clone()
+        if x.shape != (problem.batch_size, problem.dim):
+            raise ValueError(f"x0 must have shape {(problem.batch_size, problem.dim)}, got {tuple(x.shape)}")
+        f, grad = problem.loss_and_grad(x)
+        if not (torch.isfinite(f).all() and torch.isfinite(grad).all()):
+            raise ValueError("the objective or its gradient is not finite at the starting point")
+        batch, dim = x.shape
+        grad_history = torch.zeros(batch, history, dim, dtype=x.dtype, device=x.device)
+        grad_history[:, -1] = grad
+        return cls(
+            problem=problem,
+            x=x,
+            f=f,
+            grad=grad,
+            f0=f.clone(),
+            grad_history=grad_history,
+            change_history=torch.zeros(batch, history, dtype=x.dtype, device=x.device),
+            last_step=torch.zeros_like(x),
+            t=torch.zeros(batch, dtype=torch.long, device=x.device),
+            diverged=torch.zeros(batch, dtype=torch.bool, device=x.device),
+            explode_ratio=explode_ratio,
+        )
+
+    @property
+    def batch_size(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def history(self) -> int:
+        return self.change_history.shape[1]
+
+    def advance(self, step: Tensor) -> Tensor:
+        """Move x by step [B, d] where not yet diverged; return the instances that diverged now [B]."""
+        if step.shape != self.x.shape:
+            raise ValueError(f"step must have shape {tuple(self.x.shape)}, got {tuple(step.shape)}")
+        step = step.detach().to(self.x.dtype)
+        active = ~self.diverged
+        step_finite = torch.isfinite(step).all(dim=1)
+        safe_step = torch.where(step_finite.unsqueeze(1), step, torch.zeros_like(step))
+        x_new = self.x + safe_step
+        f_new, grad_new = self.problem.loss_and_grad(x_new)
+        limit = self.f0 + self.explode_ratio * (self.f0.abs() + 1.0)
+        ok = (
+            step_finite
+            & torch.isfinite(x_new).all(dim=1)
+            & torch.isfinite(f_new)
+            & torch.isfinite(grad_new).all(dim=1)
+            & (f_new <= limit)
+        )
+        diverged_now = active & ~ok
+        moved = active & ok
+        change = relative_change(torch.where(moved, f_new, self.f), self.f)
+        m1 = moved.unsqueeze(1)
+        self.last_step = torch.where(m1, safe_step, self.last_step)
+        self.x = torch.where(m1, x_new, self.x)
+        self.f = torch.where(moved, f_new, self.f)
+        self.grad = torch.where(m1, grad_new, self.grad)
+        self.grad_history = _push(self.grad_history, self.grad, moved)
+        self.change_history = _push(self.change_history, change, moved)
+        self.t = self.t + active.long()
+        self.diverged = self.diverged | diverged_now
+        return diverged_now
+
+    def replace_rows(self, mask: Tensor, other: OptimizationState) -> None:
+        """Replace rows where mask [B] is true by `other`'s rows (other.batch_size = mask.sum()).
+
+        The problem's instances are replaced too, so the state stays consistent.
+        """
+        self.problem.replace_rows(mask, other.problem)
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, Tensor):
+                value[mask] = getattr(other, field.name)
