@@ -1,0 +1,69 @@
+"""Saved learned optimizers: one folder, its metadata and its weights, loadable with nothing else.
+
+A saved learned optimizer is a directory holding ``l2o_meta.json`` — at least ``kind`` (which
+loader reads it), ``library_version`` (l2o_gym's), ``env_id``, ``observation``
+("dict" or "coordinatewise"), ``history`` and ``action_scale`` — beside the weights its loader
+reads. `load_rule(path)` checks the metadata and hands the folder to the loader of its kind.
+Loaders are string entry points, so reading metadata imports no learning library.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import l2o_gym
+from l2o_gym.atomic_io import atomic_write_json
+from l2o_gym.family_loader import load_object
+from l2o_gym.update_rule import UpdateRule
+
+META_FILE = "l2o_meta.json"
+REQUIRED_KEYS = ("kind", "library_version", "env_id", "observation", "history", "action_scale")
+
+# kind -> "module:function" taking (folder: Path, meta: dict, device) and returning an UpdateRule
+LOADERS: dict[str, str] = {}
+
+
+def register_loader(kind: str, entry_point: str) -> None:
+    LOADERS[kind] = entry_point
+
+
+def write_meta(folder: str | Path, meta: dict[str, Any]) -> Path:
+    """Write `meta` (plus the library version) as the folder's metadata, atomically."""
+    meta = {"library_version": l2o_gym.__version__, **meta}
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"metadata lacks {missing}; required: {list(REQUIRED_KEYS)}")
+    return atomic_write_json(Path(folder) / META_FILE, meta)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The metadata of a saved learned optimizer, or a clear error if `path` is not one."""
+    folder = Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"no saved learned optimizer at {str(folder)!r}: the path does not exist")
+    meta_path = folder / META_FILE
+    if not folder.is_dir() or not meta_path.is_file():
+        raise ValueError(f"{str(folder)!r} is not a saved l2o_gym optimizer: expected a folder holding {META_FILE}")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{meta_path} is corrupt (not JSON): {err}") from None
+    if not isinstance(meta, dict) or any(k not in meta for k in REQUIRED_KEYS):
+        raise ValueError(f"{meta_path} is not l2o_gym metadata: it must hold {list(REQUIRED_KEYS)}")
+    if meta["library_version"] != l2o_gym.__version__:
+        raise ValueError(
+            f"{str(folder)!r} was saved by l2o_gym {meta['library_version']}, "
+            f"this is {l2o_gym.__version__}: retrain it or load it with that version"
+        )
+    return meta
+
+
+def load_rule(path: str | Path, device: str = "cpu") -> UpdateRule:
+    """Load any saved learned optimizer as an UpdateRule."""
+    meta = read_meta(path)
+    kind = meta["kind"]
+    if kind not in LOADERS:
+        raise ValueError(f"unknown learned-optimizer kind {kind!r} in {path}; known: {sorted(LOADERS)}")
+    return load_object(LOADERS[kind])(Path(path), meta, device)
