@@ -24,10 +24,9 @@ class FunctionProblem(Problem):
     def __init__(self, fn: Objective, x0: Tensor) -> None:
         super().__init__(x0)
         self.fn = fn
-        self._batched = torch.func.vmap(fn)
 
     def loss(self, x: Tensor) -> Tensor:
-        return self._batched(x)
+        return torch.func.vmap(self.fn)(x)
 
 
 def standard_normal_init(dim: int) -> Initializer:
