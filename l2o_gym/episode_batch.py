@@ -131,7 +131,7 @@ class EpisodeBatch:
     # -- what the agent and the user see --------------------------------------------------
     def observe(self) -> Tensor | dict[str, Tensor]:
         """Observation of every instance: [B, d, F] (coordinatewise) or a dict of [B, ...]."""
-        return self.observation(self.require_state(), self.horizon)
+        return self.observation(self.require_state())
 
     def info(self) -> dict[str, Tensor]:
         """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics."""

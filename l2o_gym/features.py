@@ -8,8 +8,9 @@ Two layouts:
   (f_t - f_{t-1}) / |f_{t-1}|, negative when the objective fell, clipped to ±10.
 * `CoordinatewiseObservation`: one row of features per coordinate, so one policy serves any
   dimension. Row i of instance b holds: coordinate i's gradient history (H, signed_log), the
-  instance's shared improvement history (H), coordinate i's last step (signed_log) and the
-  episode progress t / horizon — ``2 H + 2`` features.
+  instance's shared improvement history (H) and coordinate i's last step (signed_log) —
+  ``2 H + 1`` features. Nothing in a row depends on the dimension or the horizon, so a policy
+  trained on one transfers to others.
 
 Both return torch tensors with a leading instance dimension B.
 """
@@ -52,7 +53,7 @@ class DictObservation:
             }
         )
 
-    def __call__(self, state: OptimizationState, horizon: Tensor) -> dict[str, Tensor]:
+    def __call__(self, state: OptimizationState) -> dict[str, Tensor]:
         """Observation of every instance: location [B, d], gradients [B, H, d], improvements [B, H]."""
         return {
             "location": state.x,
@@ -62,14 +63,14 @@ class DictObservation:
 
 
 class CoordinatewiseObservation:
-    """One row of ``2 * history + 2`` features per coordinate."""
+    """One row of ``2 * history + 1`` features per coordinate."""
 
     def __init__(self, dim: int, history: int) -> None:
         self.dim, self.history = dim, history
 
     @property
     def num_features(self) -> int:
-        return 2 * self.history + 2
+        return 2 * self.history + 1
 
     def row_space(self) -> spaces.Box:
         """The space of one coordinate's row."""
@@ -79,15 +80,13 @@ class CoordinatewiseObservation:
         """The space of one instance: [d, F]."""
         return spaces.Box(-CHANGE_CLIP, CHANGE_CLIP, (self.dim, self.num_features), np.float32)
 
-    def __call__(self, state: OptimizationState, horizon: Tensor) -> Tensor:
-        """Rows of every instance: [B, d, F]; horizon [B] gives the progress feature."""
+    def __call__(self, state: OptimizationState) -> Tensor:
+        """Rows of every instance: [B, d, F]."""
         batch, dim = state.x.shape
         grads = signed_log(state.grad_history).transpose(1, 2)  # [B, d, H]
         changes = state.change_history.unsqueeze(1).expand(batch, dim, self.history)
         last_step = signed_log(state.last_step).unsqueeze(2)
-        progress = (state.t.to(state.x.dtype) / horizon.to(state.x.dtype)).clamp(0.0, 1.0)
-        progress = progress.view(batch, 1, 1).expand(batch, dim, 1)
-        return torch.cat([grads, changes, last_step, progress], dim=2)
+        return torch.cat([grads, changes, last_step], dim=2)
 
 
 def make_observation(coordinatewise: bool, dim: int, history: int):
