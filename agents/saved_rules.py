@@ -22,7 +22,11 @@ META_FILE = "l2o_meta.json"
 REQUIRED_KEYS = ("kind", "library_version", "env_id", "observation", "history", "action_scale")
 
 # kind -> "module:function" taking (folder: Path, meta: dict, device) and returning an UpdateRule
-LOADERS: dict[str, str] = {}
+LOADERS: dict[str, str] = {
+    "sb3": "agents.learned_optimizer:load",
+    "l2l": "agents.l2l_lstm:load",
+    "meta_lstm": "agents.meta_lstm:load",
+}
 
 
 def register_loader(kind: str, entry_point: str) -> None:

@@ -19,6 +19,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp_path = Path(tmp)
     try:
         write(tmp_path)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # as an ordinary open() would create it
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -1,0 +1,92 @@
+"""A trained stable-baselines3 policy acting as an optimizer (an `UpdateRule`).
+
+It rebuilds the observation the policy was trained on from the batched `OptimizationState`
+(same features, same history length) and turns the policy's deterministic action into the step
+``action_scale * clip(action, -1, 1)``. A coordinatewise policy acts on every coordinate of every
+instance in one forward pass, so it runs on problems of any dimension; a dict-layout policy only
+on the dimension it was trained at.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from agents.saved_rules import read_meta
+from agents.sb3_policy_io import rebuild_policy
+from l2o_gym.features import make_observation
+from l2o_gym.state import OptimizationState
+from l2o_gym.update_rule import UpdateRule
+
+
+class LearnedOptimizer(UpdateRule):
+    """An SB3 policy with its metadata; `LearnedOptimizer.load(path)` reads a saved one."""
+
+    def __init__(self, policy: torch.nn.Module, meta: dict[str, Any], name: str | None = None) -> None:
+        self.policy = policy
+        self.meta = meta
+        self.coordinatewise = meta["observation"] == "coordinatewise"
+        self.history = int(meta["history"])
+        self.action_scale = float(meta["action_scale"])
+        self.recurrent = meta["algo"] == "recurrent_ppo"
+        self.name = name or f"{meta['algo']}-{meta['observation']}"
+        self._lstm_states: tuple[Tensor, Tensor] | None = None
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu", name: str | None = None) -> LearnedOptimizer:
+        meta = read_meta(path)
+        if meta["kind"] != "sb3":
+            raise ValueError(f"{str(path)!r} holds a {meta['kind']!r} optimizer, not an SB3 policy")
+        return cls(rebuild_policy(path, meta, device), meta, name)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.policy.parameters()).device
+
+    def reset(self, state: OptimizationState) -> None:
+        if state.history != self.history:
+            raise ValueError(f"the state keeps {state.history} history items, the policy was trained on {self.history}")
+        if not self.coordinatewise and state.x.shape[1] != self.meta["dim"]:
+            raise ValueError(
+                f"this dict-layout policy acts on dimension {self.meta['dim']}, got {state.x.shape[1]}; "
+                "train with coordinatewise=True for a dimension-free optimizer"
+            )
+        self._lstm_states = None
+
+    def observe(self, state: OptimizationState) -> Tensor | dict[str, Tensor]:
+        """The policy's input: rows [B·d, F] (coordinatewise) or a dict of [B, ...]."""
+        batch, dim = state.x.shape
+        obs = make_observation(self.coordinatewise, dim, self.history)(state)
+        if self.coordinatewise:
+            return obs.reshape(batch * dim, -1).to(self.device)
+        return {k: v.to(self.device) for k, v in obs.items()}
+
+    @torch.no_grad()
+    def act(self, obs: Tensor | dict[str, Tensor], n: int) -> Tensor:
+        """Deterministic actions for n policy inputs."""
+        if not self.recurrent:
+            return self.policy._predict(obs, deterministic=True)
+        starts = torch.zeros(n, device=self.device)
+        if self._lstm_states is None:
+            layers, _, hidden = self.policy.lstm_hidden_state_shape
+            zeros = torch.zeros(layers, n, hidden, device=self.device)
+            self._lstm_states = (zeros, zeros.clone())
+            starts = torch.ones(n, device=self.device)
+        actions, self._lstm_states = self.policy._predict(
+            obs, lstm_states=self._lstm_states, episode_starts=starts, deterministic=True
+        )
+        return actions
+
+    def step(self, state: OptimizationState) -> Tensor:
+        batch, dim = state.x.shape
+        n = batch * dim if self.coordinatewise else batch
+        actions = self.act(self.observe(state), n).reshape(batch, dim)
+        return self.action_scale * actions.clamp(-1.0, 1.0).to(state.x.dtype).to(state.x.device)
+
+
+def load(folder: Path, meta: dict[str, Any], device: str = "cpu") -> LearnedOptimizer:
+    """Loader for `agents.saved_rules.load_rule` (kind "sb3")."""
+    return LearnedOptimizer(rebuild_policy(folder, meta, device), meta)

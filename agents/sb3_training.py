@@ -1,0 +1,198 @@
+"""Train a learned optimizer with stable-baselines3 on an l2o_gym environment.
+
+Everything runs on the natively batched SB3 VecEnv (`l2o_gym.make_sb3_vec_env`). A run folder
+holds ``best_model/`` (best on held-out validation) and ``model/`` (final): saved learned
+optimizers (l2o_meta.json + policy.pth, loadable with `agents.saved_rules.load_rule`); and
+``checkpoint/model.zip`` (SB3's own checkpoint, for --resume), ``tb/`` (TensorBoard, with
+held-out validation metrics) and ``hyperparams.yaml``. Every file is written atomically (a
+learned optimizer's metadata last), so a crash loses nothing complete.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+
+import l2o_gym
+from agents.hyperparams import load_hyperparams
+from agents.saved_rules import write_meta
+from agents.sb3_policy_io import policy_kwargs_from_config, save_policy
+from agents.validation_callback import ValidationCallback
+from l2o_gym.atomic_io import atomic_write, atomic_write_text
+from l2o_gym.episode_batch import EpisodeBatch
+from l2o_gym.family_loader import split_kwargs
+from l2o_gym.registry import env_options, make_family
+
+ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
+CHECKPOINT = "checkpoint/model.zip"
+
+
+def algorithm_class(algo: str) -> type:
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
+    if algo == "recurrent_ppo":
+        from sb3_contrib import RecurrentPPO
+
+        return RecurrentPPO
+    import stable_baselines3
+
+    return getattr(stable_baselines3, algo.upper())
+
+
+def policy_name(algo: str, coordinatewise: bool) -> str:
+    if algo == "recurrent_ppo":
+        return "MlpLstmPolicy" if coordinatewise else "MultiInputLstmPolicy"
+    return "MlpPolicy" if coordinatewise else "MultiInputPolicy"
+
+
+def save_learned_optimizer(model: Any, folder: Path, meta: dict[str, Any]) -> Path:
+    """The policy's weights, then its metadata (the completion marker), atomically."""
+    save_policy(model.policy, folder)
+    write_meta(folder, {**meta, "timesteps": int(model.num_timesteps)})
+    return folder
+
+
+def save_checkpoint(model: Any, out_dir: Path) -> Path:
+    return atomic_write(out_dir / CHECKPOINT, lambda tmp: model.save(tmp))
+
+
+class CheckpointEvery(BaseCallback):
+    """SB3 checkpoint every `every` env steps (atomically replaced)."""
+
+    def __init__(self, out_dir: Path, every: int) -> None:
+        super().__init__()
+        self.out_dir, self.every, self.last = out_dir, every, 0
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self.last >= self.every:
+            self.last = self.num_timesteps
+            save_checkpoint(self.model, self.out_dir)
+        return True
+
+
+@dataclass
+class TrainingResult:
+    out_dir: Path
+    best: Path
+    final: Path
+    timesteps: int
+    wall_time_s: float
+    validation: list[dict[str, float]]
+
+
+def train_sb3(
+    env_id: str,
+    algo: str = "ppo",
+    *,
+    out_dir: str | Path,
+    timesteps: int | None = None,
+    num_envs: int | None = None,
+    seed: int = 0,
+    config: str | Path | None = None,
+    coordinatewise: bool | None = None,
+    resume: bool = False,
+    progress_bar: bool = True,
+    validation_instances: int = 64,
+    reference: Any = None,
+    env_kwargs: dict[str, Any] | None = None,
+    verbose: int = 0,
+) -> TrainingResult:
+    """Train `algo` on `env_id`; returns where the best and final learned optimizers are.
+
+    `reference` is the update rule validation compares against (default: tuned Adam from
+    `agents.tuning`). With `resume=True`, continues the run in `out_dir` from its checkpoint and
+    step count up to `timesteps` in all.
+    """
+    cls = algorithm_class(algo)
+    params = load_hyperparams(env_id, algo, config)
+    if timesteps is not None:
+        params["timesteps"] = timesteps
+    if num_envs is not None:
+        params["num_envs"] = num_envs
+    if coordinatewise is not None:
+        params["coordinatewise"] = coordinatewise
+    params["env"] = {**params.get("env", {}), **(env_kwargs or {})}
+    total = l2o_gym.problem.check_positive_int("timesteps", int(params["timesteps"]))
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    coord = bool(params["coordinatewise"])
+    env_kw = {**env_options(env_id), **params["env"]}
+    venv = l2o_gym.make_sb3_vec_env(env_id, int(params["num_envs"]), seed=seed, coordinatewise=coord, **env_kw)
+    episodes: EpisodeBatch = venv.episodes
+    horizon = episodes.horizon_range[1]
+    meta = {
+        "kind": "sb3",
+        "algo": algo,
+        "env_id": env_id,
+        "env_kwargs": params["env"],
+        "observation": "coordinatewise" if coord else "dict",
+        "dim": episodes.dim,
+        "history": episodes.history,
+        "action_scale": episodes.action_scale,
+        "horizon": list(episodes.horizon_range),
+        "policy_kwargs": params.get("policy", {}),
+        "seed": seed,
+    }
+    atomic_write_text(out_dir / "hyperparams.yaml", yaml.safe_dump({"env_id": env_id, "algo": algo, **params}))
+
+    checkpoint = out_dir / CHECKPOINT
+    if resume:
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist")
+        # SB3's checkpoint holds pickled objects: only resume runs of your own.
+        model = cls.load(checkpoint, env=venv, tensorboard_log=str(out_dir / "tb"))
+    else:
+        model = cls(
+            policy_name(algo, coord),
+            venv,
+            seed=seed,
+            verbose=verbose,
+            tensorboard_log=str(out_dir / "tb"),
+            policy_kwargs=policy_kwargs_from_config(params.get("policy")),
+            **params.get("algo", {}),
+        )
+
+    family = make_family(env_id, **split_kwargs(params["env"])[1])
+    validation_problem = family.sample(validation_instances, torch.Generator().manual_seed(seed), "validation")
+    if reference is None:
+        from agents.tuning import tuned_optimizer
+
+        reference = tuned_optimizer("adam", env_id, horizon)
+    validation = ValidationCallback(
+        validation_problem,
+        reference,
+        meta,
+        horizon,
+        int(params["eval_freq"]),
+        on_best=lambda cb: save_learned_optimizer(cb.model, out_dir / "best_model", meta),
+    )
+    callbacks = CallbackList([validation, CheckpointEvery(out_dir, int(params["eval_freq"]))])
+    remaining = total - int(model.num_timesteps)
+    start = time.perf_counter()
+    if remaining > 0:
+        model.learn(
+            remaining,
+            callback=callbacks,
+            progress_bar=progress_bar,
+            reset_num_timesteps=not resume,
+            tb_log_name=algo,
+        )
+    wall = time.perf_counter() - start
+    save_checkpoint(model, out_dir)
+    validation.evaluate()
+    score = (validation.history[-1]["win_rate_vs_reference"], -validation.history[-1]["mean_final_objective"])
+    if validation.best_score is None or score > validation.best_score:
+        validation.best_score = score
+        save_learned_optimizer(model, out_dir / "best_model", meta)
+    final = save_learned_optimizer(model, out_dir / "model", meta)
+    return TrainingResult(out_dir, out_dir / "best_model", final, int(model.num_timesteps), wall, validation.history)
+
+
+__all__ = ["ALGOS", "train_sb3", "TrainingResult"]

@@ -1,0 +1,176 @@
+"""Training learned optimizers with stable-baselines3 (tiny budgets: mechanics, not quality)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import l2o_gym
+from agents.learned_optimizer import LearnedOptimizer
+from agents.saved_rules import META_FILE, load_rule
+from agents.sb3_training import ALGOS, train_sb3
+from agents.torch_optimizer import LearnedTorchOptimizer
+from l2o_gym.unroll import unroll
+from l2o_gym.update_rule import UpdateRule
+
+
+class FixedGD(UpdateRule):
+    name = "gd"
+
+    def step(self, state):
+        return -0.02 * state.grad
+
+
+TINY = {"eval_freq": 400}
+
+
+def _train(tmp_path, algo="ppo", timesteps=400, **kwargs):
+    config = tmp_path / "tiny.yaml"
+    overrides = {
+        "ppo": "algo: {n_steps: 8, batch_size: 64, n_epochs: 1}",
+        "a2c": "algo: {n_steps: 4}",
+        "recurrent_ppo": "algo: {n_steps: 8, batch_size: 64, n_epochs: 1}",
+        "sac": "algo: {learning_starts: 50, batch_size: 32, gradient_steps: 1, buffer_size: 1000}",
+        "td3": "algo: {learning_starts: 50, batch_size: 32, gradient_steps: 1, buffer_size: 1000}",
+    }[algo]
+    config.write_text(f"eval_freq: 400\n{overrides}\n")
+    return train_sb3(
+        "l2o/Quadratic-v0",
+        algo,
+        out_dir=tmp_path / algo,
+        timesteps=timesteps,
+        num_envs=2,
+        config=config,
+        reference=FixedGD(),
+        progress_bar=False,
+        validation_instances=4,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_each_algorithm_trains_saves_and_loads(tmp_path, algo):
+    result = _train(tmp_path, algo, env_kwargs={"dim": 3, "horizon": 8})
+    assert result.timesteps >= 400
+    for folder in (result.best, result.final):
+        meta = json.loads((folder / META_FILE).read_text())
+        assert meta["algo"] == algo and meta["env_id"] == "l2o/Quadratic-v0"
+        assert meta["observation"] == "coordinatewise" and meta["history"] == 25
+    assert (result.out_dir / "checkpoint" / "model.zip").is_file()
+    assert any((result.out_dir / "tb").rglob("events.out.tfevents.*"))
+    rule = load_rule(result.final)
+    problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=3).sample(5, torch.Generator().manual_seed(0), "test")
+    curves = unroll(rule, problem, 10)
+    assert curves.objectives.shape == (11, 5) and torch.isfinite(curves.objectives).all()
+
+
+def test_loaded_model_acts_like_the_trained_policy(tmp_path):
+    result = _train(tmp_path, env_kwargs={"dim": 3, "horizon": 8})
+    loaded = load_rule(result.final)
+    from stable_baselines3 import PPO
+
+    model = PPO.load(result.out_dir / "checkpoint" / "model.zip")
+    in_memory = LearnedOptimizer(model.policy, loaded.meta)
+    problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=3).sample(4, torch.Generator().manual_seed(1), "test")
+    a = unroll(loaded, problem, 6).objectives
+    b = unroll(in_memory, problem, 6).objectives
+    assert torch.allclose(a, b)
+
+
+def test_coordinatewise_policy_runs_at_another_dimension(tmp_path):
+    result = _train(tmp_path, env_kwargs={"dim": 3, "horizon": 8})
+    rule = load_rule(result.final)
+    problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=30).sample(3, torch.Generator().manual_seed(0), "test")
+    curves = unroll(rule, problem, 5)
+    assert curves.objectives.shape == (6, 3) and torch.isfinite(curves.objectives).all()
+
+
+def test_dict_policy_refuses_another_dimension(tmp_path):
+    result = _train(tmp_path, coordinatewise=False, env_kwargs={"dim": 3, "horizon": 8})
+    rule = load_rule(result.final)
+    problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=4).sample(2, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="dimension 3"):
+        unroll(rule, problem, 3)
+
+
+def test_resume_continues_the_step_count(tmp_path):
+    first = _train(tmp_path, timesteps=400, env_kwargs={"dim": 3, "horizon": 8})
+    assert 400 <= first.timesteps < 800
+    again = _train(tmp_path, timesteps=first.timesteps + 400, resume=True, env_kwargs={"dim": 3, "horizon": 8})
+    assert again.timesteps >= first.timesteps + 400
+    tb_runs = list((first.out_dir / "tb").iterdir())
+    assert tb_runs
+
+
+def test_torch_optimizer_wrapper_lowers_loss_of_a_torch_model():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    optimizer = LearnedTorchOptimizer(model.parameters(), FixedGD())
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    first = float(closure())
+    for _ in range(50):
+        optimizer.step(closure)
+    assert float(closure()) < 0.9 * first
+
+
+def test_torch_optimizer_wrapper_with_a_saved_learned_optimizer(tmp_path):
+    result = _train(tmp_path, env_kwargs={"dim": 3, "horizon": 8})
+    model = torch.nn.Linear(5, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = LearnedTorchOptimizer(model.parameters(), result.final)
+    x, y = torch.randn(16, 5), torch.randn(16, 1)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = torch.nn.functional.mse_loss(model(x), y)
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        loss = optimizer.step(closure)
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError, match="closure is required"):
+        optimizer.step()
+
+
+def test_bad_model_files_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_rule(tmp_path / "nothing")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "model.zip").write_bytes(b"PK junk")
+    with pytest.raises(ValueError, match="not a saved l2o_gym optimizer"):
+        load_rule(foreign)
+    result = _train(tmp_path, env_kwargs={"dim": 3, "horizon": 8})
+    meta_path = result.final / META_FILE
+    meta = json.loads(meta_path.read_text())
+    (result.final / "policy.pth").write_bytes(b"\x00corrupt")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_rule(result.final)
+    meta_path.write_text(json.dumps({**meta, "library_version": "0.0.1"}))
+    with pytest.raises(ValueError, match="saved by l2o_gym 0.0.1"):
+        load_rule(result.final)
+    meta_path.write_text("{not json")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_rule(result.final)
+
+
+def test_unknown_algo_and_bad_config(tmp_path):
+    with pytest.raises(ValueError, match="algo must be one of"):
+        train_sb3("l2o/Quadratic-v0", "dqn", out_dir=tmp_path)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("learning_rat: 3\n")
+    with pytest.raises(ValueError, match="unknown hyperparameter section"):
+        train_sb3("l2o/Quadratic-v0", "ppo", out_dir=tmp_path, config=bad)
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train_sb3("l2o/Quadratic-v0", "ppo", out_dir=tmp_path / "new", resume=True, reference=FixedGD())
