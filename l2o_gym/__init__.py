@@ -5,6 +5,7 @@ any task family.
 """
 
 from l2o_gym.episode_batch import EpisodeBatch
+from l2o_gym.evaluation import EvaluationResult, evaluate
 from l2o_gym.problem import SPLITS, Problem, TaskFamily
 from l2o_gym.registry import (
     l2o_env_ids,
@@ -23,6 +24,8 @@ register_builtin_envs()
 __all__ = [
     "SPLITS",
     "EpisodeBatch",
+    "EvaluationResult",
+    "evaluate",
     "OptimizationState",
     "Problem",
     "TaskFamily",

@@ -1,0 +1,168 @@
+"""Held-out evaluation: every update rule on the very same instances, their curves and metrics.
+
+`evaluate` draws ONE problem of B instances from a family's split (a generator seeded by `seed`),
+computes each instance's optimum f* once where the family knows it, and unrolls every rule on
+its own deep copy of that problem through `l2o_gym.unroll.unroll`, so all rules start from the
+same x_0 on the same objectives. Curves are objectives [T + 1, B] per method; the metrics are
+those of `l2o_gym.metrics` (suboptimality where f* is known), relative to the `reference` rule
+(tuned Adam by convention). The reference is also run for `reference_horizon` steps (default
+4 T) on another copy, so that speed-ups up to reference_horizon / T can be measured.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from l2o_gym.metrics import MethodMetrics, curve_quantiles, curve_values, margin_of_victory, method_metrics
+from l2o_gym.problem import TaskFamily, check_positive_int, check_split
+from l2o_gym.registry import make_family
+from l2o_gym.state import DEFAULT_HISTORY
+from l2o_gym.unroll import Curves, unroll
+from l2o_gym.update_rule import UpdateRule
+
+
+@dataclass
+class EvaluationResult:
+    """Curves and metrics of several methods on the same B instances of one family.
+
+    `curves[name]` holds objectives [T + 1, B]; `metrics[name]` its `MethodMetrics`; `has_optimum`
+    says whether values are suboptimalities f - f* (else raw objectives)."""
+
+    env_id: str
+    description: str
+    dim: int
+    split: str
+    instances: int
+    horizon: int
+    seed: int
+    reference: str | None
+    curves: dict[str, Curves]
+    metrics: dict[str, MethodMetrics]
+    family_kwargs: dict[str, Any] = field(default_factory=dict)
+    reference_long: Curves | None = None
+
+    @property
+    def reference_horizon(self) -> int | None:
+        """Steps the reference ran to measure speed-ups (None without a reference)."""
+        if self.reference is None:
+            return None
+        long = self.reference_long if self.reference_long is not None else self.curves[self.reference]
+        return long.objectives.shape[0] - 1
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.curves)
+
+    @property
+    def has_optimum(self) -> bool:
+        return all(c.f_star is not None for c in self.curves.values())
+
+    @property
+    def value_name(self) -> str:
+        return "f - f*" if self.has_optimum else "f"
+
+    def values(self, method: str) -> torch.Tensor:
+        """The method's values [T + 1, B]: suboptimality where f* is known, else the objective."""
+        c = self.curves[method]
+        return curve_values(c.objectives, c.f_star)
+
+    def quantiles(self, method: str) -> torch.Tensor:
+        """25 %, 50 % and 75 % quantiles of the method's values over instances: [3, T + 1]."""
+        return curve_quantiles(self.values(method))
+
+    def margin_curve(self, method: str) -> torch.Tensor | None:
+        """Li & Malik's margin of victory at each step [T + 1], or None with a single method."""
+        if len(self.curves) < 2:
+            return None
+        return margin_of_victory({m: self.values(m) for m in self.curves}, method)
+
+
+def check_rules(rules: Mapping[str, UpdateRule]) -> dict[str, UpdateRule]:
+    """The rules as a dict, or a clear error: a non-empty mapping of str names to UpdateRules."""
+    if not isinstance(rules, Mapping) or not rules:
+        raise ValueError(f"rules must be a non-empty mapping of names to UpdateRules, got {rules!r}")
+    for name, rule in rules.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"rule names must be non-empty strings, got {name!r}")
+        if not isinstance(rule, UpdateRule):
+            raise TypeError(f"rules[{name!r}] must be an l2o_gym UpdateRule, got {type(rule).__name__}")
+    return dict(rules)
+
+
+def evaluate(
+    rules: Mapping[str, UpdateRule],
+    env_id_or_family: str | TaskFamily,
+    *,
+    split: str = "test",
+    instances: int = 100,
+    horizon: int = 40,
+    seed: int = 0,
+    reference: str | None = "adam",
+    history: int = DEFAULT_HISTORY,
+    family_kwargs: Mapping[str, Any] | None = None,
+    reference_horizon: int | None = None,
+    device: str | torch.device = "cpu",
+) -> EvaluationResult:
+    """Run every rule for `horizon` steps on the same `instances` instances of `split` and score them.
+
+    `env_id_or_family` is a registered id (its family is built with `family_kwargs`, e.g. an
+    out-of-distribution variation) or a TaskFamily. `reference` names the rule the speed-up and
+    win rate are measured against (None: skip those metrics); it also runs `reference_horizon` steps
+    (>= horizon, default 4 * horizon) for the speed-up. Every argument is checked before any
+    instance is drawn.
+    """
+    rules = check_rules(rules)
+    check_split(split)
+    check_positive_int("instances", instances)
+    check_positive_int("horizon", horizon)
+    check_positive_int("history", history)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if reference is not None and reference not in rules:
+        raise ValueError(
+            f"reference {reference!r} is not among the rules {sorted(rules)}; add it or pass reference=None"
+        )
+    reference_horizon = 4 * horizon if reference_horizon is None else reference_horizon
+    check_positive_int("reference_horizon", reference_horizon)
+    if reference_horizon < horizon:
+        raise ValueError(f"reference_horizon must be >= horizon ({horizon}), got {reference_horizon}")
+    family_kwargs = dict(family_kwargs or {})
+    if isinstance(env_id_or_family, TaskFamily):
+        if family_kwargs:
+            raise ValueError("family_kwargs apply to an env id only; this family is already built")
+        family, env_id = env_id_or_family, type(env_id_or_family).__name__
+    elif isinstance(env_id_or_family, str):
+        family, env_id = make_family(env_id_or_family, **family_kwargs), env_id_or_family
+    else:
+        raise TypeError(f"env_id_or_family must be a registered env id or a TaskFamily, got {env_id_or_family!r}")
+
+    problem = family.sample(instances, torch.Generator().manual_seed(seed), split=split, device=device)
+    problem.optimum()  # once, shared by every copy (None where the family cannot give it)
+    curves = {
+        name: unroll(rule, copy.deepcopy(problem), horizon, history=history, with_optimum=True)
+        for name, rule in rules.items()
+    }
+    reference_long = None
+    if reference is not None and reference_horizon > horizon:
+        reference_long = unroll(
+            rules[reference], copy.deepcopy(problem), reference_horizon, history=history, with_optimum=True
+        )
+    return EvaluationResult(
+        env_id=env_id,
+        description=family.description,
+        dim=family.dim,
+        split=split,
+        instances=instances,
+        horizon=horizon,
+        seed=seed,
+        reference=reference,
+        curves=curves,
+        metrics=method_metrics(curves, reference, reference_long),
+        family_kwargs=family_kwargs,
+        reference_long=reference_long,
+    )
