@@ -22,6 +22,13 @@ VECTOR_ENTRY_POINT = "l2o_gym.envs.optimization_vector_env:OptimizationVectorEnv
 BUILTIN_FAMILIES: dict[str, str] = {
     "l2o/Quadratic-v0": "tasks.quadratic:QuadraticFamily",
     "l2o/Rosenbrock-v0": "tasks.rosenbrock:RosenbrockFamily",
+    "l2o/LogisticRegression-v0": "tasks.logistic_regression:LogisticRegressionFamily",
+    "l2o/RobustLinearRegression-v0": "tasks.robust_linear_regression:RobustLinearRegressionFamily",
+    "l2o/TwoLayerNet-v0": "tasks.two_layer_net:TwoLayerNetFamily",
+    "l2o/MAMLSinusoid-v0": "tasks.maml_sinusoid:MAMLSinusoidFamily",
+    "l2o/MAMLDigits-v0": "tasks.maml_digits:MAMLDigitsFamily",
+    "l2o/MANNDigits-v0": "tasks.mann_digits:MANNDigitsFamily",
+    "l2o/HyperNetDigits-v0": "tasks.hypernet_digits:HyperNetDigitsFamily",
 }
 
 

@@ -1,0 +1,115 @@
+"""L-BFGS, batched over instances: the two-loop recursion over [B, m, d] histories.
+
+Each instance keeps its last m pairs s = x_{k+1} - x_k, y = g_{k+1} - g_k (oldest first; a pair
+is stored only where the curvature yᵀs > 1e-10 holds, so each instance's history fills on its
+own). The direction -H_k g_k uses the initial scaling γ = sᵀy / yᵀy of the newest pair; an
+instance without pairs, or whose direction is not a descent direction (its history is then
+cleared), takes -g; so does an instance whose last line search found no step. The step comes
+from the batched Armijo line search (`agents.hand_designed.line_search`), starting from `lr` (1 by default) and from
+lr·min(1, 1/||g||₁) on the first step. One `step` is one L-BFGS iteration. Shapes: x, g [B, d];
+S, Y [B, m, d]; ρ = 1/yᵀs [B, m], 0 for an empty slot (which makes it a no-op in the recursion).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from agents.hand_designed.conjugate_gradient import first_trial_step
+from agents.hand_designed.hyperparameters import INITIAL_STEPS, HandDesignedRule
+from agents.hand_designed.line_search import armijo_backtracking
+from l2o_gym.state import OptimizationState
+
+CURVATURE_EPS = 1e-10
+
+
+def two_loop(grad: Tensor, S: Tensor, Y: Tensor, rho: Tensor, gamma: Tensor) -> Tensor:
+    """H g [B, d] for the L-BFGS inverse-Hessian approximation given by S, Y [B, m, d], ρ [B, m]."""
+    q = grad.clone()
+    m = S.shape[1]
+    a = torch.zeros_like(rho)
+    for i in range(m - 1, -1, -1):  # newest to oldest (a loop over history slots, not instances)
+        a[:, i] = rho[:, i] * (S[:, i] * q).sum(dim=1)
+        q = q - a[:, i : i + 1] * Y[:, i]
+    r = gamma.unsqueeze(1) * q
+    for i in range(m):
+        b = rho[:, i] * (Y[:, i] * r).sum(dim=1)
+        r = r + S[:, i] * (a[:, i] - b).unsqueeze(1)
+    return r
+
+
+def push_pair(history: Tensor, new: Tensor, where: Tensor) -> Tensor:
+    """Drop the oldest slot and append new [B, ...] in rows where `where` [B]; others unchanged."""
+    shifted = torch.cat([history[:, 1:], new.unsqueeze(1)], dim=1)
+    return torch.where(where.view((-1,) + (1,) * (history.dim() - 1)), shifted, history)
+
+
+class LBFGS(HandDesignedRule):
+    """Batched L-BFGS with `history` pairs and an Armijo line search; `lr` is the trial step."""
+
+    name = "lbfgs"
+    HYPERPARAMETERS: ClassVar[dict[str, float]] = {"lr": 1.0}
+
+    def __init__(self, history: int = 10, max_evals: int = 25, **hparams: float) -> None:
+        super().__init__(**hparams)
+        if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+            raise ValueError(f"history must be a positive int, got {history!r}")
+        self.history = history
+        self.max_evals = max_evals
+        self._S: Tensor | None = None
+        self._Y: Tensor | None = None
+        self._rho: Tensor | None = None
+        self._x: Tensor | None = None
+        self._grad: Tensor | None = None
+        self._failed: Tensor | None = None
+
+    @classmethod
+    def default_grid(cls) -> dict[str, list[float]]:
+        return {"lr": list(INITIAL_STEPS)}
+
+    def reset(self, state: OptimizationState) -> None:
+        b, d = state.x.shape
+        self._S = state.x.new_zeros(b, self.history, d)
+        self._Y = state.x.new_zeros(b, self.history, d)
+        self._rho = state.x.new_zeros(b, self.history)
+        self._x = None
+        self._grad = None
+        self._failed = None
+
+    def step(self, state: OptimizationState) -> Tensor:
+        if self._S is None or self._S.shape[0] != state.batch_size:
+            raise RuntimeError("lbfgs: call reset(state) before step(state)")
+        x, g = state.x, state.grad
+        lr = self.hparams["lr"]
+        if self._x is not None:
+            s, y = x - self._x, g - self._grad
+            sy = (s * y).sum(dim=1)
+            keep = sy > CURVATURE_EPS
+            self._S = push_pair(self._S, s, keep)
+            self._Y = push_pair(self._Y, y, keep)
+            self._rho = push_pair(self._rho, torch.where(keep, 1.0 / sy.where(keep, torch.ones_like(sy)), 0.0), keep)
+        has_pairs = self._rho[:, -1] > 0
+        s_new, y_new = self._S[:, -1], self._Y[:, -1]
+        gamma = torch.where(
+            has_pairs,
+            (s_new * y_new).sum(dim=1) / y_new.pow(2).sum(dim=1).clamp_min(1e-30),
+            torch.ones_like(self._rho[:, -1]),
+        )
+        direction = -two_loop(g, self._S, self._Y, self._rho, gamma)
+        descent = (g * direction).sum(dim=1) < 0
+        fallback = ~descent | ~torch.isfinite(direction).all(dim=1)
+        if self._failed is not None:  # the last line search found no step: restart from -g
+            fallback = fallback | self._failed
+        if bool(fallback.any()):
+            direction = torch.where(fallback.unsqueeze(1), -g, direction)
+            clear = fallback.view(-1, 1, 1)
+            self._S = self._S.masked_fill(clear, 0.0)
+            self._Y = self._Y.masked_fill(clear, 0.0)
+            self._rho = self._rho.masked_fill(fallback.unsqueeze(1), 0.0)
+            has_pairs = has_pairs & ~fallback
+        alpha0 = torch.where(has_pairs, torch.full_like(gamma, lr), first_trial_step(lr, g))
+        search = armijo_backtracking(state.problem, x, state.f, g, direction, alpha0, max_evals=self.max_evals)
+        self._x, self._grad, self._failed = x.clone(), g.clone(), ~search.found
+        return search.alpha.unsqueeze(1) * direction

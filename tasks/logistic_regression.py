@@ -1,0 +1,94 @@
+"""Li & Malik's (2017) logistic regression family.
+
+f(w, b) = -(1/N) Σ_i [y_i log σ(wᵀa_i + b) + (1 - y_i) log(1 - σ(wᵀa_i + b))] + (λ/2) ||w||²,
+λ = 5e-4, features a_i ∈ R^3, so x = (w, b) ∈ R^4. Each instance is a dataset of N = 100 points,
+half from each of two multivariate Gaussians with random means and covariances
+(`tasks.gaussian_data`); points of Gaussian k get label k. Convex, with one optimum
+(computed by batched L-BFGS). Starting points x0 ~ N(0, init_std²) (init_std = 1; Li & Malik do
+not state theirs).
+
+Out-of-distribution variations: `dim` (feature dimension), `n_points`, `mean_std` (class
+separation), `spread` (class width), `lam`.
+
+Shapes: a [B, N, dim], y [B, N] in {0, 1}, x [B, dim + 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from l2o_gym.solve import minimize_batched
+from tasks.gaussian_data import check_positive_float, gaussian_clusters
+
+
+class LogisticRegressionProblem(Problem):
+    """a [B, N, dim] features, y [B, N] labels in {0, 1}; x = (w [dim], b)."""
+
+    instance_fields = ("a", "y")
+
+    def __init__(self, a: Tensor, y: Tensor, x0: Tensor, lam: float) -> None:
+        super().__init__(x0)
+        self.a, self.y, self.lam = a, y, lam
+
+    def logits(self, x: Tensor) -> Tensor:
+        return torch.einsum("bnj,bj->bn", self.a, x[:, :-1]) + x[:, -1:]
+
+    def loss(self, x: Tensor) -> Tensor:
+        z = self.logits(x)
+        data = (F.softplus(z) - self.y * z).mean(dim=1)
+        return data + 0.5 * self.lam * x[:, :-1].pow(2).sum(dim=1)
+
+    def loss_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z = self.logits(x)
+        w = x[:, :-1]
+        f = (F.softplus(z) - self.y * z).mean(dim=1) + 0.5 * self.lam * w.pow(2).sum(dim=1)
+        residual = (torch.sigmoid(z) - self.y) / z.shape[1]
+        grad_w = torch.einsum("bnj,bn->bj", self.a, residual) + self.lam * w
+        return f, torch.cat([grad_w, residual.sum(dim=1, keepdim=True)], dim=1)
+
+    def metrics(self, x: Tensor) -> dict[str, Tensor]:
+        correct = (self.logits(x) > 0).to(self.y.dtype) == self.y
+        return {"accuracy": correct.to(x.dtype).mean(dim=1)}
+
+    def compute_optimum(self) -> Tensor:
+        return minimize_batched(self)[1]
+
+
+class LogisticRegressionFamily(TaskFamily):
+    """L2-regularised logistic regression on two random Gaussian classes (Li & Malik 2017)."""
+
+    description = "logistic regression, 2 random Gaussian classes, N=100, λ=5e-4 (Li & Malik 2017)"
+    default_action_scale = 2.0  # 2x tuned Adam's lr (1.0, benchmarks/tuned_baselines.py)
+    has_optimum = True
+
+    def __init__(
+        self,
+        dim: int = 3,
+        n_points: int = 100,
+        lam: float = 5e-4,
+        mean_std: float = 1.0,
+        spread: float = 1.0,
+        init_std: float = 1.0,
+    ) -> None:
+        self.features = check_positive_int("dim", dim)
+        self.dim = self.features + 1
+        self.n_points = check_positive_int("n_points", n_points)
+        if self.n_points % 2:
+            raise ValueError(f"n_points must be even (half from each class), got {n_points}")
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
+            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
+        self.lam = float(lam)
+        self.mean_std = check_positive_float("mean_std", mean_std)
+        self.spread = check_positive_float("spread", spread)
+        self.init_std = check_positive_float("init_std", init_std)
+
+    def sample_instances(self, n: int, generator: torch.Generator, device: torch.device) -> LogisticRegressionProblem:
+        a, cluster = gaussian_clusters(
+            n, 2, self.n_points // 2, self.features, generator, mean_std=self.mean_std, spread=self.spread
+        )
+        y = cluster.to(a.dtype).expand(n, -1).clone()
+        x0 = self.init_std * torch.randn(n, self.dim, generator=generator)
+        return LogisticRegressionProblem(a.to(device), y.to(device), x0.to(device), self.lam)
