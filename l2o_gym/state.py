@@ -99,16 +99,28 @@ class OptimizationState:
     def history(self) -> int:
         return self.change_history.shape[1]
 
-    def advance(self, step: Tensor) -> Tensor:
-        """Move x by step [B, d] where not yet diverged; return the instances that diverged now [B]."""
+    def advance(self, step: Tensor, *, differentiable: bool = False, second_order: bool = False) -> Tensor:
+        """Move x by step [B, d] where not yet diverged; return the instances that diverged now [B].
+
+        By default the step is detached and nothing keeps an autograd graph. With
+        ``differentiable=True`` (meta-training by backpropagation through the unroll) x_new = x + step
+        and f_new = problem.loss(x_new) keep their graph; the gradient fed to the optimizer is
+        detached (second derivatives dropped) unless ``second_order=True``, which computes it with
+        ``create_graph=True``. Divergence handling is the same: frozen rows keep finite values.
+        """
         if step.shape != self.x.shape:
             raise ValueError(f"step must have shape {tuple(self.x.shape)}, got {tuple(step.shape)}")
-        step = step.detach().to(self.x.dtype)
+        if second_order and not differentiable:
+            raise ValueError("second_order=True needs differentiable=True")
+        step = step.to(self.x.dtype) if differentiable else step.detach().to(self.x.dtype)
         active = ~self.diverged
         step_finite = torch.isfinite(step).all(dim=1)
         safe_step = torch.where(step_finite.unsqueeze(1), step, torch.zeros_like(step))
         x_new = self.x + safe_step
-        f_new, grad_new = self.problem.loss_and_grad(x_new)
+        if differentiable:
+            f_new, grad_new = self._loss_and_grad_with_graph(x_new, second_order)
+        else:
+            f_new, grad_new = self.problem.loss_and_grad(x_new)
         limit = self.f0 + self.explode_ratio * (self.f0.abs() + 1.0)
         ok = (
             step_finite
@@ -130,6 +142,19 @@ class OptimizationState:
         self.t = self.t + active.long()
         self.diverged = self.diverged | diverged_now
         return diverged_now
+
+    def _loss_and_grad_with_graph(self, x: Tensor, second_order: bool) -> tuple[Tensor, Tensor]:
+        """f [B] keeping x's graph, and ∇f [B, d] (detached unless second_order)."""
+        with torch.enable_grad():
+            tracked = x.requires_grad
+            x_in = x if tracked else x.detach().requires_grad_(True)
+            f = self.problem.loss(x_in)
+            (grad,) = torch.autograd.grad(f.sum(), x_in, create_graph=second_order and tracked, retain_graph=tracked)
+        if not tracked:
+            f = f.detach()
+        if not (second_order and tracked):
+            grad = grad.detach()
+        return f, grad
 
     def replace_rows(self, mask: Tensor, other: OptimizationState) -> None:
         """Replace rows where mask [B] is true by `other`'s rows (other.batch_size = mask.sum()).

@@ -1,0 +1,142 @@
+"""Andrychowicz et al.'s coordinatewise LSTM optimizer ("learning to learn by gradient descent by
+gradient descent", 2016), as an `UpdateRule`.
+
+One small network is shared by every coordinate of every instance: the gradient g [B, d] is
+flattened to B·d rows, preprocessed by LogAndSign (p = 10) into [B·d, 2], fed through a two-layer
+LSTM of 20 units (hidden state: per layer h, c [B·d, 20]) and a linear head to one number per row,
+scaled by 0.01: Δx [B, d]. `reset(state)` builds the zero hidden state for state's B·d rows.
+
+Saved as a folder in `agents.saved_rules`' format: ``l2o_meta.json`` (kind "l2l", the architecture)
+and ``weights.pt`` (the state_dict, loaded with ``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from agents.log_and_sign import DEFAULT_P, log_and_sign
+from l2o_gym.atomic_io import atomic_write
+from l2o_gym.problem import check_positive_int
+from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
+from l2o_gym.update_rule import UpdateRule
+
+WEIGHTS_FILE = "weights.pt"
+Hidden = list[tuple[Tensor, Tensor]]
+
+
+class CoordinatewiseLSTM(nn.Module):
+    """LogAndSign -> `num_layers` LSTM cells of `hidden_size` -> linear -> × output_scale, per row.
+
+    Initial weights U(-1/√hidden, 1/√hidden) (PyTorch's default law) drawn from `generator`
+    (default: a generator seeded with 0).
+    """
+
+    def __init__(
+        self,
+        hidden_size: int = 20,
+        num_layers: int = 2,
+        p: float = DEFAULT_P,
+        output_scale: float = 0.01,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.hidden_size = check_positive_int("hidden_size", hidden_size)
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        if not (p > 0 and output_scale > 0):
+            raise ValueError(f"p and output_scale must be > 0, got p={p!r}, output_scale={output_scale!r}")
+        self.p, self.output_scale = float(p), float(output_scale)
+        sizes = [2] + [hidden_size] * num_layers
+        self.cells = nn.ModuleList(nn.LSTMCell(sizes[i], sizes[i + 1]) for i in range(num_layers))
+        self.head = nn.Linear(hidden_size, 1)
+        gen = generator if generator is not None else torch.Generator().manual_seed(0)
+        bound = 1.0 / math.sqrt(hidden_size)
+        with torch.no_grad():
+            for param in self.parameters():
+                param.copy_(-bound + 2.0 * bound * torch.rand(param.shape, generator=gen))
+
+    def architecture(self) -> dict[str, Any]:
+        return {
+            "hidden_size": self.hidden_size,
+            "num_layers": self.num_layers,
+            "p": self.p,
+            "output_scale": self.output_scale,
+        }
+
+    def initial_hidden(self, rows: int, device: torch.device, dtype: torch.dtype) -> Hidden:
+        zeros = torch.zeros(rows, self.hidden_size, device=device, dtype=dtype)
+        return [(zeros, zeros) for _ in range(self.num_layers)]
+
+    def forward(self, grad: Tensor, hidden: Hidden) -> tuple[Tensor, Hidden]:
+        """grad [N] -> (update [N], new hidden)."""
+        inputs = log_and_sign(grad, self.p)
+        new_hidden = []
+        for cell, (h, c) in zip(self.cells, hidden, strict=True):
+            h, c = cell(inputs, (h, c))
+            new_hidden.append((h, c))
+            inputs = h
+        return self.output_scale * self.head(inputs).squeeze(-1), new_hidden
+
+
+class L2LOptimizer(UpdateRule):
+    """The coordinatewise LSTM as an update rule over B instances of dimension d."""
+
+    kind = "l2l"
+    name = "l2l"
+
+    def __init__(self, net: CoordinatewiseLSTM | None = None, **architecture: Any) -> None:
+        if net is not None and architecture:
+            raise TypeError("pass either net or architecture keywords, not both")
+        self.net = net if net is not None else CoordinatewiseLSTM(**architecture)
+        self.hidden: Hidden | None = None
+
+    def reset(self, state: OptimizationState) -> None:
+        param = next(self.net.parameters())
+        self.hidden = self.net.initial_hidden(state.x.numel(), param.device, param.dtype)
+
+    def step(self, state: OptimizationState) -> Tensor:
+        if self.hidden is None or self.hidden[0][0].shape[0] != state.x.numel():
+            raise RuntimeError("call reset(state) before step(state) on a state of this batch size and dimension")
+        # state.grad carries a graph only under advance(..., second_order=True)
+        grad = state.grad.reshape(-1).to(self.hidden[0][0].dtype)
+        update, self.hidden = self.net(grad, self.hidden)
+        return update.view_as(state.x).to(state.x.dtype)
+
+    def start_points(self, problem) -> None:
+        """No learned initial state: instances start at their own x0."""
+        return None
+
+    def detach_hidden(self) -> None:
+        """Cut the graph at a truncation boundary (truncated backpropagation through time)."""
+        if self.hidden is not None:
+            self.hidden = [(h.detach(), c.detach()) for h, c in self.hidden]
+
+    def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
+        """Write the weights and metadata into `folder` (atomically, file by file)."""
+        from agents.saved_rules import write_meta
+
+        folder = Path(folder)
+        state_dict = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        atomic_write(folder / WEIGHTS_FILE, lambda tmp: torch.save(state_dict, tmp))
+        meta = {
+            "kind": self.kind,
+            "env_id": env_id,
+            "observation": "coordinatewise",
+            "history": DEFAULT_HISTORY,
+            "action_scale": self.net.output_scale,
+            "architecture": self.net.architecture(),
+            "training": training or {},
+        }
+        write_meta(folder, meta)
+        return folder
+
+
+def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> L2LOptimizer:
+    """Loader for `agents.saved_rules.load_rule` (kind "l2l")."""
+    net = CoordinatewiseLSTM(**meta["architecture"])
+    net.load_state_dict(torch.load(Path(folder) / WEIGHTS_FILE, map_location=device, weights_only=True))
+    return L2LOptimizer(net.to(device))
