@@ -59,7 +59,7 @@ class LearnedOptimizer(UpdateRule):
     def observe(self, state: OptimizationState) -> Tensor | dict[str, Tensor]:
         """The policy's input: rows [B·d, F] (coordinatewise) or a dict of [B, ...]."""
         batch, dim = state.x.shape
-        obs = make_observation(self.coordinatewise, dim, self.history)(state)
+        obs = make_observation(self.coordinatewise, dim, self.history, self.action_scale)(state)
         if self.coordinatewise:
             return obs.reshape(batch * dim, -1).to(self.device)
         return {k: v.to(self.device) for k, v in obs.items()}

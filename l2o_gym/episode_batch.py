@@ -72,7 +72,7 @@ class EpisodeBatch:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
         self.explode_ratio = float(explode_ratio)
         self.dim = family.dim
-        self.observation = make_observation(self.coordinatewise, self.dim, self.history)
+        self.observation = make_observation(self.coordinatewise, self.dim, self.history, self.action_scale)
         self.state: OptimizationState | None = None
         self.horizon: Tensor | None = None
 

@@ -8,9 +8,12 @@ Two layouts:
   (f_t - f_{t-1}) / |f_{t-1}|, negative when the objective fell, clipped to ±10.
 * `CoordinatewiseObservation`: one row of features per coordinate, so one policy serves any
   dimension. Row i of instance b holds: coordinate i's gradient history (H, signed_log), the
-  instance's shared improvement history (H) and coordinate i's last step (signed_log) —
-  ``2 H + 1`` features. Nothing in a row depends on the dimension or the horizon, so a policy
-  trained on one transfers to others.
+  instance's shared improvement history (H), coordinate i's last step (signed_log), and two
+  linear features: its current gradient squashed as g / (1 + |g|) (≈ g near an optimum) and its
+  previous action (last step / action_scale, in [-1, 1]) — ``2 H + 3`` features. With the linear
+  pair, a policy linear in its input already expresses heavy-ball momentum, whose steps shrink
+  smoothly near an optimum; the log features carry the scale. Nothing in a row depends on the
+  dimension or the horizon, so a policy trained on one transfers to others.
 
 Both return torch tensors with a leading instance dimension B.
 """
@@ -63,14 +66,14 @@ class DictObservation:
 
 
 class CoordinatewiseObservation:
-    """One row of ``2 * history + 1`` features per coordinate."""
+    """One row of ``2 * history + 3`` features per coordinate."""
 
-    def __init__(self, dim: int, history: int) -> None:
-        self.dim, self.history = dim, history
+    def __init__(self, dim: int, history: int, action_scale: float = 1.0) -> None:
+        self.dim, self.history, self.action_scale = dim, history, action_scale
 
     @property
     def num_features(self) -> int:
-        return 2 * self.history + 1
+        return 2 * self.history + 3
 
     def row_space(self) -> spaces.Box:
         """The space of one coordinate's row."""
@@ -86,10 +89,15 @@ class CoordinatewiseObservation:
         grads = signed_log(state.grad_history).transpose(1, 2)  # [B, d, H]
         changes = state.change_history.unsqueeze(1).expand(batch, dim, self.history)
         last_step = signed_log(state.last_step).unsqueeze(2)
-        return torch.cat([grads, changes, last_step], dim=2)
+        squashed_grad = (state.grad / (1.0 + state.grad.abs())).unsqueeze(2)
+        previous_action = (state.last_step / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)
+        return torch.cat([grads, changes, last_step, squashed_grad, previous_action], dim=2)
 
 
-def make_observation(coordinatewise: bool, dim: int, history: int):
-    """The observation layout by name: coordinatewise rows or Li & Malik's dict."""
-    layout = CoordinatewiseObservation if coordinatewise else DictObservation
-    return layout(dim, history)
+def make_observation(
+    coordinatewise: bool, dim: int, history: int, action_scale: float = 1.0
+) -> CoordinatewiseObservation | DictObservation:
+    """The observation layout: coordinatewise rows or Li & Malik's dict."""
+    if coordinatewise:
+        return CoordinatewiseObservation(dim, history, action_scale)
+    return DictObservation(dim, history)
