@@ -1,0 +1,56 @@
+"""A multilayer perceptron whose B instances each have their own weights, held in one flat vector.
+
+``BatchedMLP(sizes)`` with sizes (n_0, ..., n_L) lays its parameters out as, per layer l,
+W_l [n_{l-1}, n_l] then b_l [n_l] (row-major), so x [B, d] with d = Σ n_{l-1} n_l + n_l.
+``forward(x [B, d], inputs [B, n, n_0]) -> [B, n, n_L]`` runs all instances at once with batched
+matmuls; ReLU between layers, none after the last.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from l2o_gym.problem import check_positive_int
+
+
+class BatchedMLP:
+    """Layer sizes (n_0, ..., n_L), L >= 1; `num_params` = d."""
+
+    def __init__(self, sizes: tuple[int, ...] | list[int]) -> None:
+        if len(sizes) < 2:
+            raise ValueError(f"sizes must list at least an input and an output size, got {sizes!r}")
+        self.sizes = tuple(check_positive_int("sizes[i]", n) for n in sizes)
+        self.num_params = sum(a * b + b for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True))
+
+    def unflatten(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """[(W_l [B, n_{l-1}, n_l], b_l [B, n_l]), ...] as views into x [B, d]."""
+        if x.dim() != 2 or x.shape[1] != self.num_params:
+            raise ValueError(f"x must have shape [B, {self.num_params}], got {tuple(x.shape)}")
+        layers, start = [], 0
+        for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            weight = x[:, start : start + a * b].view(-1, a, b)
+            start += a * b
+            layers.append((weight, x[:, start : start + b]))
+            start += b
+        return layers
+
+    def forward(self, x: Tensor, inputs: Tensor) -> Tensor:
+        """Outputs [B, n, n_L] of each instance's network on its inputs [B, n, n_0]."""
+        h = inputs
+        layers = self.unflatten(x)
+        for i, (weight, bias) in enumerate(layers):
+            h = torch.baddbmm(bias.unsqueeze(1), h, weight)
+            if i < len(layers) - 1:
+                h = torch.relu(h)
+        return h
+
+    def init(self, n: int, generator: torch.Generator) -> Tensor:
+        """n parameter vectors [n, d], torch.nn.Linear's default: U(±1/sqrt(fan_in)) for W and b."""
+        parts = []
+        for a, b in zip(self.sizes[:-1], self.sizes[1:], strict=True):
+            bound = 1.0 / math.sqrt(a)
+            parts.append((2 * torch.rand(n, a * b + b, generator=generator) - 1) * bound)
+        return torch.cat(parts, dim=1)

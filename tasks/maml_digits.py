@@ -1,0 +1,157 @@
+"""MAML's few-shot classification on the 40 digit pseudo-classes as a task family: l2o/MAMLDigits-v0.
+
+An instance is one N-way K-shot episode (`tasks.digits_data`): N classes of the split ("train":
+the 24 training classes; "validation" / "test": held-out classes never seen in meta-training),
+K support and `n_query` query images per class, labels 0..N-1 in a random order. The parameters
+are an MLP classifier 64-32-32-N (ReLU; d = 3,301 for N = 5) starting from a shared MAML
+initialisation meta-trained on the training classes (`tasks.maml_training`, cached on disk).
+
+Objective: mean cross-entropy on the N*K support images. Metrics: ``query_accuracy`` and
+``query_loss`` [B] on the N*Q query images.
+Shapes: support_x [B, N*K, 64], support_y [B, N*K]; query_x [B, N*Q, 64], query_y [B, N*Q].
+
+``init``: "maml" (second order), "fomaml" (first order), "pretrained" (cross-entropy on episodes
+without adaptation) or "random". Meta-training: one inner step α = `inner_lr` (0.4, MAML's Omniglot
+value), meta-batch 32, Adam 1e-3, `meta_iterations` iterations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from l2o_gym.problem import Problem, check_positive_int
+from tasks.batched_mlp import BatchedMLP
+from tasks.digits_data import NUM_FEATURES, DigitClasses
+from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train
+from tasks.split_family import SplitTaskFamily
+
+HIDDEN = (32, 32)
+INITS = ("maml", "fomaml", "pretrained", "random")
+
+
+def batched_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy per instance: logits [B, n, C], labels [B, n] -> [B]."""
+    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(dim=1)
+
+
+class MAMLDigitsProblem(Problem):
+    """B episodes; loss = support cross-entropy [B]; metrics on the query images."""
+
+    instance_fields = ("support_x", "support_y", "query_x", "query_y")
+
+    def __init__(
+        self, net: BatchedMLP, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor, x0: Tensor
+    ) -> None:
+        super().__init__(x0)
+        self.net = net
+        self.support_x, self.support_y = support_x, support_y
+        self.query_x, self.query_y = query_x, query_y
+
+    def loss(self, x: Tensor) -> Tensor:
+        return batched_cross_entropy(self.net.forward(x, self.support_x), self.support_y)
+
+    def query_loss(self, x: Tensor) -> Tensor:
+        return batched_cross_entropy(self.net.forward(x, self.query_x), self.query_y)
+
+    def metrics(self, x: Tensor) -> dict[str, Tensor]:
+        with torch.no_grad():
+            logits = self.net.forward(x, self.query_x)
+            accuracy = (logits.argmax(dim=2) == self.query_y).float().mean(dim=1)
+            return {"query_accuracy": accuracy, "query_loss": batched_cross_entropy(logits, self.query_y)}
+
+
+class MAMLDigitsFamily(SplitTaskFamily):
+    """N-way K-shot digit episodes from a meta-learned initialisation."""
+
+    description = "N-way K-shot classification on 40 digit pseudo-classes, MLP from a MAML init (Finn et al. 2017)"
+    default_action_scale = 0.1
+    has_optimum = False
+
+    def __init__(
+        self,
+        n_way: int = 5,
+        k_shot: int = 1,
+        n_query: int = 15,
+        init: str = "maml",
+        meta_iterations: int = 3000,
+        inner_lr: float = 0.4,
+        cache_dir: str | Path | None = None,
+        on_corrupt: str = "rebuild",
+    ) -> None:
+        self.n_way = check_positive_int("n_way", n_way)
+        self.k_shot = check_positive_int("k_shot", k_shot)
+        self.n_query = check_positive_int("n_query", n_query)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.init = init
+        self.meta_iterations = check_positive_int("meta_iterations", meta_iterations)
+        if not inner_lr > 0:
+            raise ValueError(f"inner_lr must be > 0, got {inner_lr!r}")
+        self.inner_lr = float(inner_lr)
+        self.cache_dir = cache_dir
+        if on_corrupt not in ON_CORRUPT:
+            raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
+        self.on_corrupt = on_corrupt
+        self.net = BatchedMLP((NUM_FEATURES, *HIDDEN, n_way))
+        self.dim = self.net.num_params
+        self._classes: dict[str, DigitClasses] = {}
+        self._init_vector: Tensor | None = None
+        self.init_metadata: dict[str, Any] = {}
+
+    def classes(self, split: str) -> DigitClasses:
+        if split not in self._classes:
+            self._classes[split] = DigitClasses(split)
+        return self._classes[split]
+
+    def sample_tasks(self, n: int, generator: torch.Generator, split: str) -> MAMLDigitsProblem:
+        """n episodes of `split`'s classes, starting at zero parameters (the caller sets x0)."""
+        episodes = self.classes(split).sample_episodes(n, self.n_way, self.k_shot, self.n_query, generator)
+        return MAMLDigitsProblem(self.net, *episodes, torch.zeros(n, self.dim))
+
+    def maml_config(self) -> MAMLConfig:
+        steps = 0 if self.init == "pretrained" else 1
+        return MAMLConfig(
+            iterations=self.meta_iterations,
+            meta_batch=32,
+            inner_steps=steps,
+            inner_lr=self.inner_lr,
+            first_order=self.init == "fomaml",
+        )
+
+    def initial_parameters(self) -> Tensor:
+        """The shared initialisation [d] meta-trained on the training classes (cached)."""
+        if self._init_vector is None:
+            config = self.maml_config()
+            key = {
+                "task": "digits",
+                "net": list(self.net.sizes),
+                "k_shot": self.k_shot,
+                "n_query": self.n_query,
+                **config_dict(config),
+            }
+
+            def build() -> tuple[Tensor, dict[str, Any]]:
+                init = self.net.init(1, torch.Generator().manual_seed(config.seed))[0]
+                return meta_train(lambda m, g: self.sample_tasks(m, g, "train"), init, config)
+
+            self._init_vector, self.init_metadata = cached_init(
+                f"digits{self.n_way}way-{self.init}", key, build, self.dim, self.cache_dir, self.on_corrupt
+            )
+        return self._init_vector
+
+    def sample_split_instances(
+        self, n: int, generator: torch.Generator, split: str, device: torch.device
+    ) -> MAMLDigitsProblem:
+        problem = self.sample_tasks(n, generator, split)
+        if self.init == "random":
+            problem.x0 = self.net.init(n, generator)
+        else:
+            problem.x0 = self.initial_parameters().expand(n, -1).clone()
+        for name in ("x0", *problem.instance_fields):
+            setattr(problem, name, getattr(problem, name).to(device))
+        return problem
