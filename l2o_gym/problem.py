@@ -136,6 +136,11 @@ class TaskFamily(ABC):
     def sample_instances(self, n: int, generator: torch.Generator, device: torch.device) -> Problem:
         """Draw n instances from `generator` onto `device`."""
 
+    def sample_split_instances(self, n: int, generator: torch.Generator, split: str, device: torch.device) -> Problem:
+        """Draw n instances of `split`. Override where the split chooses the data itself (e.g.
+        held-out classes); by default a split differs only by its seed stream."""
+        return self.sample_instances(n, generator, device)
+
     def sample(
         self,
         n: int,
@@ -149,7 +154,7 @@ class TaskFamily(ABC):
             raise ValueError(f"n must be a positive int, got {n!r}")
         base = int(torch.randint(0, 2**62, (1,), generator=generator))
         instance_generator = torch.Generator().manual_seed(split_seed(base, split))
-        problem = self.sample_instances(n, instance_generator, torch.device(device))
+        problem = self.sample_split_instances(n, instance_generator, check_split(split), torch.device(device))
         if problem.dim != self.dim or problem.batch_size != n:
             raise RuntimeError(
                 f"{type(self).__name__}.sample_instances returned {problem!r}, expected batch_size={n}, dim={self.dim}"
