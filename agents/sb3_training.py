@@ -123,6 +123,7 @@ def train_sb3(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     coord = bool(params["coordinatewise"])
+    algo_kwargs = params.get("algo", {}) or {}
     env_kw = {**env_options(env_id), **params["env"]}
     venv = l2o_gym.make_sb3_vec_env(env_id, int(params["num_envs"]), seed=seed, coordinatewise=coord, **env_kw)
     episodes: EpisodeBatch = venv.episodes
@@ -137,7 +138,8 @@ def train_sb3(
         "history": episodes.history,
         "action_scale": episodes.action_scale,
         "horizon": list(episodes.horizon_range),
-        "policy_kwargs": params.get("policy", {}),
+        # the policy is rebuilt from these alone: gSDE changes its parameters, so it is recorded here
+        "policy_kwargs": {**params.get("policy", {}), **({"use_sde": True} if algo_kwargs.get("use_sde") else {})},
         "seed": seed,
     }
     atomic_write_text(out_dir / "hyperparams.yaml", yaml.safe_dump({"env_id": env_id, "algo": algo, **params}))
@@ -156,7 +158,7 @@ def train_sb3(
             verbose=verbose,
             tensorboard_log=str(out_dir / "tb"),
             policy_kwargs=policy_kwargs_from_config(params.get("policy")),
-            **params.get("algo", {}),
+            **algo_kwargs,
         )
 
     family = make_family(env_id, **split_kwargs(params["env"])[1])

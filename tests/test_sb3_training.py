@@ -174,3 +174,23 @@ def test_unknown_algo_and_bad_config(tmp_path):
         train_sb3("l2o/Quadratic-v0", "ppo", out_dir=tmp_path, config=bad)
     with pytest.raises(FileNotFoundError, match="cannot resume"):
         train_sb3("l2o/Quadratic-v0", "ppo", out_dir=tmp_path / "new", resume=True, reference=FixedGD())
+
+
+def test_gsde_policy_saves_and_loads(tmp_path):
+    config = tmp_path / "sde.yaml"
+    config.write_text("eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1, use_sde: true}\n")
+    result = train_sb3(
+        "l2o/Quadratic-v0",
+        "ppo",
+        out_dir=tmp_path / "sde",
+        timesteps=400,
+        num_envs=2,
+        config=config,
+        reference=FixedGD(),
+        progress_bar=False,
+        validation_instances=4,
+        env_kwargs={"dim": 3, "horizon": 8},
+    )
+    rule = load_rule(result.final)
+    problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=3).sample(2, torch.Generator().manual_seed(0), "test")
+    assert torch.isfinite(unroll(rule, problem, 4).objectives).all()
