@@ -20,6 +20,7 @@ class in the episode, 2 for the second, ...), T = N * per_class, in a random ord
 
 from __future__ import annotations
 
+import functools
 from functools import lru_cache
 
 import torch
@@ -131,3 +132,9 @@ class DigitClasses:
         earlier = torch.ones(steps, steps, dtype=torch.bool).tril(-1)
         presentation = (same & earlier).sum(dim=2) + 1
         return x, labels, presentation
+
+
+@functools.cache
+def digit_classes(split: str) -> DigitClasses:
+    """The split's `DigitClasses`, built once per process."""
+    return DigitClasses(split)

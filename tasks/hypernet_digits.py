@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
-from tasks.digits_data import IMAGE_SIDE, DigitClasses
+from tasks.digits_data import IMAGE_SIDE, digit_classes
 from tasks.split_family import SplitTaskFamily
 
 KERNEL = 3
@@ -196,17 +196,11 @@ class HyperNetDigitsFamily(SplitTaskFamily):
             n_classes, check_positive_int("channels", channels), check_positive_int("n_z", n_z), hyper
         )
         self.dim = self.model.num_params
-        self._classes: dict[str, DigitClasses] = {}
-
-    def classes(self, split: str) -> DigitClasses:
-        if split not in self._classes:
-            self._classes[split] = DigitClasses(split)
-        return self._classes[split]
 
     def sample_split_instances(
         self, n: int, generator: torch.Generator, split: str, device: torch.device
     ) -> HyperNetDigitsProblem:
-        episodes = self.classes(split).sample_episodes(
+        episodes = digit_classes(split).sample_episodes(
             n, self.n_classes, self.train_per_class, self.test_per_class, generator
         )
         x0 = self.model.init(n, generator)

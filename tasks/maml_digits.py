@@ -26,7 +26,7 @@ from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
 from tasks.batched_mlp import BatchedMLP
-from tasks.digits_data import NUM_FEATURES, DigitClasses
+from tasks.digits_data import NUM_FEATURES, digit_classes
 from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train
 from tasks.split_family import SplitTaskFamily
 
@@ -99,18 +99,12 @@ class MAMLDigitsFamily(SplitTaskFamily):
         self.on_corrupt = on_corrupt
         self.net = BatchedMLP((NUM_FEATURES, *HIDDEN, n_way))
         self.dim = self.net.num_params
-        self._classes: dict[str, DigitClasses] = {}
         self._init_vector: Tensor | None = None
         self.init_metadata: dict[str, Any] = {}
 
-    def classes(self, split: str) -> DigitClasses:
-        if split not in self._classes:
-            self._classes[split] = DigitClasses(split)
-        return self._classes[split]
-
     def sample_tasks(self, n: int, generator: torch.Generator, split: str) -> MAMLDigitsProblem:
         """n episodes of `split`'s classes, starting at zero parameters (the caller sets x0)."""
-        episodes = self.classes(split).sample_episodes(n, self.n_way, self.k_shot, self.n_query, generator)
+        episodes = digit_classes(split).sample_episodes(n, self.n_way, self.k_shot, self.n_query, generator)
         return MAMLDigitsProblem(self.net, *episodes, torch.zeros(n, self.dim))
 
     def maml_config(self) -> MAMLConfig:

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
-from tasks.digits_data import NUM_FEATURES, DigitClasses
+from tasks.digits_data import NUM_FEATURES, DigitClasses, digit_classes
 from tasks.ntm_memory import initial_state, lru_step
 from tasks.split_family import SplitTaskFamily
 
@@ -200,19 +200,13 @@ class MANNDigitsFamily(SplitTaskFamily):
             gamma,
         )
         self.dim = self.model.num_params
-        self._classes: dict[str, DigitClasses] = {}
-
-    def classes(self, split: str) -> DigitClasses:
-        if split not in self._classes:
-            self._classes[split] = DigitClasses(split)
-        return self._classes[split]
 
     def sample_split_instances(
         self, n: int, generator: torch.Generator, split: str, device: torch.device
     ) -> MANNDigitsProblem:
         x0 = self.model.init(n, generator).to(device)
         stream = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-        classes = self.classes(split)
+        classes = digit_classes(split)
         episodes = classes.sample_sequences(n * self.eval_episodes, self.n_way, self.per_class, generator)
         images, labels, presentation = (e.reshape(n, self.eval_episodes, *e.shape[1:]).to(device) for e in episodes)
         return MANNDigitsProblem(
