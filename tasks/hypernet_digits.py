@@ -38,6 +38,7 @@ from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
 from tasks.digits_data import IMAGE_SIDE, digit_classes
+from tasks.flat_parameters import unflatten
 from tasks.split_family import SplitTaskFamily
 
 KERNEL = 3
@@ -75,14 +76,8 @@ class HyperConvClassifier:
         self.hypernet_params = hypernet_param_count(n_z, GENERATED_LAYERS, c, c, f) if hyper else 0
 
     def unflatten(self, x: Tensor) -> dict[str, Tensor]:
-        if x.dim() != 2 or x.shape[1] != self.num_params:
-            raise ValueError(f"x must have shape [B, {self.num_params}], got {tuple(x.shape)}")
-        out, start = {}, 0
-        for name, shape in self.shapes.items():
-            size = math.prod(shape)
-            out[name] = x[:, start : start + size].view(-1, *shape)
-            start += size
-        return out
+        """Per-instance weight tensors [B, *shape] as views into x [B, d]."""
+        return unflatten(x, self.shapes)
 
     def kernels(self, w: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """conv2 and conv3 kernels [B, C_out, C_in, f, f], generated or direct."""

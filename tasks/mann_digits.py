@@ -32,6 +32,7 @@ from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
 from tasks.digits_data import NUM_FEATURES, DigitClasses, digit_classes
+from tasks.flat_parameters import unflatten
 from tasks.ntm_memory import initial_state, lru_step
 from tasks.split_family import SplitTaskFamily
 
@@ -61,14 +62,7 @@ class MANN:
 
     def unflatten(self, x: Tensor) -> dict[str, Tensor]:
         """Per-instance weight tensors [B, *shape] as views into x [B, d]."""
-        if x.dim() != 2 or x.shape[1] != self.num_params:
-            raise ValueError(f"x must have shape [B, {self.num_params}], got {tuple(x.shape)}")
-        out, start = {}, 0
-        for name, shape in self.shapes.items():
-            size = math.prod(shape)
-            out[name] = x[:, start : start + size].view(-1, *shape)
-            start += size
-        return out
+        return unflatten(x, self.shapes)
 
     def init(self, n: int, generator: torch.Generator) -> Tensor:
         """n weight vectors [n, d]: U(±1/sqrt(H)) for the LSTM, U(±1/sqrt(fan_in)) for the heads."""
