@@ -18,6 +18,7 @@ from typing import Any
 import torch
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.vec_env import VecMonitor
 
 import l2o_gym
 from agents.hyperparams import load_hyperparams
@@ -125,8 +126,9 @@ def train_sb3(
     coord = bool(params["coordinatewise"])
     algo_kwargs = params.get("algo", {}) or {}
     env_kw = {**env_options(env_id), **params["env"]}
-    venv = l2o_gym.make_sb3_vec_env(env_id, int(params["num_envs"]), seed=seed, coordinatewise=coord, **env_kw)
-    episodes: EpisodeBatch = venv.episodes
+    raw_venv = l2o_gym.make_sb3_vec_env(env_id, int(params["num_envs"]), seed=seed, coordinatewise=coord, **env_kw)
+    episodes: EpisodeBatch = raw_venv.episodes
+    venv = VecMonitor(raw_venv)  # episode returns and lengths in the logs (rollout/ep_rew_mean)
     horizon = episodes.horizon_range[1]
     meta = {
         "kind": "sb3",
