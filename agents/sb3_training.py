@@ -77,6 +77,40 @@ class CheckpointEvery(BaseCallback):
         return True
 
 
+def warm_start(
+    model: Any,
+    family: Any,
+    env_id: str,
+    config: dict[str, Any],
+    episodes: EpisodeBatch,
+    seed: int,
+    algo: str,
+    coordinatewise: bool,
+) -> float:
+    """Imitation warm start from a tuned hand-designed teacher (`imitation` hyperparameters:
+    teacher, instances, epochs); returns the final imitation error."""
+    from agents.imitation import imitate, teacher_rows
+    from agents.tuning import tuned_optimizer
+
+    if algo not in ("ppo", "a2c") or not coordinatewise:
+        raise ValueError(f"imitation warm start needs a coordinatewise ppo or a2c policy, got {algo!r}")
+    unknown = sorted(set(config) - {"teacher", "instances", "epochs"})
+    if unknown:
+        raise ValueError(f"unknown imitation setting(s) {unknown}; allowed: teacher, instances, epochs")
+    horizon = episodes.horizon_range[1]
+    teacher = tuned_optimizer(config.get("teacher", "momentum"), env_id, horizon)
+    rows, actions = teacher_rows(
+        teacher,
+        family,
+        instances=int(config.get("instances", 256)),
+        horizon=horizon,
+        history=episodes.history,
+        action_scale=episodes.action_scale,
+        seed=seed,
+    )
+    return imitate(model.policy, rows, actions, epochs=int(config.get("epochs", 30)), seed=seed)
+
+
 @dataclass
 class TrainingResult:
     out_dir: Path
@@ -164,6 +198,9 @@ def train_sb3(
         )
 
     family = make_family(env_id, **split_kwargs(params["env"])[1])
+    imitation = params.get("imitation")
+    if imitation and not resume:
+        warm_start(model, family, env_id, imitation, episodes, seed, algo, coord)
     validation_problem = family.sample(validation_instances, torch.Generator().manual_seed(seed), "validation")
     if reference is None:
         from agents.tuning import tuned_optimizer

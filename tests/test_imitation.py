@@ -1,0 +1,81 @@
+"""Imitation warm start: teacher rows along the teacher's trajectory, and a policy fitted to them."""
+
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+import l2o_gym
+from agents.hand_designed import make_optimizer
+from agents.imitation import imitate, teacher_rows
+from agents.learned_optimizer import LearnedOptimizer
+from agents.saved_rules import load_rule
+from agents.sb3_training import train_sb3
+from l2o_gym.features import CoordinatewiseObservation
+from l2o_gym.unroll import unroll
+
+
+def test_teacher_rows_pair_each_coordinate_with_its_step():
+    family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
+    teacher = make_optimizer("gd", lr=0.01)
+    rows, actions = teacher_rows(teacher, family, instances=4, horizon=5, history=6, action_scale=0.1)
+    assert rows.shape == (4 * 5 * 3, CoordinatewiseObservation(3, 6).num_features)
+    assert actions.shape == (60, 1) and actions.abs().max() <= 1.0
+    # gd's action is -lr * g / action_scale; the squashed-gradient feature is g / (1 + |g|)
+    squashed = rows[:, -2:-1]
+    grad = squashed / (1 - squashed.abs())
+    assert torch.allclose(actions, (-0.01 * grad / 0.1).clamp(-1, 1), atol=1e-5)
+
+
+def test_imitation_makes_the_policy_act_like_the_teacher():
+    torch.manual_seed(0)
+    env = l2o_gym.make_sb3_vec_env("l2o/Quadratic-v0", 2, seed=0, coordinatewise=True, dim=3, action_scale=0.1)
+    model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, policy_kwargs={"log_std_init": -3.0}, seed=0)
+    family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
+    rows, actions = teacher_rows(
+        make_optimizer("gd", lr=0.01), family, instances=16, horizon=20, history=25, action_scale=0.1
+    )
+    before = torch.nn.functional.mse_loss(model.policy.get_distribution(rows).distribution.mean, actions)
+    after = imitate(model.policy, rows, actions, epochs=40)
+    assert after < 0.2 * float(before)
+    meta = {"observation": "coordinatewise", "history": 25, "action_scale": 0.1, "algo": "ppo", "dim": 3}
+    problem = family.sample(8, torch.Generator().manual_seed(3), "test")
+    learned = unroll(LearnedOptimizer(model.policy, meta), problem, 20).final
+    assert (learned < problem.loss(problem.init())).float().mean() > 0.8  # it optimizes, like gd
+
+
+def test_train_sb3_with_an_imitation_warm_start(tmp_path):
+    config = tmp_path / "imitate.yaml"
+    config.write_text(
+        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
+        "imitation: {teacher: gd, instances: 4, epochs: 2}\n"
+    )
+    result = train_sb3(
+        "l2o/Quadratic-v0",
+        "ppo",
+        out_dir=tmp_path / "run",
+        timesteps=400,
+        num_envs=2,
+        config=config,
+        reference=make_optimizer("gd", lr=0.01),
+        progress_bar=False,
+        validation_instances=4,
+        env_kwargs={"dim": 3, "horizon": 8},
+    )
+    assert load_rule(result.final).coordinatewise
+
+
+def test_imitation_settings_are_checked(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("imitation: {teacher: gd, epoch: 2}\n")
+    with pytest.raises(ValueError, match="unknown imitation setting"):
+        train_sb3(
+            "l2o/Quadratic-v0",
+            "ppo",
+            out_dir=tmp_path / "r",
+            timesteps=100,
+            num_envs=2,
+            config=config,
+            reference=make_optimizer("gd", lr=0.01),
+            progress_bar=False,
+            env_kwargs={"dim": 3},
+        )
