@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from agents.log_and_sign import DEFAULT_P, log_and_sign
-from l2o_gym.atomic_io import atomic_write
+from agents.saved_rules import load_weights, save_rule
 from l2o_gym.problem import check_positive_int
 from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
 from l2o_gym.update_rule import UpdateRule
@@ -117,11 +117,6 @@ class L2LOptimizer(UpdateRule):
 
     def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
         """Write the weights and metadata into `folder` (atomically, file by file)."""
-        from agents.saved_rules import write_meta
-
-        folder = Path(folder)
-        state_dict = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        atomic_write(folder / WEIGHTS_FILE, lambda tmp: torch.save(state_dict, tmp))
         meta = {
             "kind": self.kind,
             "env_id": env_id,
@@ -131,12 +126,11 @@ class L2LOptimizer(UpdateRule):
             "architecture": self.net.architecture(),
             "training": training or {},
         }
-        write_meta(folder, meta)
-        return folder
+        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
 
 
 def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> L2LOptimizer:
     """Loader for `agents.saved_rules.load_rule` (kind "l2l")."""
     net = CoordinatewiseLSTM(**meta["architecture"])
-    net.load_state_dict(torch.load(Path(folder) / WEIGHTS_FILE, map_location=device, weights_only=True))
-    return L2LOptimizer(net.to(device))
+    load_weights(net, Path(folder) / WEIGHTS_FILE, device)
+    return L2LOptimizer(net)

@@ -13,8 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 import l2o_gym
-from l2o_gym.atomic_io import atomic_write_json
+from l2o_gym.atomic_io import atomic_write, atomic_write_json
 from l2o_gym.family_loader import load_object
 from l2o_gym.update_rule import UpdateRule
 
@@ -40,6 +42,32 @@ def write_meta(folder: str | Path, meta: dict[str, Any]) -> Path:
     if missing:
         raise ValueError(f"metadata lacks {missing}; required: {list(REQUIRED_KEYS)}")
     return atomic_write_json(Path(folder) / META_FILE, meta)
+
+
+def save_weights(module: torch.nn.Module, path: str | Path) -> Path:
+    """The module's state_dict (on the CPU) to `path`, atomically."""
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_weights(module: torch.nn.Module, path: str | Path, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Read weights saved by `save_weights` into `module` (no unpickling), or a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{str(path.parent)!r} holds no {path.name}: it is not a complete saved optimizer")
+    try:
+        module.load_state_dict(torch.load(path, map_location=device, weights_only=True))
+    except Exception as err:
+        raise ValueError(f"{path} is corrupt or does not match its metadata: {err}") from None
+    return module.to(device)
+
+
+def save_rule(folder: str | Path, module: torch.nn.Module, weights_file: str, meta: dict[str, Any]) -> Path:
+    """A saved learned optimizer: its weights first, then its metadata (the completion marker)."""
+    folder = Path(folder)
+    save_weights(module, folder / weights_file)
+    write_meta(folder, meta)
+    return folder
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

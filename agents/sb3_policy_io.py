@@ -13,10 +13,9 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
 from torch import nn
 
-from l2o_gym.atomic_io import atomic_write
+from agents.saved_rules import load_weights, save_weights
 from l2o_gym.features import make_observation
 
 POLICY_FILE = "policy.pth"
@@ -68,8 +67,7 @@ def policy_class(algo: str, coordinatewise: bool) -> type:
 
 def save_policy(policy: nn.Module, folder: str | Path) -> Path:
     """Write the policy's weights to folder/policy.pth atomically."""
-    state = {k: v.detach().cpu() for k, v in policy.state_dict().items()}
-    return atomic_write(Path(folder) / POLICY_FILE, lambda tmp: torch.save(state, tmp))
+    return save_weights(policy, Path(folder) / POLICY_FILE)
 
 
 def rebuild_policy(folder: str | Path, meta: dict[str, Any], device: str = "cpu") -> nn.Module:
@@ -79,12 +77,4 @@ def rebuild_policy(folder: str | Path, meta: dict[str, Any], device: str = "cpu"
     observation_space, action_space = spaces_for(coordinatewise, meta["dim"], meta["history"])
     cls = policy_class(algo, coordinatewise)
     policy = cls(observation_space, action_space, lambda _: 0.0, **policy_kwargs_from_config(meta["policy_kwargs"]))
-    path = Path(folder) / POLICY_FILE
-    if not path.is_file():
-        raise ValueError(f"{str(folder)!r} holds no {POLICY_FILE}: it is not a saved SB3 optimizer")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-        policy.load_state_dict(state)
-    except Exception as err:
-        raise ValueError(f"{path} is corrupt or does not match its metadata: {err}") from None
-    return policy.to(device).eval()
+    return load_weights(policy, Path(folder) / POLICY_FILE, device).eval()

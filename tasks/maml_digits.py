@@ -27,7 +27,7 @@ from torch import Tensor
 from l2o_gym.problem import Problem, check_positive_int
 from tasks.batched_mlp import BatchedMLP
 from tasks.digits_data import NUM_FEATURES, digit_classes
-from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train
+from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train, start_instances
 from tasks.split_family import SplitTaskFamily
 
 HIDDEN = (32, 32)
@@ -141,11 +141,4 @@ class MAMLDigitsFamily(SplitTaskFamily):
     def sample_split_instances(
         self, n: int, generator: torch.Generator, split: str, device: torch.device
     ) -> MAMLDigitsProblem:
-        problem = self.sample_tasks(n, generator, split)
-        if self.init == "random":
-            problem.x0 = self.net.init(n, generator)
-        else:
-            problem.x0 = self.initial_parameters().expand(n, -1).clone()
-        for name in ("x0", *problem.instance_fields):
-            setattr(problem, name, getattr(problem, name).to(device))
-        return problem
+        return start_instances(self.sample_tasks(n, generator, split), self, n, generator, device)

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
 from tasks.batched_mlp import BatchedMLP
-from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train
+from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train, start_instances
 
 SINE_NET = (1, 40, 40, 1)
 AMPLITUDE_RANGE = (0.1, 5.0)
@@ -153,11 +153,4 @@ class MAMLSinusoidFamily(TaskFamily):
         return self._init_vector
 
     def sample_instances(self, n: int, generator: torch.Generator, device: torch.device) -> MAMLSinusoidProblem:
-        problem = self.sample_tasks(n, generator)
-        if self.init == "random":
-            problem.x0 = self.net.init(n, generator)
-        else:
-            problem.x0 = self.initial_parameters().expand(n, -1).clone()
-        for name in ("x0", *problem.instance_fields):
-            setattr(problem, name, getattr(problem, name).to(device))
-        return problem
+        return start_instances(self.sample_tasks(n, generator), self, n, generator, device)

@@ -185,3 +185,15 @@ def cached_init(
 
 def config_dict(config: MAMLConfig) -> dict[str, Any]:
     return asdict(config)
+
+
+def start_instances(problem: Problem, family: Any, n: int, generator: torch.Generator, device: torch.device) -> Problem:
+    """Set the n instances' starting points — random per instance (``family.init == "random"``) or
+    the family's shared (meta-)learned initialisation — and move their tensors to `device`."""
+    if family.init == "random":
+        problem.x0 = family.net.init(n, generator)
+    else:
+        problem.x0 = family.initial_parameters().expand(n, -1).clone()
+    for name in ("x0", *problem.instance_fields):
+        setattr(problem, name, getattr(problem, name).to(device))
+    return problem
