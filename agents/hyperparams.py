@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 HYPERPARAMS_FILE = Path(__file__).with_name("hyperparams.yaml")
-SECTIONS = ("timesteps", "num_envs", "coordinatewise", "eval_freq", "env", "algo", "policy", "imitation")
+SECTIONS = ("timesteps", "num_envs", "coordinatewise", "eval_freq", "env", "algo", "policy", "step", "imitation")
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -74,4 +74,4 @@ def imitate(
             loss.backward()
             optimizer.step()
     policy.set_training_mode(False)
-    return float(loss)
+    return float(loss.detach())

@@ -2,9 +2,9 @@
 
 It rebuilds the observation the policy was trained on from the batched `OptimizationState`
 (same features, same history length) and turns the policy's deterministic action into the step
-``action_scale * clip(action, -1, 1)``. A coordinatewise policy acts on every coordinate of every
-instance in one forward pass, so it runs on problems of any dimension; a dict-layout policy only
-on the dimension it was trained at.
+``action_scale * clip(action, -1, 1)`` (through the policy's `StepForm`, agents/step_forms.py).
+A coordinatewise policy acts on every coordinate of every instance in one forward pass, so it
+runs on problems of any dimension; a dict-layout policy only on the dimension it was trained at.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from torch import Tensor
 
 from agents.saved_rules import read_meta
 from agents.sb3_policy_io import rebuild_policy
+from agents.step_forms import StepForm
 from l2o_gym.features import make_observation
 from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
@@ -31,6 +32,7 @@ class LearnedOptimizer(UpdateRule):
         self.coordinatewise = meta["observation"] == "coordinatewise"
         self.history = int(meta["history"])
         self.action_scale = float(meta["action_scale"])
+        self.step_form = StepForm.from_meta(meta)
         self.recurrent = meta["algo"] == "recurrent_ppo"
         self.name = name or f"{meta['algo']}-{meta['observation']}"
         self._lstm_states: tuple[Tensor, Tensor] | None = None
@@ -83,8 +85,11 @@ class LearnedOptimizer(UpdateRule):
     def step(self, state: OptimizationState) -> Tensor:
         batch, dim = state.x.shape
         n = batch * dim if self.coordinatewise else batch
-        actions = self.act(self.observe(state), n).reshape(batch, dim)
-        return self.action_scale * actions.clamp(-1.0, 1.0).to(state.x.dtype).to(state.x.device)
+        outputs = self.act(self.observe(state), n)
+        if self.coordinatewise:
+            outputs = self.step_form.env_action(outputs.reshape(n, self.step_form.width))
+        actions = outputs.reshape(batch, dim).clamp(-1.0, 1.0)
+        return self.action_scale * actions.to(state.x.dtype).to(state.x.device)
 
 
 def load(folder: Path, meta: dict[str, Any], device: str = "cpu") -> LearnedOptimizer:

@@ -16,6 +16,7 @@ import numpy as np
 from torch import nn
 
 from agents.saved_rules import load_weights, save_weights
+from agents.step_forms import StepForm
 from l2o_gym.features import make_observation
 
 POLICY_FILE = "policy.pth"
@@ -33,11 +34,11 @@ def policy_kwargs_from_config(config: dict[str, Any] | None) -> dict[str, Any]:
     return kwargs
 
 
-def spaces_for(coordinatewise: bool, dim: int, history: int) -> tuple[gym.Space, gym.Space]:
-    """(observation space, action space) a policy of this layout acts on."""
+def spaces_for(coordinatewise: bool, dim: int, history: int, outputs: int = 1) -> tuple[gym.Space, gym.Space]:
+    """(observation space, action space) a policy of this layout acts on; `outputs` per coordinate."""
     observation = make_observation(coordinatewise, dim, history)
     if coordinatewise:
-        return observation.row_space(), gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+        return observation.row_space(), gym.spaces.Box(-1.0, 1.0, (outputs,), np.float32)
     return observation.space(), gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
 
 
@@ -74,7 +75,8 @@ def rebuild_policy(folder: str | Path, meta: dict[str, Any], device: str = "cpu"
     """The policy described by `meta`, with the weights in folder/policy.pth (no unpickling)."""
     algo = meta["algo"]
     coordinatewise = meta["observation"] == "coordinatewise"
-    observation_space, action_space = spaces_for(coordinatewise, meta["dim"], meta["history"])
+    outputs = StepForm.from_meta(meta).width
+    observation_space, action_space = spaces_for(coordinatewise, meta["dim"], meta["history"], outputs)
     cls = policy_class(algo, coordinatewise)
     policy = cls(observation_space, action_space, lambda _: 0.0, **policy_kwargs_from_config(meta["policy_kwargs"]))
     return load_weights(policy, Path(folder) / POLICY_FILE, device).eval()

@@ -11,6 +11,7 @@ learned optimizer's metadata last), so a crash loses nothing complete.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import l2o_gym
 from agents.hyperparams import load_hyperparams
 from agents.saved_rules import write_meta
 from agents.sb3_policy_io import policy_kwargs_from_config, save_policy
+from agents.step_forms import DEFAULT_LOG_RANGE, StepForm, StepFormVecEnv
 from agents.validation_callback import ValidationCallback
 from l2o_gym.atomic_io import atomic_write, atomic_write_text
 from l2o_gym.episode_batch import EpisodeBatch
@@ -32,6 +34,7 @@ from l2o_gym.registry import env_options, make_family
 
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 CHECKPOINT = "checkpoint/model.zip"
+COORDINATEWISE_ONLY = ("step", "imitation")  # hyperparameter sections a dict-layout policy ignores
 
 
 def algorithm_class(algo: str) -> type:
@@ -86,6 +89,7 @@ def warm_start(
     seed: int,
     algo: str,
     coordinatewise: bool,
+    step_form: StepForm,
 ) -> float:
     """Imitation warm start from a tuned hand-designed teacher (`imitation` hyperparameters:
     teacher, instances, epochs); returns the final imitation error."""
@@ -108,7 +112,18 @@ def warm_start(
         action_scale=episodes.action_scale,
         seed=seed,
     )
-    return imitate(model.policy, rows, actions, epochs=int(config.get("epochs", 30)), seed=seed)
+    return imitate(
+        model.policy, rows, step_form.policy_outputs(actions[:, 0]), epochs=int(config.get("epochs", 30)), seed=seed
+    )
+
+
+def step_form_from_config(config: dict[str, Any] | None) -> StepForm:
+    """The `step` hyperparameters (form, log_range) as a StepForm (default: linear)."""
+    config = dict(config or {})
+    unknown = sorted(set(config) - {"form", "log_range"})
+    if unknown:
+        raise ValueError(f"unknown step setting(s) {unknown}; allowed: form, log_range")
+    return StepForm(config.get("form", "linear"), config.get("log_range", DEFAULT_LOG_RANGE))
 
 
 @dataclass
@@ -158,11 +173,19 @@ def train_sb3(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     coord = bool(params["coordinatewise"])
+    if not coord:
+        dropped = [key for key in COORDINATEWISE_ONLY if params.pop(key, None)]
+        if dropped:
+            warnings.warn(
+                f"{dropped} apply to the coordinatewise layout only; ignored for coordinatewise=False", stacklevel=2
+            )
     algo_kwargs = params.get("algo", {}) or {}
     env_kw = {**env_options(env_id), **params["env"]}
     raw_venv = l2o_gym.make_sb3_vec_env(env_id, int(params["num_envs"]), seed=seed, coordinatewise=coord, **env_kw)
     episodes: EpisodeBatch = raw_venv.episodes
-    venv = VecMonitor(raw_venv)  # episode returns and lengths in the logs (rollout/ep_rew_mean)
+    step_form = step_form_from_config(params.get("step"))
+    agent_venv = raw_venv if step_form.name == "linear" else StepFormVecEnv(raw_venv, step_form)
+    venv = VecMonitor(agent_venv)  # episode returns and lengths in the logs (rollout/ep_rew_mean)
     horizon = episodes.horizon_range[1]
     meta = {
         "kind": "sb3",
@@ -173,6 +196,7 @@ def train_sb3(
         "dim": episodes.dim,
         "history": episodes.history,
         "action_scale": episodes.action_scale,
+        "step_form": step_form.to_meta(),
         "horizon": list(episodes.horizon_range),
         # the policy is rebuilt from these alone: gSDE changes its parameters, so it is recorded here
         "policy_kwargs": {**params.get("policy", {}), **({"use_sde": True} if algo_kwargs.get("use_sde") else {})},
@@ -200,7 +224,7 @@ def train_sb3(
     family = make_family(env_id, **split_kwargs(params["env"])[1])
     imitation = params.get("imitation")
     if imitation and not resume:
-        warm_start(model, family, env_id, imitation, episodes, seed, algo, coord)
+        warm_start(model, family, env_id, imitation, episodes, seed, algo, coord, step_form)
     validation_problem = family.sample(validation_instances, torch.Generator().manual_seed(seed), "validation")
     if reference is None:
         from agents.tuning import tuned_optimizer
