@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from l2o_gym.features import make_observation
-from l2o_gym.problem import TaskFamily, check_positive_int, check_split
+from l2o_gym.problem import Problem, TaskFamily, check_positive_int, check_split
 from l2o_gym.rewards import make_reward
 from l2o_gym.state import DEFAULT_EXPLODE_RATIO, DEFAULT_HISTORY, OptimizationState
 
@@ -34,6 +34,9 @@ class EpisodeBatch:
 
     Actions are [B, d] in [-1, 1] (clipped there, as documented) and scaled by `action_scale`:
     the step is ``action_scale * action``. A non-finite action counts as a diverging step.
+    With ``instance_pool = P > 0``, instances for ended episodes come from a pool sampled P at a
+    time (one batched optimum solve per P instead of one per reset; for families whose f* is an
+    expensive multistart solve, with staggered episode ends). Still one seeded stream.
     """
 
     def __init__(
@@ -50,6 +53,7 @@ class EpisodeBatch:
         device: str | torch.device = "cpu",
         divergence_penalty: float = DEFAULT_DIVERGENCE_PENALTY,
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
+        instance_pool: int = 0,
     ) -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
@@ -71,16 +75,36 @@ class EpisodeBatch:
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
         self.explode_ratio = float(explode_ratio)
+        if isinstance(instance_pool, bool) or not isinstance(instance_pool, int) or instance_pool < 0:
+            raise ValueError(f"instance_pool must be an int >= 0, got {instance_pool!r}")
+        self.instance_pool = instance_pool
+        self._pool: Problem | None = None
         self.dim = family.dim
         self.observation = make_observation(self.coordinatewise, self.dim, self.history, self.action_scale)
         self.state: OptimizationState | None = None
         self.horizon: Tensor | None = None
 
     # -- episodes -------------------------------------------------------------------------
-    def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
+    def _sample(self, n: int, generator: torch.Generator) -> Problem:
         problem = self.family.sample(n, generator, self.split, self.device)
         if self.reward_fn.needs_optimum:
-            problem.optimum()
+            problem.optimum()  # one batched solve for all n
+        return problem
+
+    def _draw(self, n: int, generator: torch.Generator) -> Problem:
+        """n fresh instances: sampled now, or taken from the pool (refilled `instance_pool` at a time)."""
+        if not self.instance_pool:
+            return self._sample(n, generator)
+        have = 0 if self._pool is None else self._pool.batch_size
+        if have < n:
+            fresh = self._sample(max(self.instance_pool, n - have), generator)
+            self._pool = fresh if self._pool is None else self._pool.cat_rows(fresh)
+        rows = torch.arange(self._pool.batch_size, device=self._pool.device)
+        problem, self._pool = self._pool.select_rows(rows[:n]), self._pool.select_rows(rows[n:])
+        return problem
+
+    def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
+        problem = self._draw(n, generator)
         state = OptimizationState.start(problem, history=self.history, explode_ratio=self.explode_ratio)
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)
@@ -88,6 +112,7 @@ class EpisodeBatch:
 
     def reset(self, generator: torch.Generator) -> None:
         """Start B fresh episodes on new instances drawn from `generator`."""
+        self._pool = None
         self.state, self.horizon = self._new_episodes(self.num_instances, generator)
 
     def reset_rows(self, mask: Tensor, generator: torch.Generator) -> None:

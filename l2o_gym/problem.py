@@ -12,6 +12,7 @@ seed ever used for one split can occur for another.
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
@@ -104,6 +105,24 @@ class Problem(ABC):
 
     def _fields(self) -> tuple[str, ...]:
         return ("x0", *self.instance_fields) + (("f_star",) if self.f_star is not None else ())
+
+    def select_rows(self, index: Tensor) -> Problem:
+        """A shallow copy holding the instances at `index` [n] (their f* too, where computed)."""
+        selected = copy.copy(self)
+        for name in self._fields():
+            setattr(selected, name, getattr(self, name)[index])
+        return selected
+
+    def cat_rows(self, other: Problem) -> Problem:
+        """A shallow copy holding this problem's instances, then `other`'s (f* kept where both have it)."""
+        if type(other) is not type(self):
+            raise TypeError(f"other must be a {type(self).__name__}, got {type(other).__name__}")
+        both = copy.copy(self)
+        if self.f_star is None or other.f_star is None:
+            both.f_star = None
+        for name in both._fields():
+            setattr(both, name, torch.cat([getattr(self, name), getattr(other, name).to(self.device)]))
+        return both
 
     def replace_rows(self, mask: Tensor, other: Problem) -> None:
         """Replace the instances where mask [B] is true by `other`'s (other.batch_size = mask.sum())."""
