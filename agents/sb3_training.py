@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,23 @@ def warm_start(
     )
 
 
+def linear_schedule(spec: str) -> Callable[[float], float]:
+    """RL Zoo's "lin_<value>": a rate decaying linearly from value to 0 over training."""
+    try:
+        start = float(spec.removeprefix("lin_"))
+    except ValueError:
+        raise ValueError(f"a schedule must look like 'lin_0.0003', got {spec!r}") from None
+    return lambda progress_remaining: progress_remaining * start
+
+
+def with_schedules(algo_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """algo kwargs with "lin_<value>" learning rates / clip ranges turned into linear schedules."""
+    return {
+        key: linear_schedule(value) if isinstance(value, str) and value.startswith("lin_") else value
+        for key, value in algo_kwargs.items()
+    }
+
+
 def step_form_from_config(config: dict[str, Any] | None) -> StepForm:
     """The `step` hyperparameters (form, log_range) as a StepForm (default: linear)."""
     config = dict(config or {})
@@ -179,7 +197,7 @@ def train_sb3(
             warnings.warn(
                 f"{dropped} apply to the coordinatewise layout only; ignored for coordinatewise=False", stacklevel=2
             )
-    algo_kwargs = params.get("algo", {}) or {}
+    algo_kwargs = with_schedules(params.get("algo", {}) or {})
     env_kw = {**env_options(env_id), **params["env"]}
     raw_venv = l2o_gym.make_sb3_vec_env(env_id, int(params["num_envs"]), seed=seed, coordinatewise=coord, **env_kw)
     episodes: EpisodeBatch = raw_venv.episodes

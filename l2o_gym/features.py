@@ -10,10 +10,13 @@ Two layouts:
   dimension. Row i of instance b holds: coordinate i's gradient history (H, signed_log), the
   instance's shared improvement history (H), coordinate i's last step (signed_log), and two
   linear features: its current gradient squashed as g / (1 + |g|) (≈ g near an optimum) and its
-  previous action (last step / action_scale, in [-1, 1]) — ``2 H + 3`` features. With the linear
-  pair, a policy linear in its input already expresses heavy-ball momentum, whose steps shrink
-  smoothly near an optimum; the log features carry the scale. Nothing in a row depends on the
-  dimension or the horizon, so a policy trained on one transfers to others.
+  previous action (last step / action_scale, in [-1, 1]); then, for each β in `MOMENTUM_BETAS`,
+  the gradient's exponential moving average over the history window (signed_log) and the same
+  average divided by the window's root-mean-square gradient (Adam's direction, in [-1, 1]) —
+  ``2 H + 3 + 2 · 3`` features. With the linear pair, a policy linear in its input already
+  expresses heavy-ball momentum; the averages make momentum- and Adam-like steps in log
+  magnitude (agents/step_forms.py) easy to express. Nothing in a row depends on the dimension or
+  the horizon, so a policy trained on one transfers to others.
 
 Both return torch tensors with a leading instance dimension B.
 """
@@ -32,6 +35,8 @@ from l2o_gym.state import CHANGE_CLIP, OptimizationState
 SIGNED_LOG_EPS = 1e-8
 _SIGNED_LOG_NORM = math.log1p(1.0 / SIGNED_LOG_EPS)
 SIGNED_LOG_BOUND = 6.0  # > signed_log(float32 max) ≈ 5.8
+MOMENTUM_BETAS = (0.5, 0.9, 0.99)  # decay rates of the gradient averages in coordinatewise rows
+RMS_BETA = 0.99  # decay rate of the squared-gradient average that normalises them
 
 
 def signed_log(v: Tensor) -> Tensor:
@@ -65,15 +70,30 @@ class DictObservation:
         }
 
 
+def window_averages(history: Tensor, steps: Tensor, betas: tuple[float, ...]) -> Tensor:
+    """Exponential moving averages over a history window, bias-corrected for its filled part.
+
+    history [B, H, ...] (oldest first, newest last, zero-filled before the first `steps` + 1
+    entries); steps [B]; returns [B, len(betas), ...].
+    """
+    window = history.shape[1]
+    age = torch.arange(window - 1, -1, -1, device=history.device, dtype=history.dtype)  # newest: 0
+    filled = (age.unsqueeze(0) <= steps.to(history.dtype).unsqueeze(1)).to(history.dtype)  # [B, H]
+    decay = torch.tensor(betas, device=history.device, dtype=history.dtype).unsqueeze(1) ** age  # [n, H]
+    weights = decay.unsqueeze(0) * filled.unsqueeze(1)  # [B, n, H]
+    weights = weights / weights.sum(dim=2, keepdim=True)
+    return torch.einsum("bnh,bh...->bn...", weights, history)
+
+
 class CoordinatewiseObservation:
-    """One row of ``2 * history + 3`` features per coordinate."""
+    """One row of ``2 * history + 3 + 2 * len(MOMENTUM_BETAS)`` features per coordinate."""
 
     def __init__(self, dim: int, history: int, action_scale: float = 1.0) -> None:
         self.dim, self.history, self.action_scale = dim, history, action_scale
 
     @property
     def num_features(self) -> int:
-        return 2 * self.history + 3
+        return 2 * self.history + 3 + 2 * len(MOMENTUM_BETAS)
 
     def row_space(self) -> spaces.Box:
         """The space of one coordinate's row."""
@@ -91,7 +111,21 @@ class CoordinatewiseObservation:
         last_step = signed_log(state.last_step).unsqueeze(2)
         squashed_grad = (state.grad / (1.0 + state.grad.abs())).unsqueeze(2)
         previous_action = (state.last_step / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)
-        return torch.cat([grads, changes, last_step, squashed_grad, previous_action], dim=2)
+        averages = window_averages(state.grad_history, state.t, MOMENTUM_BETAS)  # [B, n, d]
+        rms = window_averages(state.grad_history.square(), state.t, (RMS_BETA,)).sqrt()  # [B, 1, d]
+        direction = (averages / rms.clamp_min(torch.finfo(rms.dtype).tiny)).clamp(-1.0, 1.0)
+        return torch.cat(
+            [
+                grads,
+                changes,
+                last_step,
+                squashed_grad,
+                previous_action,
+                signed_log(averages).transpose(1, 2),
+                direction.transpose(1, 2),
+            ],
+            dim=2,
+        )
 
 
 def make_observation(

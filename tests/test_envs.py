@@ -151,7 +151,7 @@ def test_sb3_vec_env_terminal_observation_and_time_limit():
 def test_coordinatewise_sb3_layout():
     env = l2o_gym.make_sb3_vec_env("l2o/Rosenbrock-v0", 3, seed=0, coordinatewise=True, dim=4, history=5)
     obs = env.reset()
-    assert env.num_envs == 12 and obs.shape == (12, 13)
+    assert env.num_envs == 12 and obs.shape == (12, 19)
     assert env.action_space.shape == (1,)
     _, reward, done, infos = env.step(np.zeros((12, 1), np.float32))
     assert reward.shape == (12,) and len(infos) == 12

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from l2o_gym import make_family
-from l2o_gym.features import CoordinatewiseObservation, DictObservation, signed_log
+from l2o_gym.features import MOMENTUM_BETAS, RMS_BETA, CoordinatewiseObservation, DictObservation, signed_log
 from l2o_gym.rewards import LogSuboptimalityReward
 from l2o_gym.state import OptimizationState
 
@@ -27,12 +27,18 @@ def test_coordinatewise_rows_hold_each_coordinates_history():
     state = OptimizationState.start(problem, history=3)
     state.advance(torch.full((2, 4), 0.01))
     rows = CoordinatewiseObservation(4, 3, action_scale=0.02)(state)
-    assert rows.shape == (2, 4, 9)
+    assert rows.shape == (2, 4, 15)
     assert torch.allclose(rows[1, 2, :3], signed_log(state.grad_history[1, :, 2]))
     assert torch.allclose(rows[1, 2, 3:6], state.change_history[1])
     assert torch.allclose(rows[:, :, 6], signed_log(state.last_step))
     assert torch.allclose(rows[:, :, 7], state.grad / (1 + state.grad.abs()))
     assert torch.allclose(rows[:, :, 8], torch.full((2, 4), 0.5))  # previous action 0.01 / 0.02
+    g0, g1 = state.grad_history[:, -2], state.grad_history[:, -1]  # two gradients seen so far
+    for k, beta in enumerate(MOMENTUM_BETAS):
+        average = (beta * g0 + g1) / (beta + 1)
+        assert torch.allclose(rows[:, :, 9 + k], signed_log(average), atol=1e-6)
+        rms = ((RMS_BETA * g0**2 + g1**2) / (RMS_BETA + 1)).sqrt()
+        assert torch.allclose(rows[:, :, 12 + k], (average / rms).clamp(-1, 1), atol=1e-6)
     flat = DictObservation(4, 3)(state)
     assert CoordinatewiseObservation(4, 3).space().contains(rows[0].numpy())
     assert DictObservation(4, 3).space().contains({k: v[0].numpy() for k, v in flat.items()})

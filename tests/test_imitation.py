@@ -21,7 +21,7 @@ def test_teacher_rows_pair_each_coordinate_with_its_step():
     assert rows.shape == (4 * 5 * 3, CoordinatewiseObservation(3, 6).num_features)
     assert actions.shape == (60, 1) and actions.abs().max() <= 1.0
     # gd's action is -lr * g / action_scale; the squashed-gradient feature is g / (1 + |g|)
-    squashed = rows[:, -2:-1]
+    squashed = rows[:, 2 * 6 + 1 : 2 * 6 + 2]
     grad = squashed / (1 - squashed.abs())
     assert torch.allclose(actions, (-0.01 * grad / 0.1).clamp(-1, 1), atol=1e-5)
 

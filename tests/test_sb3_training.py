@@ -194,3 +194,29 @@ def test_gsde_policy_saves_and_loads(tmp_path):
     rule = load_rule(result.final)
     problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=3).sample(2, torch.Generator().manual_seed(0), "test")
     assert torch.isfinite(unroll(rule, problem, 4).objectives).all()
+
+
+def test_linear_learning_rate_schedule(tmp_path):
+    from agents.sb3_training import linear_schedule, with_schedules
+
+    schedule = linear_schedule("lin_0.001")
+    assert schedule(1.0) == pytest.approx(0.001) and schedule(0.25) == pytest.approx(0.00025)
+    kwargs = with_schedules({"learning_rate": "lin_0.001", "n_steps": 8})
+    assert callable(kwargs["learning_rate"]) and kwargs["n_steps"] == 8
+    with pytest.raises(ValueError, match="lin_0.0003"):
+        linear_schedule("lin_fast")
+    config = tmp_path / "lin.yaml"
+    config.write_text("eval_freq: 400\nalgo: {n_steps: 8, batch_size: 64, n_epochs: 1, learning_rate: lin_0.001}\n")
+    result = train_sb3(
+        "l2o/Quadratic-v0",
+        "ppo",
+        out_dir=tmp_path / "lin",
+        timesteps=400,
+        num_envs=2,
+        config=config,
+        reference=FixedGD(),
+        progress_bar=False,
+        validation_instances=4,
+        env_kwargs={"dim": 3, "horizon": 8},
+    )
+    assert result.timesteps >= 400
