@@ -269,11 +269,7 @@ def train_sb3(
         )
     wall = time.perf_counter() - start
     save_checkpoint(model, out_dir)
-    validation.evaluate()
-    score = (validation.history[-1]["win_rate_vs_reference"], -validation.history[-1]["mean_final_objective"])
-    if validation.best_score is None or score > validation.best_score:
-        validation.best_score = score
-        save_learned_optimizer(model, out_dir / "best_model", meta)
+    validation.evaluate_and_keep_best()
     final = save_learned_optimizer(model, out_dir / "model", meta)
     return TrainingResult(out_dir, out_dir / "best_model", final, int(model.num_timesteps), wall, validation.history)
 

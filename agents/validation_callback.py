@@ -62,14 +62,24 @@ class ValidationCallback(BaseCallback):
         self.history.append(result)
         return result
 
-    def _on_step(self) -> bool:
-        if self.num_timesteps - self.last_eval < self.eval_freq:
-            return True
-        self.last_eval = self.num_timesteps
+    def evaluate_and_keep_best(self) -> dict[str, float]:
+        """Evaluate; call `on_best` if this is the best score so far (win rate, then mean final)."""
         result = self.evaluate()
         score = (result["win_rate_vs_reference"], -result["mean_final_objective"])
         if self.best_score is None or score > self.best_score:
             self.best_score = score
             if self.on_best is not None:
                 self.on_best(self)
+        return result
+
+    def _on_training_start(self) -> None:
+        # the starting policy competes too (after an imitation warm start it may be the best)
+        if self.num_timesteps == 0:
+            self.evaluate_and_keep_best()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self.last_eval < self.eval_freq:
+            return True
+        self.last_eval = self.num_timesteps
+        self.evaluate_and_keep_best()
         return True

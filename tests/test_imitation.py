@@ -62,6 +62,7 @@ def test_train_sb3_with_an_imitation_warm_start(tmp_path):
         env_kwargs={"dim": 3, "horizon": 8},
     )
     assert load_rule(result.final).coordinatewise
+    assert result.validation[0]["timesteps"] == 0  # the warm-started policy competes for best_model
 
 
 def test_imitation_settings_are_checked(tmp_path):

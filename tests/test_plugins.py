@@ -45,7 +45,7 @@ def test_family_subclass_end_to_end():
     l2o_gym.register_family("test/ShiftedSphere-v0", ShiftedSphereFamily, dim=5)
     env = gym.make_vec("test/ShiftedSphere-v0", num_envs=3, coordinatewise=True)
     obs, info = env.reset(seed=0)
-    assert obs.shape == (3, 5, 53)
+    assert obs.shape == (3, 5, 59)
     centers = env.unwrapped.episodes.state.problem.center
     np.testing.assert_allclose(info["objective"], (centers**2).sum(dim=1).numpy(), rtol=1e-5)
     sb3 = l2o_gym.make_sb3_vec_env("test/ShiftedSphere-v0", 2, seed=0, coordinatewise=True)

@@ -13,7 +13,7 @@ the same, one scalar per coordinate.
 Default (Li & Malik): ``Dict(location: Box(d), gradients: Box(H, d), improvements: Box(H))`` —
 x as it is, the last H gradients (signed log-magnitude, zero-filled at the start, current last)
 and the last H relative objective changes (f_t - f_{t-1}) / |f_{t-1}|, clipped to ±10.
-``coordinatewise=True``: ``Box(d, 2H + 3)``, one row of features per coordinate (see
+``coordinatewise=True``: ``Box(d, 2H + 9)``, one row of features per coordinate (see
 `l2o_gym.features`).
 
 ## Rewards

@@ -2,7 +2,7 @@
 
 Dict form: num_envs = B, observations and actions as in `OptimizationEnv`.
 Coordinatewise form: num_envs = B · d; env ``b * d + i`` is coordinate i of instance b, its
-observation that coordinate's row of 2H + 3 features and its action one scalar in [-1, 1]. The
+observation that coordinate's row of 2H + 9 features and its action one scalar in [-1, 1]. The
 coordinates of an instance share its reward and its episode end, so one small policy learns an
 update rule that runs on problems of any dimension.
 
