@@ -6,6 +6,7 @@ The teacher (any UpdateRule, e.g. tuned momentum) runs on training instances thr
 transition; at every step each coordinate's observation row [F] is paired with the teacher's
 action for it, step / action_scale clipped to [-1, 1]. The policy's mean action is regressed on
 those pairs (mean squared error, Adam), so PPO then refines a rule that already optimizes.
+`student_rows` gives DAgger's pairs instead: the teacher's action on the student's own states.
 """
 
 from __future__ import annotations
@@ -43,6 +44,39 @@ def teacher_rows(
         live = ~state.diverged
         rows.append(observe(state)[live].reshape(-1, observe.num_features))
         actions.append((step[live] / action_scale).clamp(-1.0, 1.0).reshape(-1, 1))
+        state.advance(step)
+    return torch.cat(rows), torch.cat(actions)
+
+
+@torch.no_grad()
+def student_rows(
+    student: UpdateRule,
+    teacher: UpdateRule,
+    family: TaskFamily,
+    *,
+    instances: int,
+    horizon: int,
+    history: int,
+    action_scale: float,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """DAgger: observation rows [N, F] along the *student's* trajectories, each paired with the
+    action [N, 1] the teacher would take there (the teacher follows the student's states, its own
+    buffers fed with the gradients the student sees)."""
+    check_positive_int("instances", instances)
+    check_positive_int("horizon", horizon)
+    problem = family.sample(instances, torch.Generator().manual_seed(seed), "train")
+    state = OptimizationState.start(problem, history=history)
+    observe = CoordinatewiseObservation(problem.dim, history, action_scale)
+    student.reset(state)
+    teacher.reset(state)
+    rows, actions = [], []
+    for _ in range(horizon):
+        label = teacher.step(state)
+        step = student.step(state)
+        live = ~state.diverged & torch.isfinite(label).all(dim=1)
+        rows.append(observe(state)[live].reshape(-1, observe.num_features))
+        actions.append((label[live] / action_scale).clamp(-1.0, 1.0).reshape(-1, 1))
         state.advance(step)
     return torch.cat(rows), torch.cat(actions)
 

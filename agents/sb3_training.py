@@ -36,6 +36,7 @@ from l2o_gym.registry import env_options, make_family
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 CHECKPOINT = "checkpoint/model.zip"
 COORDINATEWISE_ONLY = ("step", "imitation")  # hyperparameter sections a dict-layout policy ignores
+IMITATION_SETTINGS = ("teacher", "instances", "epochs", "dagger_rounds")
 
 
 def algorithm_class(algo: str) -> type:
@@ -93,29 +94,46 @@ def warm_start(
     step_form: StepForm,
 ) -> float:
     """Imitation warm start from a tuned hand-designed teacher (`imitation` hyperparameters:
-    teacher, instances, epochs); returns the final imitation error."""
-    from agents.imitation import imitate, teacher_rows
+    teacher, instances, epochs, dagger_rounds); returns the final imitation error.
+
+    After imitating the teacher's trajectories, each DAgger round adds the teacher's actions on
+    the current student's own trajectories (fresh training instances) and fits again on all pairs.
+    """
+    from agents.imitation import imitate, student_rows, teacher_rows
+    from agents.learned_optimizer import LearnedOptimizer
     from agents.tuning import tuned_optimizer
 
     if algo not in ("ppo", "a2c") or not coordinatewise:
         raise ValueError(f"imitation warm start needs a coordinatewise ppo or a2c policy, got {algo!r}")
-    unknown = sorted(set(config) - {"teacher", "instances", "epochs"})
+    unknown = sorted(set(config) - set(IMITATION_SETTINGS))
     if unknown:
-        raise ValueError(f"unknown imitation setting(s) {unknown}; allowed: teacher, instances, epochs")
+        raise ValueError(f"unknown imitation setting(s) {unknown}; allowed: {', '.join(IMITATION_SETTINGS)}")
     horizon = episodes.horizon_range[1]
-    teacher = tuned_optimizer(config.get("teacher", "momentum"), env_id, horizon)
-    rows, actions = teacher_rows(
-        teacher,
-        family,
-        instances=int(config.get("instances", 256)),
-        horizon=horizon,
-        history=episodes.history,
-        action_scale=episodes.action_scale,
-        seed=seed,
-    )
-    return imitate(
-        model.policy, rows, step_form.policy_outputs(actions[:, 0]), epochs=int(config.get("epochs", 30)), seed=seed
-    )
+    teacher_name = config.get("teacher", "momentum")
+    sizes = {
+        "instances": int(config.get("instances", 256)),
+        "horizon": horizon,
+        "history": episodes.history,
+        "action_scale": episodes.action_scale,
+    }
+    epochs = int(config.get("epochs", 30))
+    rows, actions = teacher_rows(tuned_optimizer(teacher_name, env_id, horizon), family, seed=seed, **sizes)
+    error = imitate(model.policy, rows, step_form.policy_outputs(actions[:, 0]), epochs=epochs, seed=seed)
+    student_meta = {
+        "observation": "coordinatewise",
+        "history": episodes.history,
+        "action_scale": episodes.action_scale,
+        "algo": algo,
+        "dim": episodes.dim,
+        "step_form": step_form.to_meta(),
+    }
+    for round_index in range(1, int(config.get("dagger_rounds", 0)) + 1):
+        student = LearnedOptimizer(model.policy, student_meta)
+        teacher = tuned_optimizer(teacher_name, env_id, horizon)
+        more_rows, more_actions = student_rows(student, teacher, family, seed=seed + round_index, **sizes)
+        rows, actions = torch.cat([rows, more_rows]), torch.cat([actions, more_actions])
+        error = imitate(model.policy, rows, step_form.policy_outputs(actions[:, 0]), epochs=epochs, seed=seed)
+    return error
 
 
 def linear_schedule(spec: str) -> Callable[[float], float]:

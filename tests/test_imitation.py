@@ -6,7 +6,7 @@ from stable_baselines3 import PPO
 
 import l2o_gym
 from agents.hand_designed import make_optimizer
-from agents.imitation import imitate, teacher_rows
+from agents.imitation import imitate, student_rows, teacher_rows
 from agents.learned_optimizer import LearnedOptimizer
 from agents.saved_rules import load_rule
 from agents.sb3_training import train_sb3
@@ -80,3 +80,36 @@ def test_imitation_settings_are_checked(tmp_path):
             progress_bar=False,
             env_kwargs={"dim": 3},
         )
+
+
+def test_student_rows_label_the_students_own_states_with_the_teachers_action():
+    family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
+    student = make_optimizer("gd", lr=0.001)  # a poor student: its states differ from the teacher's
+    teacher = make_optimizer("gd", lr=0.01)
+    rows, actions = student_rows(student, teacher, family, instances=4, horizon=5, history=6, action_scale=0.1, seed=0)
+    own_rows, _ = teacher_rows(teacher, family, instances=4, horizon=5, history=6, action_scale=0.1, seed=0)
+    assert rows.shape == own_rows.shape and not torch.allclose(rows, own_rows)
+    squashed = rows[:, 2 * 6 + 1 : 2 * 6 + 2]
+    grad = squashed / (1 - squashed.abs())
+    assert torch.allclose(actions, (-0.01 * grad / 0.1).clamp(-1, 1), atol=1e-5)  # the teacher's action there
+
+
+def test_train_sb3_with_dagger_rounds(tmp_path):
+    config = tmp_path / "dagger.yaml"
+    config.write_text(
+        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
+        "imitation: {teacher: gd, instances: 4, epochs: 2, dagger_rounds: 1}\n"
+    )
+    result = train_sb3(
+        "l2o/Quadratic-v0",
+        "ppo",
+        out_dir=tmp_path / "run",
+        timesteps=200,
+        num_envs=2,
+        config=config,
+        reference=make_optimizer("gd", lr=0.01),
+        progress_bar=False,
+        validation_instances=4,
+        env_kwargs={"dim": 3, "horizon": 8},
+    )
+    assert load_rule(result.final).step_form.name == "log_magnitude"
