@@ -20,7 +20,6 @@ from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
 
 
-@torch.no_grad()
 def teacher_rows(
     teacher: UpdateRule,
     family: TaskFamily,
@@ -32,20 +31,8 @@ def teacher_rows(
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Observation rows [N, F] and teacher actions [N, 1] along the teacher's own trajectories."""
-    check_positive_int("instances", instances)
-    check_positive_int("horizon", horizon)
-    problem = family.sample(instances, torch.Generator().manual_seed(seed), "train")
-    state = OptimizationState.start(problem, history=history)
-    observe = CoordinatewiseObservation(problem.dim, history, action_scale)
-    teacher.reset(state)
-    rows, actions = [], []
-    for _ in range(horizon):
-        step = teacher.step(state)
-        live = ~state.diverged
-        rows.append(observe(state)[live].reshape(-1, observe.num_features))
-        actions.append((step[live] / action_scale).clamp(-1.0, 1.0).reshape(-1, 1))
-        state.advance(step)
-    return torch.cat(rows), torch.cat(actions)
+    sizes = {"instances": instances, "horizon": horizon, "history": history, "action_scale": action_scale}
+    return student_rows(teacher, teacher, family, seed=seed, **sizes)
 
 
 @torch.no_grad()
@@ -62,7 +49,7 @@ def student_rows(
 ) -> tuple[Tensor, Tensor]:
     """DAgger: observation rows [N, F] along the *student's* trajectories, each paired with the
     action [N, 1] the teacher would take there (the teacher follows the student's states, its own
-    buffers fed with the gradients the student sees)."""
+    buffers fed with the gradients the student sees). With student = teacher: the teacher's own."""
     check_positive_int("instances", instances)
     check_positive_int("horizon", horizon)
     problem = family.sample(instances, torch.Generator().manual_seed(seed), "train")
@@ -73,7 +60,7 @@ def student_rows(
     rows, actions = [], []
     for _ in range(horizon):
         label = teacher.step(state)
-        step = student.step(state)
+        step = label if student is teacher else student.step(state)
         live = ~state.diverged & torch.isfinite(label).all(dim=1)
         rows.append(observe(state)[live].reshape(-1, observe.num_features))
         actions.append((label[live] / action_scale).clamp(-1.0, 1.0).reshape(-1, 1))

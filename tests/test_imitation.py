@@ -12,6 +12,7 @@ from agents.saved_rules import load_rule
 from agents.sb3_training import train_sb3
 from l2o_gym.features import CoordinatewiseObservation
 from l2o_gym.unroll import unroll
+from tests.tiny_training import train_tiny
 
 
 def test_teacher_rows_pair_each_coordinate_with_its_step():
@@ -44,22 +45,11 @@ def test_imitation_makes_the_policy_act_like_the_teacher():
 
 
 def test_train_sb3_with_an_imitation_warm_start(tmp_path):
-    config = tmp_path / "imitate.yaml"
-    config.write_text(
+    result = train_tiny(
+        tmp_path,
         "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
-        "imitation: {teacher: gd, instances: 4, epochs: 2}\n"
-    )
-    result = train_sb3(
-        "l2o/Quadratic-v0",
-        "ppo",
-        out_dir=tmp_path / "run",
-        timesteps=400,
-        num_envs=2,
-        config=config,
+        "imitation: {teacher: gd, instances: 4, epochs: 2}\n",
         reference=make_optimizer("gd", lr=0.01),
-        progress_bar=False,
-        validation_instances=4,
-        env_kwargs={"dim": 3, "horizon": 8},
     )
     assert load_rule(result.final).coordinatewise
     assert result.validation[0]["timesteps"] == 0  # the warm-started policy competes for best_model
@@ -95,21 +85,11 @@ def test_student_rows_label_the_students_own_states_with_the_teachers_action():
 
 
 def test_train_sb3_with_dagger_rounds(tmp_path):
-    config = tmp_path / "dagger.yaml"
-    config.write_text(
+    result = train_tiny(
+        tmp_path,
         "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
-        "imitation: {teacher: gd, instances: 4, epochs: 2, dagger_rounds: 1}\n"
-    )
-    result = train_sb3(
-        "l2o/Quadratic-v0",
-        "ppo",
-        out_dir=tmp_path / "run",
+        "imitation: {teacher: gd, instances: 4, epochs: 2, dagger_rounds: 1}\n",
         timesteps=200,
-        num_envs=2,
-        config=config,
         reference=make_optimizer("gd", lr=0.01),
-        progress_bar=False,
-        validation_instances=4,
-        env_kwargs={"dim": 3, "horizon": 8},
     )
     assert load_rule(result.final).step_form.name == "log_magnitude"

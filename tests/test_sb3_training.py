@@ -14,6 +14,7 @@ from agents.sb3_training import ALGOS, train_sb3
 from agents.torch_optimizer import LearnedTorchOptimizer
 from l2o_gym.unroll import unroll
 from l2o_gym.update_rule import UpdateRule
+from tests.tiny_training import train_tiny
 
 
 class FixedGD(UpdateRule):
@@ -177,20 +178,7 @@ def test_unknown_algo_and_bad_config(tmp_path):
 
 
 def test_gsde_policy_saves_and_loads(tmp_path):
-    config = tmp_path / "sde.yaml"
-    config.write_text("eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1, use_sde: true}\n")
-    result = train_sb3(
-        "l2o/Quadratic-v0",
-        "ppo",
-        out_dir=tmp_path / "sde",
-        timesteps=400,
-        num_envs=2,
-        config=config,
-        reference=FixedGD(),
-        progress_bar=False,
-        validation_instances=4,
-        env_kwargs={"dim": 3, "horizon": 8},
-    )
+    result = train_tiny(tmp_path, "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1, use_sde: true}\n")
     rule = load_rule(result.final)
     problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=3).sample(2, torch.Generator().manual_seed(0), "test")
     assert torch.isfinite(unroll(rule, problem, 4).objectives).all()
@@ -205,18 +193,7 @@ def test_linear_learning_rate_schedule(tmp_path):
     assert callable(kwargs["learning_rate"]) and kwargs["n_steps"] == 8
     with pytest.raises(ValueError, match="lin_0.0003"):
         linear_schedule("lin_fast")
-    config = tmp_path / "lin.yaml"
-    config.write_text("eval_freq: 400\nalgo: {n_steps: 8, batch_size: 64, n_epochs: 1, learning_rate: lin_0.001}\n")
-    result = train_sb3(
-        "l2o/Quadratic-v0",
-        "ppo",
-        out_dir=tmp_path / "lin",
-        timesteps=400,
-        num_envs=2,
-        config=config,
-        reference=FixedGD(),
-        progress_bar=False,
-        validation_instances=4,
-        env_kwargs={"dim": 3, "horizon": 8},
+    result = train_tiny(
+        tmp_path, "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 64, n_epochs: 1, learning_rate: lin_0.001}\n"
     )
     assert result.timesteps >= 400

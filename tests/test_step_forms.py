@@ -18,6 +18,7 @@ from agents.saved_rules import META_FILE, load_rule
 from agents.sb3_training import train_sb3
 from agents.step_forms import StepForm, StepFormVecEnv
 from l2o_gym.unroll import unroll
+from tests.tiny_training import train_tiny
 
 
 def test_log_magnitude_maps_outputs_to_scaled_env_actions():
@@ -98,21 +99,10 @@ def test_imitation_through_the_log_magnitude_form():
 
 
 def test_training_with_a_step_form_saves_it_and_acts_through_it(tmp_path):
-    config = tmp_path / "form.yaml"
-    config.write_text(
-        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\nstep: {form: log_magnitude, log_range: 6}\n"
-    )
-    result = train_sb3(
-        "l2o/Quadratic-v0",
-        "ppo",
-        out_dir=tmp_path / "run",
-        timesteps=400,
-        num_envs=2,
-        config=config,
+    result = train_tiny(
+        tmp_path,
+        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\nstep: {form: log_magnitude, log_range: 6}\n",
         reference=make_optimizer("gd", lr=0.01),
-        progress_bar=False,
-        validation_instances=4,
-        env_kwargs={"dim": 3, "horizon": 8},
     )
     meta = json.loads((result.final / META_FILE).read_text())
     assert meta["step_form"] == {"name": "log_magnitude", "log_range": 6.0}
