@@ -82,19 +82,10 @@ class CheckpointEvery(BaseCallback):
         return True
 
 
-def warm_start(
-    model: Any,
-    family: Any,
-    env_id: str,
-    config: dict[str, Any],
-    episodes: EpisodeBatch,
-    seed: int,
-    algo: str,
-    coordinatewise: bool,
-    step_form: StepForm,
-) -> float:
-    """Imitation warm start from a tuned hand-designed teacher (`imitation` hyperparameters:
-    teacher, instances, epochs, dagger_rounds); returns the final imitation error.
+def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, Any], seed: int) -> float:
+    """Imitation warm start of `model`'s policy (described by the run's metadata `meta`) from a
+    tuned hand-designed teacher (`imitation` hyperparameters: teacher, instances, epochs,
+    dagger_rounds); returns the final imitation error.
 
     After imitating the teacher's trajectories, each DAgger round adds the teacher's actions on
     the current student's own trajectories (fresh training instances) and fits again on all pairs.
@@ -103,36 +94,32 @@ def warm_start(
     from agents.learned_optimizer import LearnedOptimizer
     from agents.tuning import tuned_optimizer
 
-    if algo not in ("ppo", "a2c") or not coordinatewise:
-        raise ValueError(f"imitation warm start needs a coordinatewise ppo or a2c policy, got {algo!r}")
+    if meta["algo"] not in ("ppo", "a2c") or meta["observation"] != "coordinatewise":
+        raise ValueError(f"imitation warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r}")
     unknown = sorted(set(config) - set(IMITATION_SETTINGS))
     if unknown:
         raise ValueError(f"unknown imitation setting(s) {unknown}; allowed: {', '.join(IMITATION_SETTINGS)}")
-    horizon = episodes.horizon_range[1]
-    teacher_name = config.get("teacher", "momentum")
+    horizon = meta["horizon"][1]
+    step_form = StepForm.from_meta(meta)
     sizes = {
         "instances": int(config.get("instances", 256)),
         "horizon": horizon,
-        "history": episodes.history,
-        "action_scale": episodes.action_scale,
+        "history": meta["history"],
+        "action_scale": meta["action_scale"],
     }
     epochs = int(config.get("epochs", 30))
-    rows, actions = teacher_rows(tuned_optimizer(teacher_name, env_id, horizon), family, seed=seed, **sizes)
-    error = imitate(model.policy, rows, step_form.policy_outputs(actions[:, 0]), epochs=epochs, seed=seed)
-    student_meta = {
-        "observation": "coordinatewise",
-        "history": episodes.history,
-        "action_scale": episodes.action_scale,
-        "algo": algo,
-        "dim": episodes.dim,
-        "step_form": step_form.to_meta(),
-    }
+
+    def teacher() -> Any:
+        return tuned_optimizer(config.get("teacher", "momentum"), meta["env_id"], horizon)
+
+    rows, actions = teacher_rows(teacher(), family, seed=seed, **sizes)
+    targets = step_form.policy_outputs(actions[:, 0])
+    error = imitate(model.policy, rows, targets, epochs=epochs, seed=seed)
     for round_index in range(1, int(config.get("dagger_rounds", 0)) + 1):
-        student = LearnedOptimizer(model.policy, student_meta)
-        teacher = tuned_optimizer(teacher_name, env_id, horizon)
-        more_rows, more_actions = student_rows(student, teacher, family, seed=seed + round_index, **sizes)
-        rows, actions = torch.cat([rows, more_rows]), torch.cat([actions, more_actions])
-        error = imitate(model.policy, rows, step_form.policy_outputs(actions[:, 0]), epochs=epochs, seed=seed)
+        student = LearnedOptimizer(model.policy, meta)
+        more_rows, more_actions = student_rows(student, teacher(), family, seed=seed + round_index, **sizes)
+        rows, targets = torch.cat([rows, more_rows]), torch.cat([targets, step_form.policy_outputs(more_actions[:, 0])])
+        error = imitate(model.policy, rows, targets, epochs=epochs, seed=seed)
     return error
 
 
@@ -260,7 +247,7 @@ def train_sb3(
     family = make_family(env_id, **split_kwargs(params["env"])[1])
     imitation = params.get("imitation")
     if imitation and not resume:
-        warm_start(model, family, env_id, imitation, episodes, seed, algo, coord, step_form)
+        warm_start(model, family, imitation, meta, seed)
     validation_problem = family.sample(validation_instances, torch.Generator().manual_seed(seed), "validation")
     if reference is None:
         from agents.tuning import tuned_optimizer

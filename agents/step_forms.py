@@ -39,7 +39,7 @@ class StepForm:
 
     @classmethod
     def from_meta(cls, meta: dict) -> StepForm:
-        """The form a saved policy was trained with (``linear`` for policies saved before forms)."""
+        """The form a policy was trained with, from its metadata (``linear`` where it names none)."""
         form = meta.get("step_form") or {}
         return cls(form.get("name", "linear"), form.get("log_range", DEFAULT_LOG_RANGE))
 

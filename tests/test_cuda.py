@@ -24,7 +24,7 @@ from agents.sb3_training import train_sb3
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.registry import BUILTIN_FAMILIES
 from l2o_gym.unroll import unroll
-from l2o_gym.update_rule import UpdateRule
+from tests.tiny_training import FixedGD
 
 DEVICE = torch.device(os.environ.get("L2O_TEST_DEVICE", "cuda"))
 CPU = torch.device("cpu")
@@ -202,13 +202,6 @@ def test_hand_designed_optimizers_unroll_on_the_device_like_on_the_cpu(env_id, n
     assert_close(curves.objectives[:6], curves_cpu.objectives[:6], what=f"{name} curve, first 5 steps")
     assert_close(curves.diverged, curves_cpu.diverged, what="diverged")
     assert torch.isfinite(curves.objectives).all() and (curves.final < curves.objectives[0]).all()
-
-
-class FixedGD(UpdateRule):
-    name = "gd"
-
-    def step(self, state):
-        return -0.02 * state.grad
 
 
 def test_ppo_trains_with_device_envs_and_acts_on_device_problems(tmp_path):

@@ -13,16 +13,7 @@ from agents.saved_rules import META_FILE, load_rule
 from agents.sb3_training import ALGOS, train_sb3
 from agents.torch_optimizer import LearnedTorchOptimizer
 from l2o_gym.unroll import unroll
-from l2o_gym.update_rule import UpdateRule
-from tests.tiny_training import train_tiny
-
-
-class FixedGD(UpdateRule):
-    name = "gd"
-
-    def step(self, state):
-        return -0.02 * state.grad
-
+from tests.tiny_training import FixedGD, train_tiny
 
 TINY = {"eval_freq": 400}
 
