@@ -10,7 +10,19 @@ from typing import Any
 import yaml
 
 HYPERPARAMS_FILE = Path(__file__).with_name("hyperparams.yaml")
-SECTIONS = ("timesteps", "num_envs", "coordinatewise", "eval_freq", "env", "algo", "policy", "step", "imitation")
+SECTIONS = (
+    "timesteps",
+    "num_envs",
+    "coordinatewise",
+    "eval_freq",
+    "eval_horizons",
+    "env",
+    "algo",
+    "policy",
+    "step",
+    "imitation",
+    "backprop",
+)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ learned optimizer's metadata last), so a crash loses nothing complete.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable
@@ -28,15 +29,15 @@ from agents.saved_rules import write_meta
 from agents.sb3_policy_io import policy_kwargs_from_config, save_policy
 from agents.step_forms import DEFAULT_LOG_RANGE, StepForm, StepFormVecEnv
 from agents.validation_callback import ValidationCallback
-from l2o_gym.atomic_io import atomic_write, atomic_write_text
+from l2o_gym.atomic_io import atomic_write, atomic_write_json, atomic_write_text
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import split_kwargs
 from l2o_gym.registry import env_options, make_family
 
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 CHECKPOINT = "checkpoint/model.zip"
-COORDINATEWISE_ONLY = ("step", "imitation")  # hyperparameter sections a dict-layout policy ignores
-IMITATION_SETTINGS = ("teacher", "instances", "epochs", "dagger_rounds")
+COORDINATEWISE_ONLY = ("step", "imitation", "backprop")  # hyperparameter sections a dict-layout policy ignores
+IMITATION_SETTINGS = ("teacher", "opening", "opening_steps", "instances", "epochs", "dagger_rounds")
 
 
 def algorithm_class(algo: str) -> type:
@@ -85,13 +86,16 @@ class CheckpointEvery(BaseCallback):
 def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, Any], seed: int) -> float:
     """Imitation warm start of `model`'s policy (described by the run's metadata `meta`) from a
     tuned hand-designed teacher (`imitation` hyperparameters: teacher, instances, epochs,
-    dagger_rounds); returns the final imitation error.
+    dagger_rounds; with `opening` (and `opening_steps`, default 20) the teacher is a `PhasedRule`:
+    the tuned `opening` optimizer for each instance's first steps, then the tuned `teacher`);
+    returns the final imitation error.
 
     After imitating the teacher's trajectories, each DAgger round adds the teacher's actions on
     the current student's own trajectories (fresh training instances) and fits again on all pairs.
     """
     from agents.imitation import imitate, student_rows, teacher_rows
     from agents.learned_optimizer import LearnedOptimizer
+    from agents.phased_rule import PhasedRule
     from agents.tuning import tuned_optimizer
 
     if meta["algo"] not in ("ppo", "a2c") or meta["observation"] != "coordinatewise":
@@ -110,7 +114,11 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
     epochs = int(config.get("epochs", 30))
 
     def teacher() -> Any:
-        return tuned_optimizer(config.get("teacher", "momentum"), meta["env_id"], horizon)
+        main = tuned_optimizer(config.get("teacher", "momentum"), meta["env_id"], horizon)
+        if "opening" not in config:
+            return main
+        opening = tuned_optimizer(config["opening"], meta["env_id"], horizon)
+        return PhasedRule(opening, main, int(config.get("opening_steps", 20)))
 
     rows, actions = teacher_rows(teacher(), family, seed=seed, **sizes)
     targets = step_form.policy_outputs(actions[:, 0])
@@ -149,6 +157,17 @@ def step_form_from_config(config: dict[str, Any] | None) -> StepForm:
     return StepForm(config.get("form", "linear"), config.get("log_range", DEFAULT_LOG_RANGE))
 
 
+def validation_references(env_id: str, horizons: list[int], reference: Any = None) -> dict[int, Any]:
+    """horizon -> the rule validation compares against there: `reference` at every horizon, or
+    tuned Adam tuned at each."""
+    checked = [l2o_gym.problem.check_positive_int("eval_horizons", h) for h in horizons]
+    if reference is not None:
+        return dict.fromkeys(checked, reference)
+    from agents.tuning import tuned_optimizer
+
+    return {h: tuned_optimizer("adam", env_id, h) for h in checked}
+
+
 @dataclass
 class TrainingResult:
     out_dir: Path
@@ -171,16 +190,17 @@ def train_sb3(
     coordinatewise: bool | None = None,
     resume: bool = False,
     progress_bar: bool = True,
-    validation_instances: int = 64,
+    validation_instances: int = 256,
     reference: Any = None,
     env_kwargs: dict[str, Any] | None = None,
     verbose: int = 0,
 ) -> TrainingResult:
     """Train `algo` on `env_id`; returns where the best and final learned optimizers are.
 
-    `reference` is the update rule validation compares against (default: tuned Adam from
-    `agents.tuning`). With `resume=True`, continues the run in `out_dir` from its checkpoint and
-    step count up to `timesteps` in all.
+    Validation runs at each of the `eval_horizons` hyperparameter (default: the longest training
+    horizon) against `reference` (default: tuned Adam from `agents.tuning`, tuned per horizon).
+    With `resume=True`, continues the run in `out_dir` from its checkpoint and step count up to
+    `timesteps` in all.
     """
     cls = algorithm_class(algo)
     params = load_hyperparams(env_id, algo, config)
@@ -248,16 +268,17 @@ def train_sb3(
     imitation = params.get("imitation")
     if imitation and not resume:
         warm_start(model, family, imitation, meta, seed)
-    validation_problem = family.sample(validation_instances, torch.Generator().manual_seed(seed), "validation")
-    if reference is None:
-        from agents.tuning import tuned_optimizer
+    backprop = params.get("backprop")
+    if backprop and not resume:
+        from agents.backprop_warm_start import backprop_warm_start
 
-        reference = tuned_optimizer("adam", env_id, horizon)
+        result = backprop_warm_start(model.policy, family, backprop, meta, seed, params.get("eval_horizons"))
+        atomic_write_json(out_dir / "backprop_warm_start.json", dataclasses.asdict(result))
+    validation_problem = family.sample(validation_instances, torch.Generator().manual_seed(seed), "validation")
     validation = ValidationCallback(
         validation_problem,
-        reference,
+        validation_references(env_id, params.get("eval_horizons") or [horizon], reference),
         meta,
-        horizon,
         int(params["eval_freq"]),
         on_best=lambda cb: save_learned_optimizer(cb.model, out_dir / "best_model", meta),
     )

@@ -7,39 +7,41 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.learned_optimizer import LearnedOptimizer
+from l2o_gym.metrics import win_rate
 from l2o_gym.problem import Problem
-from l2o_gym.unroll import Curves, unroll
+from l2o_gym.unroll import unroll
 from l2o_gym.update_rule import UpdateRule
 
 
-def win_rate(curves: Curves, reference: Curves) -> float:
-    """Share of instances whose final objective is strictly below the reference's."""
-    return float((curves.final < reference.final).float().mean())
-
-
 class ValidationCallback(BaseCallback):
-    """Every `eval_freq` env steps: mean final objective and win rate against `reference`."""
+    """Every `eval_freq` env steps: mean final objective and win rate against the reference, at
+    each validation horizon (`references` maps horizon -> reference rule). The best model is the
+    one with the highest win rate averaged over the horizons (ties: the lower mean final
+    objective, averaged likewise). Logged keys carry the horizon (``win_rate_vs_reference_T40``);
+    the unsuffixed keys hold the averages."""
 
     def __init__(
         self,
         problem: Problem,
-        reference: UpdateRule,
+        references: dict[int, UpdateRule],
         meta: dict[str, Any],
-        horizon: int,
         eval_freq: int,
         on_best: Callable[[BaseCallback], None] | None = None,
     ) -> None:
         super().__init__()
+        if not references:
+            raise ValueError("references must map at least one validation horizon to a reference rule")
         self.problem = problem
         self.meta = meta
-        self.horizon = horizon
         self.eval_freq = eval_freq
         self.on_best = on_best
-        self.reference_curves = unroll(reference, copy.deepcopy(problem), horizon, history=meta["history"])
+        self.reference_curves = {
+            horizon: unroll(rule, copy.deepcopy(problem), horizon, history=meta["history"])
+            for horizon, rule in sorted(references.items())
+        }
         self.best_score: tuple[float, float] | None = None
         self.last_eval = 0
         self.history: list[dict[str, float]] = []
@@ -47,15 +49,23 @@ class ValidationCallback(BaseCallback):
     def evaluate(self) -> dict[str, float]:
         rule = LearnedOptimizer(self.model.policy, self.meta)
         self.model.policy.set_training_mode(False)
-        curves = unroll(rule, copy.deepcopy(self.problem), self.horizon, history=self.meta["history"])
-        final = torch.where(curves.diverged, torch.full_like(curves.final, float("inf")), curves.final)
-        result = {
-            "timesteps": float(self.num_timesteps),
-            "mean_final_objective": float(curves.final.mean()),
-            "reference_mean_final_objective": float(self.reference_curves.final.mean()),
-            "win_rate_vs_reference": float((final < self.reference_curves.final).float().mean()),
-            "divergence_rate": float(curves.diverged.float().mean()),
-        }
+        result = {"timesteps": float(self.num_timesteps)}
+        for horizon, reference in self.reference_curves.items():
+            curves = unroll(rule, copy.deepcopy(self.problem), horizon, history=self.meta["history"])
+            result[f"mean_final_objective_T{horizon}"] = float(curves.final.mean())
+            result[f"reference_mean_final_objective_T{horizon}"] = float(reference.final.mean())
+            result[f"win_rate_vs_reference_T{horizon}"] = win_rate(
+                curves.objectives, reference.objectives, curves.diverged, reference.diverged
+            )
+            result[f"divergence_rate_T{horizon}"] = float(curves.diverged.float().mean())
+        for key in (
+            "mean_final_objective",
+            "reference_mean_final_objective",
+            "win_rate_vs_reference",
+            "divergence_rate",
+        ):
+            values = [result[f"{key}_T{horizon}"] for horizon in self.reference_curves]
+            result[key] = sum(values) / len(values)
         for key, value in result.items():
             if key != "timesteps":
                 self.logger.record(f"validation/{key}", value)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from agents.saved_rules import load_rule
+from agents.saved_rules import load_rule, read_meta
 from agents.sb3_training import train_sb3
 from agents.tuning import tuned_optimizer
 from l2o_gym.evaluation import EvaluationResult, evaluate
@@ -71,7 +71,7 @@ def main() -> None:
 
     header = "| family | method | mean final f - f* | median | wins vs Adam | speed-up | diverged | training |"
     lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|"]
-    results = []
+    results, notes = [], []
     for env_id in args.envs.split(","):
         short = env_id.split("/")[1].removesuffix("-v0")
         learned, wall = {}, {}
@@ -86,6 +86,9 @@ def main() -> None:
         )
         wall["ppo"] = time.perf_counter() - start
         learned["ppo"] = load_rule(trained.best)
+        best_step = read_meta(trained.best)["timesteps"]
+        notes.append(f"- {short}: PPO best model from step {best_step:,} of {trained.timesteps:,} (0: the warm start)")
+        print(notes[-1], flush=True)
         if args.meta:
             from agents.meta_training import train_meta_optimizer
 
@@ -124,7 +127,7 @@ def main() -> None:
                 lines.append(row(result, method, f"{short} {label}, T=40", wall))
             print("\n".join(lines[-len(result.methods) :]), flush=True)
     report = write_report(results, args.out / "report")
-    table = "\n".join(lines)
+    table = "\n".join(lines + [""] + notes)
     (args.out / "table.md").write_text(table + "\n")
     print(table)
     print(f"report: {report}; table: {args.out / 'table.md'}")

@@ -188,3 +188,14 @@ def test_linear_learning_rate_schedule(tmp_path):
         tmp_path, "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 64, n_epochs: 1, learning_rate: lin_0.001}\n"
     )
     assert result.timesteps >= 400
+
+
+def test_validation_at_several_horizons_averages_the_win_rates(tmp_path):
+    result = train_tiny(
+        tmp_path, "eval_freq: 400\neval_horizons: [4, 8]\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
+    )
+    row = result.validation[-1]
+    wins = (row["win_rate_vs_reference_T4"], row["win_rate_vs_reference_T8"])
+    assert row["win_rate_vs_reference"] == pytest.approx(sum(wins) / 2)
+    with pytest.raises(ValueError, match="eval_horizons"):
+        train_tiny(tmp_path, "eval_horizons: [0]\n", name="bad")

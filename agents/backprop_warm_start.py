@@ -1,0 +1,135 @@
+"""Backpropagation warm start: refine a coordinatewise SB3 policy's mean action by gradient descent
+through unrolled optimization (the meta-training of Andrychowicz et al., applied to the PPO actor),
+between the imitation warm start and PPO.
+
+One iteration draws `batch_size` instances from a fixed pool of training instances (their optima
+f* computed once), runs the policy's deterministic rule on them for a horizon drawn from the run's
+horizon range, through `OptimizationState.advance(step, differentiable=True)`, and after every
+`truncation` steps backpropagates the piece's loss
+
+    L = mean_t mean_b log((f_b(x_t) - f*_b)_+ / |f_b(x_0) - f*_b| + eps)
+
+(the log-suboptimality the RL reward telescopes to) into the actor's weights (Adam, gradient-norm
+clipping), then cuts the graph. The observation rows are fed to the policy detached (first-order,
+as L2L), so the meta-gradient flows through the steps into x and f. The weights with the lowest
+mean final log-suboptimality on fixed validation instances (averaged over the validation
+horizons; the starting weights included) are kept, so the warm start never hands PPO a worse
+policy than it received.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from agents.meta_training import apply_meta_gradient, detach_state
+from agents.step_forms import StepForm
+from l2o_gym.features import CoordinatewiseObservation
+from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from l2o_gym.rewards import LogSuboptimalityReward
+from l2o_gym.state import OptimizationState
+
+BACKPROP_SETTINGS = ("iterations", "batch_size", "instances", "truncation", "lr", "grad_clip", "validation_instances")
+
+
+@dataclass
+class BackpropResult:
+    """Validation mean final log-suboptimality before and after, and at which iteration the kept weights were."""
+
+    start_score: float
+    best_score: float
+    best_iteration: int
+    skipped_pieces: int
+
+
+def policy_steps(policy: torch.nn.Module, state: OptimizationState, form: StepForm, action_scale: float) -> Tensor:
+    """The policy's deterministic steps [B, d] at `state`, differentiable in its weights."""
+    batch, dim = state.x.shape
+    observe = CoordinatewiseObservation(dim, state.history, action_scale)
+    rows = observe(state).detach().reshape(batch * dim, -1).to(next(policy.parameters()).device)
+    outputs = policy.get_distribution(rows).distribution.mean
+    return action_scale * form.env_action(outputs).reshape(batch, dim).to(state.x.dtype).to(state.x.device)
+
+
+@torch.no_grad()
+def final_log_gap(
+    policy: torch.nn.Module, problem: Problem, horizon: int, form: StepForm, meta: dict[str, Any]
+) -> float:
+    """Mean over instances of log relative suboptimality after `horizon` steps of the policy."""
+    state = OptimizationState.start(copy.deepcopy(problem), history=meta["history"])
+    for _ in range(horizon):
+        state.advance(policy_steps(policy, state, form, meta["action_scale"]))
+    return float(LogSuboptimalityReward().log_gap(state.f, state).mean())
+
+
+def backprop_warm_start(
+    policy: torch.nn.Module,
+    family: TaskFamily,
+    config: dict[str, Any],
+    meta: dict[str, Any],
+    seed: int,
+    validation_horizons: list[int] | None = None,
+) -> BackpropResult:
+    """Refine `policy` (SB3 actor-critic, coordinatewise; `meta` the run's metadata) in place.
+    The validation score is averaged over `validation_horizons` (default: the longest horizon).
+
+    config (the `backprop` hyperparameters): iterations, batch_size, instances (training pool),
+    truncation, lr, grad_clip, validation_instances.
+    """
+    unknown = sorted(set(config) - set(BACKPROP_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown backprop setting(s) {unknown}; allowed: {', '.join(BACKPROP_SETTINGS)}")
+    if meta["observation"] != "coordinatewise" or meta["algo"] not in ("ppo", "a2c"):
+        raise ValueError(f"the backprop warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r}")
+    iterations = check_positive_int("iterations", int(config.get("iterations", 100)))
+    batch_size = check_positive_int("batch_size", int(config.get("batch_size", 64)))
+    pool_size = check_positive_int("instances", int(config.get("instances", 512)))
+    truncation = check_positive_int("truncation", int(config.get("truncation", 20)))
+    lr, grad_clip = float(config.get("lr", 1e-4)), float(config.get("grad_clip", 1.0))
+    if not (lr > 0 and math.isfinite(lr) and grad_clip > 0):
+        raise ValueError(f"lr and grad_clip must be positive finite numbers, got {lr!r}, {grad_clip!r}")
+    form = StepForm.from_meta(meta)
+    low, high = meta["horizon"]
+    generator = torch.Generator().manual_seed(seed + 7919)
+    pool = family.sample(pool_size, generator, "train")
+    pool.optimum()
+    validation = family.sample(int(config.get("validation_instances", 64)), generator, "validation")
+    validation.optimum()
+    reward = LogSuboptimalityReward()
+    params = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    policy.set_training_mode(False)
+
+    horizons = list(validation_horizons or [high])
+
+    def score() -> float:
+        return sum(final_log_gap(policy, validation, h, form, meta) for h in horizons) / len(horizons)
+
+    best_score = start_score = score()
+    best_weights, best_iteration, skipped = copy.deepcopy(policy.state_dict()), 0, 0
+    for iteration in range(1, iterations + 1):
+        index = torch.randint(pool_size, (batch_size,), generator=generator)
+        horizon = int(torch.randint(low, high + 1, (1,), generator=generator))
+        state = OptimizationState.start(pool.select_rows(index), history=meta["history"])
+        for begin in range(0, horizon, truncation):
+            steps = min(truncation, horizon - begin)
+            with torch.enable_grad():
+                total = torch.zeros((), dtype=state.f.dtype)
+                for _ in range(steps):
+                    state.advance(policy_steps(policy, state, form, meta["action_scale"]), differentiable=True)
+                    total = total + reward.log_gap(state.f, state).mean()
+                if not apply_meta_gradient(total / steps, params, optimizer, grad_clip):
+                    skipped += 1
+            detach_state(state)
+        if iteration % max(1, iterations // 10) == 0 or iteration == iterations:
+            current = score()
+            if current < best_score:
+                best_score, best_iteration = current, iteration
+                best_weights = copy.deepcopy(policy.state_dict())
+    policy.load_state_dict(best_weights)
+    return BackpropResult(start_score, best_score, best_iteration, skipped)
