@@ -103,6 +103,8 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
     unknown = sorted(set(config) - set(IMITATION_SETTINGS))
     if unknown:
         raise ValueError(f"unknown imitation setting(s) {unknown}; allowed: {', '.join(IMITATION_SETTINGS)}")
+    if "opening_steps" in config and "opening" not in config:
+        raise ValueError("imitation setting opening_steps needs an opening optimizer (e.g. opening: adam)")
     horizon = meta["horizon"][1]
     step_form = StepForm.from_meta(meta)
     sizes = {

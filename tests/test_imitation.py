@@ -57,19 +57,23 @@ def test_train_sb3_with_an_imitation_warm_start(tmp_path):
 
 def test_imitation_settings_are_checked(tmp_path):
     config = tmp_path / "bad.yaml"
-    config.write_text("imitation: {teacher: gd, epoch: 2}\n")
-    with pytest.raises(ValueError, match="unknown imitation setting"):
-        train_sb3(
-            "l2o/Quadratic-v0",
-            "ppo",
-            out_dir=tmp_path / "r",
-            timesteps=100,
-            num_envs=2,
-            config=config,
-            reference=make_optimizer("gd", lr=0.01),
-            progress_bar=False,
-            env_kwargs={"dim": 3},
-        )
+    for text, message in (
+        ("imitation: {teacher: gd, epoch: 2}\n", "unknown imitation setting"),
+        ("imitation: {teacher: gd, opening_steps: 5}\n", "opening_steps needs an opening"),
+    ):
+        config.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            train_sb3(
+                "l2o/Quadratic-v0",
+                "ppo",
+                out_dir=tmp_path / "r",
+                timesteps=100,
+                num_envs=2,
+                config=config,
+                reference=make_optimizer("gd", lr=0.01),
+                progress_bar=False,
+                env_kwargs={"dim": 3},
+            )
 
 
 def test_student_rows_label_the_students_own_states_with_the_teachers_action():
@@ -93,3 +97,14 @@ def test_train_sb3_with_dagger_rounds(tmp_path):
         reference=make_optimizer("gd", lr=0.01),
     )
     assert load_rule(result.final).step_form.name == "log_magnitude"
+
+
+def test_train_sb3_with_a_phased_teacher(tmp_path):
+    result = train_tiny(
+        tmp_path,
+        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
+        "imitation: {teacher: gd, opening: momentum, opening_steps: 3, instances: 4, epochs: 2}\n",
+        timesteps=200,
+        reference=make_optimizer("gd", lr=0.01),
+    )
+    assert result.validation[0]["timesteps"] == 0
