@@ -33,6 +33,7 @@ from l2o_gym.atomic_io import atomic_write, atomic_write_json, atomic_write_text
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import split_kwargs
 from l2o_gym.registry import env_options, make_family
+from l2o_gym.update_rule import UpdateRule
 
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 CHECKPOINT = "checkpoint/model.zip"
@@ -83,28 +84,38 @@ class CheckpointEvery(BaseCallback):
         return True
 
 
+def imitation_teacher(config: dict[str, Any], env_id: str, horizon: int) -> UpdateRule:
+    """The `imitation` hyperparameters' teacher, tuned on `env_id` at `horizon`: the tuned `teacher`
+    (default momentum), or with `opening` a `PhasedRule` — the tuned `opening` optimizer for each
+    instance's first `opening_steps` (default 20) steps, then the tuned `teacher`."""
+    from agents.phased_rule import PhasedRule
+    from agents.tuning import tuned_optimizer
+
+    if "opening_steps" in config and "opening" not in config:
+        raise ValueError("imitation setting opening_steps needs an opening optimizer (e.g. opening: adam)")
+    main = tuned_optimizer(config.get("teacher", "momentum"), env_id, horizon)
+    if "opening" not in config:
+        return main
+    opening = tuned_optimizer(config["opening"], env_id, horizon)
+    return PhasedRule(opening, main, int(config.get("opening_steps", 20)))
+
+
 def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, Any], seed: int) -> float:
     """Imitation warm start of `model`'s policy (described by the run's metadata `meta`) from a
-    tuned hand-designed teacher (`imitation` hyperparameters: teacher, instances, epochs,
-    dagger_rounds; with `opening` (and `opening_steps`, default 20) the teacher is a `PhasedRule`:
-    the tuned `opening` optimizer for each instance's first steps, then the tuned `teacher`);
-    returns the final imitation error.
+    tuned hand-designed teacher (`imitation` hyperparameters: teacher, opening, opening_steps
+    (see `imitation_teacher`), instances, epochs, dagger_rounds); returns the final imitation error.
 
     After imitating the teacher's trajectories, each DAgger round adds the teacher's actions on
     the current student's own trajectories (fresh training instances) and fits again on all pairs.
     """
     from agents.imitation import imitate, student_rows, teacher_rows
     from agents.learned_optimizer import LearnedOptimizer
-    from agents.phased_rule import PhasedRule
-    from agents.tuning import tuned_optimizer
 
     if meta["algo"] not in ("ppo", "a2c") or meta["observation"] != "coordinatewise":
         raise ValueError(f"imitation warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r}")
     unknown = sorted(set(config) - set(IMITATION_SETTINGS))
     if unknown:
         raise ValueError(f"unknown imitation setting(s) {unknown}; allowed: {', '.join(IMITATION_SETTINGS)}")
-    if "opening_steps" in config and "opening" not in config:
-        raise ValueError("imitation setting opening_steps needs an opening optimizer (e.g. opening: adam)")
     horizon = meta["horizon"][1]
     step_form = StepForm.from_meta(meta)
     sizes = {
@@ -114,20 +125,13 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
         "action_scale": meta["action_scale"],
     }
     epochs = int(config.get("epochs", 30))
-
-    def teacher() -> Any:
-        main = tuned_optimizer(config.get("teacher", "momentum"), meta["env_id"], horizon)
-        if "opening" not in config:
-            return main
-        opening = tuned_optimizer(config["opening"], meta["env_id"], horizon)
-        return PhasedRule(opening, main, int(config.get("opening_steps", 20)))
-
-    rows, actions = teacher_rows(teacher(), family, seed=seed, **sizes)
+    rows, actions = teacher_rows(imitation_teacher(config, meta["env_id"], horizon), family, seed=seed, **sizes)
     targets = step_form.policy_outputs(actions[:, 0])
     error = imitate(model.policy, rows, targets, epochs=epochs, seed=seed)
     for round_index in range(1, int(config.get("dagger_rounds", 0)) + 1):
         student = LearnedOptimizer(model.policy, meta)
-        more_rows, more_actions = student_rows(student, teacher(), family, seed=seed + round_index, **sizes)
+        teacher = imitation_teacher(config, meta["env_id"], horizon)  # fresh buffers
+        more_rows, more_actions = student_rows(student, teacher, family, seed=seed + round_index, **sizes)
         rows, targets = torch.cat([rows, more_rows]), torch.cat([targets, step_form.policy_outputs(more_actions[:, 0])])
         error = imitate(model.policy, rows, targets, epochs=epochs, seed=seed)
     return error

@@ -8,8 +8,9 @@ import l2o_gym
 from agents.hand_designed import make_optimizer
 from agents.imitation import imitate, student_rows, teacher_rows
 from agents.learned_optimizer import LearnedOptimizer
+from agents.phased_rule import PhasedRule
 from agents.saved_rules import load_rule
-from agents.sb3_training import train_sb3
+from agents.sb3_training import imitation_teacher, train_sb3
 from l2o_gym.features import CoordinatewiseObservation
 from l2o_gym.unroll import unroll
 from tests.tiny_training import train_tiny
@@ -44,15 +45,32 @@ def test_imitation_makes_the_policy_act_like_the_teacher():
     assert (learned < problem.loss(problem.init())).float().mean() > 0.8  # it optimizes, like gd
 
 
-def test_train_sb3_with_an_imitation_warm_start(tmp_path):
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "{teacher: gd, instances: 4, epochs: 2}",
+        "{teacher: gd, instances: 4, epochs: 2, dagger_rounds: 1}",
+        "{teacher: gd, opening: momentum, opening_steps: 3, instances: 4, epochs: 2}",
+    ],
+)
+def test_train_sb3_with_an_imitation_warm_start(tmp_path, settings):
     result = train_tiny(
         tmp_path,
-        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
-        "imitation: {teacher: gd, instances: 4, epochs: 2}\n",
+        f"eval_freq: 400\nalgo: {{n_steps: 8, batch_size: 48, n_epochs: 1}}\nimitation: {settings}\n",
+        timesteps=200,
         reference=make_optimizer("gd", lr=0.01),
     )
-    assert load_rule(result.final).coordinatewise
+    rule = load_rule(result.final)
+    assert rule.coordinatewise and rule.step_form.name == "log_magnitude"
     assert result.validation[0]["timesteps"] == 0  # the warm-started policy competes for best_model
+
+
+def test_imitation_teacher_is_tuned_and_phased_on_request():
+    plain = imitation_teacher({"teacher": "gd"}, "l2o/Quadratic-v0", 8)
+    assert plain.name == "gd"
+    phased = imitation_teacher({"teacher": "gd", "opening": "momentum", "opening_steps": 3}, "l2o/Quadratic-v0", 8)
+    assert isinstance(phased, PhasedRule) and phased.steps == 3
+    assert phased.opening.name == "momentum" and phased.main.name == "gd"
 
 
 def test_imitation_settings_are_checked(tmp_path):
@@ -86,25 +104,3 @@ def test_student_rows_label_the_students_own_states_with_the_teachers_action():
     squashed = rows[:, 2 * 6 + 1 : 2 * 6 + 2]
     grad = squashed / (1 - squashed.abs())
     assert torch.allclose(actions, (-0.01 * grad / 0.1).clamp(-1, 1), atol=1e-5)  # the teacher's action there
-
-
-def test_train_sb3_with_dagger_rounds(tmp_path):
-    result = train_tiny(
-        tmp_path,
-        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
-        "imitation: {teacher: gd, instances: 4, epochs: 2, dagger_rounds: 1}\n",
-        timesteps=200,
-        reference=make_optimizer("gd", lr=0.01),
-    )
-    assert load_rule(result.final).step_form.name == "log_magnitude"
-
-
-def test_train_sb3_with_a_phased_teacher(tmp_path):
-    result = train_tiny(
-        tmp_path,
-        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
-        "imitation: {teacher: gd, opening: momentum, opening_steps: 3, instances: 4, epochs: 2}\n",
-        timesteps=200,
-        reference=make_optimizer("gd", lr=0.01),
-    )
-    assert result.validation[0]["timesteps"] == 0
