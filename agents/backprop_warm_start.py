@@ -47,10 +47,12 @@ class BackpropResult:
     skipped_pieces: int
 
 
-def policy_steps(policy: torch.nn.Module, state: OptimizationState, form: StepForm, action_scale: float) -> Tensor:
+def policy_steps(
+    policy: torch.nn.Module, state: OptimizationState, form: StepForm, action_scale: float, quasi_newton_pairs: int = 0
+) -> Tensor:
     """The policy's deterministic steps [B, d] at `state`, differentiable in its weights."""
     batch, dim = state.x.shape
-    observe = CoordinatewiseObservation(dim, state.history, action_scale)
+    observe = CoordinatewiseObservation(dim, state.history, action_scale, quasi_newton_pairs)
     rows = observe(state).detach().reshape(batch * dim, -1).to(next(policy.parameters()).device)
     outputs = policy.get_distribution(rows).distribution.mean
     return action_scale * form.env_action(outputs).reshape(batch, dim).to(state.x.dtype).to(state.x.device)
@@ -62,8 +64,9 @@ def final_log_gap(
 ) -> float:
     """Mean over instances of log relative suboptimality after `horizon` steps of the policy."""
     state = OptimizationState.start(copy.deepcopy(problem), history=meta["history"])
+    observation = meta["action_scale"], meta.get("quasi_newton_pairs", 0)
     for _ in range(horizon):
-        state.advance(policy_steps(policy, state, form, meta["action_scale"]))
+        state.advance(policy_steps(policy, state, form, *observation))
     return float(LogSuboptimalityReward().log_gap(state.f, state).mean())
 
 
@@ -94,6 +97,7 @@ def backprop_warm_start(
     if not (lr > 0 and math.isfinite(lr) and grad_clip > 0):
         raise ValueError(f"lr and grad_clip must be positive finite numbers, got {lr!r}, {grad_clip!r}")
     form = StepForm.from_meta(meta)
+    observation = meta["action_scale"], meta.get("quasi_newton_pairs", 0)
     low, high = meta["horizon"]
     generator = torch.Generator().manual_seed(seed + 7919)
     pool = family.sample(pool_size, generator, "train")
@@ -121,7 +125,7 @@ def backprop_warm_start(
             with torch.enable_grad():
                 total = torch.zeros((), dtype=state.f.dtype)
                 for _ in range(steps):
-                    state.advance(policy_steps(policy, state, form, meta["action_scale"]), differentiable=True)
+                    state.advance(policy_steps(policy, state, form, *observation), differentiable=True)
                     total = total + reward.log_gap(state.f, state).mean()
                 if not apply_meta_gradient(total / steps, params, optimizer, grad_clip):
                     skipped += 1

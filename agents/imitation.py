@@ -29,9 +29,16 @@ def teacher_rows(
     history: int,
     action_scale: float,
     seed: int = 0,
+    quasi_newton_pairs: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """Observation rows [N, F] and teacher actions [N, 1] along the teacher's own trajectories."""
-    sizes = {"instances": instances, "horizon": horizon, "history": history, "action_scale": action_scale}
+    sizes = {
+        "instances": instances,
+        "horizon": horizon,
+        "history": history,
+        "action_scale": action_scale,
+        "quasi_newton_pairs": quasi_newton_pairs,
+    }
     return student_rows(teacher, teacher, family, seed=seed, **sizes)
 
 
@@ -46,6 +53,7 @@ def student_rows(
     history: int,
     action_scale: float,
     seed: int = 0,
+    quasi_newton_pairs: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """DAgger: observation rows [N, F] along the *student's* trajectories, each paired with the
     action [N, 1] the teacher would take there (the teacher follows the student's states, its own
@@ -54,7 +62,7 @@ def student_rows(
     check_positive_int("horizon", horizon)
     problem = family.sample(instances, torch.Generator().manual_seed(seed), "train")
     state = OptimizationState.start(problem, history=history)
-    observe = CoordinatewiseObservation(problem.dim, history, action_scale)
+    observe = CoordinatewiseObservation(problem.dim, history, action_scale, quasi_newton_pairs)
     student.reset(state)
     teacher.reset(state)
     rows, actions = [], []

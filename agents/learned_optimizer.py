@@ -32,6 +32,7 @@ class LearnedOptimizer(UpdateRule):
         self.coordinatewise = meta["observation"] == "coordinatewise"
         self.history = int(meta["history"])
         self.action_scale = float(meta["action_scale"])
+        self.quasi_newton_pairs = int(meta.get("quasi_newton_pairs", 0))
         self.step_form = StepForm.from_meta(meta)
         self.recurrent = meta["algo"] == "recurrent_ppo"
         self.name = name or f"{meta['algo']}-{meta['observation']}"
@@ -61,7 +62,8 @@ class LearnedOptimizer(UpdateRule):
     def observe(self, state: OptimizationState) -> Tensor | dict[str, Tensor]:
         """The policy's input: rows [B·d, F] (coordinatewise) or a dict of [B, ...]."""
         batch, dim = state.x.shape
-        obs = make_observation(self.coordinatewise, dim, self.history, self.action_scale)(state)
+        layout = make_observation(self.coordinatewise, dim, self.history, self.action_scale, self.quasi_newton_pairs)
+        obs = layout(state)
         if self.coordinatewise:
             return obs.reshape(batch * dim, -1).to(self.device)
         return {k: v.to(self.device) for k, v in obs.items()}

@@ -38,7 +38,7 @@ from l2o_gym.update_rule import UpdateRule
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 CHECKPOINT = "checkpoint/model.zip"
 COORDINATEWISE_ONLY = ("step", "imitation", "backprop")  # hyperparameter sections a dict-layout policy ignores
-IMITATION_SETTINGS = ("teacher", "opening", "opening_steps", "instances", "epochs", "dagger_rounds")
+IMITATION_SETTINGS = ("teacher", "teacher_hparams", "opening", "opening_steps", "instances", "epochs", "dagger_rounds")
 
 
 def algorithm_class(algo: str) -> type:
@@ -86,14 +86,19 @@ class CheckpointEvery(BaseCallback):
 
 def imitation_teacher(config: dict[str, Any], env_id: str, horizon: int) -> UpdateRule:
     """The `imitation` hyperparameters' teacher, tuned on `env_id` at `horizon`: the tuned `teacher`
-    (default momentum), or with `opening` a `PhasedRule` — the tuned `opening` optimizer for each
-    instance's first `opening_steps` (default 20) steps, then the tuned `teacher`."""
+    (default momentum; with `teacher_hparams` the teacher with those hyperparameters instead), or
+    with `opening` a `PhasedRule` — the tuned `opening` optimizer for each instance's first
+    `opening_steps` (default 20) steps, then the teacher."""
+    from agents.hand_designed import make_optimizer
     from agents.phased_rule import PhasedRule
     from agents.tuning import tuned_optimizer
 
     if "opening_steps" in config and "opening" not in config:
         raise ValueError("imitation setting opening_steps needs an opening optimizer (e.g. opening: adam)")
-    main = tuned_optimizer(config.get("teacher", "momentum"), env_id, horizon)
+    name, hparams = config.get("teacher", "momentum"), config.get("teacher_hparams")
+    if hparams is not None and not isinstance(hparams, dict):
+        raise ValueError(f"imitation setting teacher_hparams must be a mapping of hyperparameters, got {hparams!r}")
+    main = tuned_optimizer(name, env_id, horizon) if hparams is None else make_optimizer(name, **hparams)
     if "opening" not in config:
         return main
     opening = tuned_optimizer(config["opening"], env_id, horizon)
@@ -123,6 +128,7 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
         "horizon": horizon,
         "history": meta["history"],
         "action_scale": meta["action_scale"],
+        "quasi_newton_pairs": meta.get("quasi_newton_pairs", 0),
     }
     epochs = int(config.get("epochs", 30))
     rows, actions = teacher_rows(imitation_teacher(config, meta["env_id"], horizon), family, seed=seed, **sizes)
@@ -224,6 +230,8 @@ def train_sb3(
     coord = bool(params["coordinatewise"])
     if not coord:
         dropped = [key for key in COORDINATEWISE_ONLY if params.pop(key, None)]
+        if (params.get("env") or {}).pop("quasi_newton_pairs", 0):
+            dropped.append("env.quasi_newton_pairs")
         if dropped:
             warnings.warn(
                 f"{dropped} apply to the coordinatewise layout only; ignored for coordinatewise=False", stacklevel=2
@@ -245,6 +253,7 @@ def train_sb3(
         "dim": episodes.dim,
         "history": episodes.history,
         "action_scale": episodes.action_scale,
+        "quasi_newton_pairs": episodes.quasi_newton_pairs,
         "step_form": step_form.to_meta(),
         "horizon": list(episodes.horizon_range),
         # the policy is rebuilt from these alone: gSDE changes its parameters, so it is recorded here

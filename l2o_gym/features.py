@@ -15,8 +15,12 @@ Two layouts:
   average divided by the window's root-mean-square gradient (Adam's direction, in [-1, 1]) —
   ``2 H + 3 + 2 · 3`` features. With the linear pair, a policy linear in its input already
   expresses heavy-ball momentum; the averages make momentum- and Adam-like steps in log
-  magnitude (agents/step_forms.py) easy to express. Nothing in a row depends on the dimension or
-  the horizon, so a policy trained on one transfers to others.
+  magnitude (agents/step_forms.py) easy to express. With ``quasi_newton_pairs`` = m > 0 each row
+  also holds coordinate i of the L-BFGS direction from the newest m pairs of the history window
+  (`l2o_gym.quasi_newton.window_direction`, 0 where there is none), signed_log and as a fraction
+  of action_scale clipped to [-1, 1]: the one feature that sees across coordinates (the curvature
+  the steps and gradients of the whole instance reveal), ``+ 2`` features. Nothing in a row
+  depends on the dimension or the horizon, so a policy trained on one transfers to others.
 
 Both return torch tensors with a leading instance dimension B.
 """
@@ -30,6 +34,7 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from l2o_gym.quasi_newton import window_direction
 from l2o_gym.state import CHANGE_CLIP, OptimizationState
 
 SIGNED_LOG_EPS = 1e-8
@@ -86,14 +91,16 @@ def window_averages(history: Tensor, steps: Tensor, betas: tuple[float, ...]) ->
 
 
 class CoordinatewiseObservation:
-    """One row of ``2 * history + 3 + 2 * len(MOMENTUM_BETAS)`` features per coordinate."""
+    """One row of ``2 * history + 3 + 2 * len(MOMENTUM_BETAS)`` (+ 2 with quasi-Newton pairs)
+    features per coordinate."""
 
-    def __init__(self, dim: int, history: int, action_scale: float = 1.0) -> None:
+    def __init__(self, dim: int, history: int, action_scale: float = 1.0, quasi_newton_pairs: int = 0) -> None:
         self.dim, self.history, self.action_scale = dim, history, action_scale
+        self.quasi_newton_pairs = check_quasi_newton_pairs(quasi_newton_pairs, history)
 
     @property
     def num_features(self) -> int:
-        return 2 * self.history + 3 + 2 * len(MOMENTUM_BETAS)
+        return 2 * self.history + 3 + 2 * len(MOMENTUM_BETAS) + (2 if self.quasi_newton_pairs else 0)
 
     def row_space(self) -> spaces.Box:
         """The space of one coordinate's row."""
@@ -114,24 +121,35 @@ class CoordinatewiseObservation:
         averages = window_averages(state.grad_history, state.t, MOMENTUM_BETAS)  # [B, n, d]
         rms = window_averages(state.grad_history.square(), state.t, (RMS_BETA,)).sqrt()  # [B, 1, d]
         direction = (averages / rms.clamp_min(torch.finfo(rms.dtype).tiny)).clamp(-1.0, 1.0)
-        return torch.cat(
-            [
-                grads,
-                changes,
-                last_step,
-                squashed_grad,
-                previous_action,
-                signed_log(averages).transpose(1, 2),
-                direction.transpose(1, 2),
-            ],
-            dim=2,
-        )
+        columns = [
+            grads,
+            changes,
+            last_step,
+            squashed_grad,
+            previous_action,
+            signed_log(averages).transpose(1, 2),
+            direction.transpose(1, 2),
+        ]
+        if self.quasi_newton_pairs:
+            newton = window_direction(state, self.quasi_newton_pairs)
+            columns += [signed_log(newton).unsqueeze(2), (newton / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)]
+        return torch.cat(columns, dim=2)
+
+
+def check_quasi_newton_pairs(pairs: int, history: int) -> int:
+    """0 (no quasi-Newton features) or a number of pairs in [1, history - 1]."""
+    if isinstance(pairs, bool) or not isinstance(pairs, int) or not 0 <= pairs < history:
+        raise ValueError(f"quasi_newton_pairs must be an int in [0, {history - 1}] (history {history}), got {pairs!r}")
+    return pairs
 
 
 def make_observation(
-    coordinatewise: bool, dim: int, history: int, action_scale: float = 1.0
+    coordinatewise: bool, dim: int, history: int, action_scale: float = 1.0, quasi_newton_pairs: int = 0
 ) -> CoordinatewiseObservation | DictObservation:
-    """The observation layout: coordinatewise rows or Li & Malik's dict."""
+    """The observation layout: coordinatewise rows (optionally with quasi-Newton features) or Li &
+    Malik's dict."""
     if coordinatewise:
-        return CoordinatewiseObservation(dim, history, action_scale)
+        return CoordinatewiseObservation(dim, history, action_scale, quasi_newton_pairs)
+    if quasi_newton_pairs:
+        raise ValueError("quasi_newton_pairs needs the coordinatewise observation layout")
     return DictObservation(dim, history)

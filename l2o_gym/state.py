@@ -40,8 +40,10 @@ class OptimizationState:
     """B optimizers on `problem` (shapes: B instances, d dims, H history items).
 
     x, grad, last_step: [B, d]; f, f0: [B]; grad_history: [B, H, d] (oldest first, the current
-    gradient last, zero-filled at the start); change_history: [B, H] relative objective changes
-    (zero-filled); t: [B] steps taken; diverged: [B] bool.
+    gradient last, zero-filled at the start); step_history: [B, H, d] the steps taken (the last step
+    last, zero-filled), so step_history[:, j] led from the point of grad_history[:, j - 1] to that
+    of grad_history[:, j]; change_history: [B, H] relative objective changes (zero-filled); t: [B]
+    steps taken; diverged: [B] bool.
     """
 
     problem: Problem
@@ -50,6 +52,7 @@ class OptimizationState:
     grad: Tensor
     f0: Tensor
     grad_history: Tensor
+    step_history: Tensor
     change_history: Tensor
     last_step: Tensor
     t: Tensor
@@ -84,6 +87,7 @@ class OptimizationState:
             grad=grad,
             f0=f.clone(),
             grad_history=grad_history,
+            step_history=torch.zeros_like(grad_history),
             change_history=torch.zeros(batch, history, dtype=x.dtype, device=x.device),
             last_step=torch.zeros_like(x),
             t=torch.zeros(batch, dtype=torch.long, device=x.device),
@@ -138,6 +142,7 @@ class OptimizationState:
         self.f = torch.where(moved, f_new, self.f)
         self.grad = torch.where(m1, grad_new, self.grad)
         self.grad_history = _push(self.grad_history, self.grad, moved)
+        self.step_history = _push(self.step_history, self.last_step, moved)
         self.change_history = _push(self.change_history, change, moved)
         self.t = self.t + active.long()
         self.diverged = self.diverged | diverged_now

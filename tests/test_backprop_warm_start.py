@@ -5,37 +5,19 @@ import json
 
 import pytest
 import torch
-from stable_baselines3 import PPO
 
 import l2o_gym
 from agents.backprop_warm_start import backprop_warm_start, policy_steps
 from agents.learned_optimizer import LearnedOptimizer
-from agents.step_forms import StepForm, StepFormVecEnv
+from agents.step_forms import StepForm
 from l2o_gym.state import OptimizationState
-from tests.tiny_training import train_tiny
+from tests.tiny_training import TINY_BACKPROP, TINY_POLICY_META, tiny_policy, train_tiny
 
-META = {
-    "kind": "sb3",
-    "algo": "ppo",
-    "observation": "coordinatewise",
-    "history": 6,
-    "action_scale": 0.1,
-    "dim": 3,
-    "horizon": [8, 12],
-    "step_form": {"name": "log_magnitude", "log_range": 6.0},
-}
-
-
-def make_policy() -> torch.nn.Module:
-    env = l2o_gym.make_sb3_vec_env(
-        "l2o/Quadratic-v0", 2, seed=0, coordinatewise=True, dim=3, history=6, action_scale=0.1
-    )
-    env = StepFormVecEnv(env, StepForm.from_meta(META))
-    return PPO("MlpPolicy", env, n_steps=8, batch_size=16, seed=0, policy_kwargs={"net_arch": [16]}).policy
+META = TINY_POLICY_META
 
 
 def test_the_trained_steps_are_the_learned_optimizers_steps():
-    policy = make_policy()
+    policy = tiny_policy()
     problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=3).sample(4, torch.Generator().manual_seed(0), "train")
     state = OptimizationState.start(problem, history=6)
     state.advance(-0.05 * state.grad)
@@ -48,23 +30,15 @@ def test_the_trained_steps_are_the_learned_optimizers_steps():
 
 def test_backprop_lowers_the_validation_log_suboptimality():
     torch.manual_seed(0)
-    policy = make_policy()
+    policy = tiny_policy()
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
-    config = {
-        "iterations": 30,
-        "batch_size": 16,
-        "instances": 64,
-        "truncation": 4,
-        "lr": 3e-3,
-        "validation_instances": 16,
-    }
-    result = backprop_warm_start(policy, family, config, META, seed=0)
+    result = backprop_warm_start(policy, family, TINY_BACKPROP, META, seed=0)
     assert result.best_score < result.start_score - 0.5
     assert result.best_iteration > 0 and result.skipped_pieces == 0
 
 
 def test_weights_are_kept_when_backprop_does_not_help():
-    policy = make_policy()
+    policy = tiny_policy()
     before = {k: v.clone() for k, v in policy.state_dict().items()}
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     config = {"iterations": 2, "batch_size": 4, "instances": 8, "lr": 1e-12, "validation_instances": 8}
@@ -75,7 +49,7 @@ def test_weights_are_kept_when_backprop_does_not_help():
 
 
 def test_bad_settings_are_refused():
-    policy = make_policy()
+    policy = tiny_policy()
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     with pytest.raises(ValueError, match="unknown backprop setting"):
         backprop_warm_start(policy, family, {"iteration": 3}, META, seed=0)

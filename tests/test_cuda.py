@@ -7,6 +7,7 @@ the device under test (a dry run of the test logic on machines without a GPU).
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 
@@ -17,14 +18,16 @@ import torch
 from torch import Tensor
 
 import l2o_gym
+from agents.backprop_warm_start import backprop_warm_start
 from agents.hand_designed import make_optimizer
 from agents.learned_optimizer import LearnedOptimizer
 from agents.saved_rules import load_rule
 from agents.sb3_training import train_sb3
 from l2o_gym.episode_batch import EpisodeBatch
+from l2o_gym.quasi_newton import window_direction
 from l2o_gym.registry import BUILTIN_FAMILIES
 from l2o_gym.unroll import unroll
-from tests.tiny_training import FixedGD
+from tests.tiny_training import TINY_BACKPROP, TINY_POLICY_META, FixedGD, tiny_policy
 
 DEVICE = torch.device(os.environ.get("L2O_TEST_DEVICE", "cuda"))
 CPU = torch.device("cpu")
@@ -232,3 +235,41 @@ def test_ppo_trains_with_device_envs_and_acts_on_device_problems(tmp_path):
     assert_close(curves.objectives, unroll(on_cpu_rule, problem_cpu, 10).objectives, rtol=1e-2, what="learned curve")
     # a learned optimizer on the device also acts on a CPU problem (its steps come back to x's device)
     assert torch.isfinite(unroll(rule, problem_cpu, 3).objectives).all()
+
+
+def test_backprop_warm_start_trains_a_policy_on_the_device():
+    """The backpropagation warm start with the actor on the device (rows go there, steps come back)."""
+    torch.manual_seed(0)
+    policy = tiny_policy(DEVICE)
+    family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
+    result = backprop_warm_start(policy, family, TINY_BACKPROP, TINY_POLICY_META, seed=0)
+    assert result.best_score < result.start_score - 0.5 and result.skipped_pieces == 0
+    assert all(p.device.type == DEVICE.type for p in policy.parameters())
+
+
+@pytest.mark.parametrize("env_id", ["l2o/TwoLayerNet-v0", "l2o/LogisticRegression-v0"])
+def test_quasi_newton_features_on_the_device(env_id):
+    """Rows with quasi-Newton features are built on the device; from the same state (copied to the
+    device) the window's L-BFGS direction agrees with the CPU's."""
+    fam = family(env_id)
+    on_cpu = EpisodeBatch(fam, N, horizon=STEPS + 2, coordinatewise=True, quasi_newton_pairs=3)
+    on_dev = EpisodeBatch(fam, N, horizon=STEPS + 2, coordinatewise=True, quasi_newton_pairs=3, device=DEVICE)
+    for batch in (on_cpu, on_dev):
+        batch.reset(torch.Generator().manual_seed(0))
+    actions = 0.2 * (2 * torch.rand(STEPS, N, fam.dim, generator=torch.Generator().manual_seed(1)) - 1)
+    for t in range(STEPS):
+        on_cpu.step(actions[t])
+        on_dev.step(actions[t].to(DEVICE))
+    rows = on_dev.observe()
+    assert rows.device.type == DEVICE.type and torch.isfinite(rows).all()
+    assert rows.shape == on_cpu.observe().shape
+    state = on_cpu.require_state()
+    moved = copy.copy(state)
+    for name in ("x", "grad", "grad_history", "step_history"):
+        setattr(moved, name, getattr(state, name).double().to(DEVICE))
+    state_double = copy.copy(state)
+    for name in ("x", "grad", "grad_history", "step_history"):
+        setattr(state_double, name, getattr(state, name).double())
+    expected = window_direction(state_double, 3)
+    assert expected.abs().sum() > 0
+    assert_close(window_direction(moved, 3), expected, rtol=1e-6, what="window direction")

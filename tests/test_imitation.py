@@ -12,6 +12,7 @@ from agents.phased_rule import PhasedRule
 from agents.saved_rules import load_rule
 from agents.sb3_training import imitation_teacher, train_sb3
 from l2o_gym.features import CoordinatewiseObservation
+from l2o_gym.state import OptimizationState
 from l2o_gym.unroll import unroll
 from tests.tiny_training import train_tiny
 
@@ -71,6 +72,12 @@ def test_imitation_teacher_is_tuned_and_phased_on_request():
     phased = imitation_teacher({"teacher": "gd", "opening": "momentum", "opening_steps": 3}, "l2o/Quadratic-v0", 8)
     assert isinstance(phased, PhasedRule) and phased.steps == 3
     assert phased.opening.name == "momentum" and phased.main.name == "gd"
+    given = imitation_teacher({"teacher": "window_qn", "teacher_hparams": {"max_step": 0.3}}, "l2o/Quadratic-v0", 8)
+    assert given.hparams == {"lr": 1.0, "max_step": 0.3, "gd_lr": 0.1}  # as given, the rest at defaults
+    with pytest.raises(ValueError, match="teacher_hparams must be a mapping"):
+        imitation_teacher({"teacher": "gd", "teacher_hparams": 0.1}, "l2o/Quadratic-v0", 8)
+    with pytest.raises(ValueError, match="unknown hyperparameter"):
+        imitation_teacher({"teacher": "gd", "teacher_hparams": {"max_step": 0.1}}, "l2o/Quadratic-v0", 8)
 
 
 def test_imitation_settings_are_checked(tmp_path):
@@ -104,3 +111,19 @@ def test_student_rows_label_the_students_own_states_with_the_teachers_action():
     squashed = rows[:, 2 * 6 + 1 : 2 * 6 + 2]
     grad = squashed / (1 - squashed.abs())
     assert torch.allclose(actions, (-0.01 * grad / 0.1).clamp(-1, 1), atol=1e-5)  # the teacher's action there
+
+
+def test_a_policy_with_quasi_newton_features_imitates_the_window_rule_and_keeps_its_layout(tmp_path):
+    result = train_tiny(
+        tmp_path,
+        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\n"
+        "env: {quasi_newton_pairs: 3}\nimitation: {teacher: window_qn, instances: 8, epochs: 20}\n"
+        "backprop: {iterations: 2, batch_size: 4, instances: 8, validation_instances: 4}\n",
+        timesteps=200,
+    )
+    rule = load_rule(result.final)
+    assert rule.quasi_newton_pairs == 3 and rule.meta["quasi_newton_pairs"] == 3
+    family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
+    state = OptimizationState.start(family.sample(4, torch.Generator().manual_seed(0), "test"))
+    assert rule.observe(state).shape == (12, CoordinatewiseObservation(3, 25, quasi_newton_pairs=3).num_features)
+    assert torch.isfinite(unroll(rule, family.sample(4, torch.Generator().manual_seed(1), "test"), 8).final).all()

@@ -18,7 +18,7 @@ def test_start_zero_fills_histories_with_current_gradient_last():
     assert torch.allclose(state.f, f) and torch.allclose(state.grad, g)
     assert torch.equal(state.grad_history[:, -1], g)
     assert state.grad_history[:, :-1].abs().sum() == 0
-    assert state.change_history.abs().sum() == 0
+    assert state.change_history.abs().sum() == 0 and state.step_history.abs().sum() == 0
     assert state.t.tolist() == [0, 0, 0]
 
 
@@ -34,6 +34,7 @@ def test_advance_moves_x_and_pushes_histories():
     assert torch.equal(state.grad_history[:, -1], state.grad)
     assert torch.allclose(state.change_history[:, -1], relative_change(f1, f0))
     assert torch.equal(state.last_step, step)
+    assert torch.equal(state.step_history[:, -1], step) and state.step_history[:, :-1].abs().sum() == 0
     assert state.t.tolist() == [1, 1, 1]
 
 
@@ -57,6 +58,7 @@ def test_divergence_freezes_only_that_instance():
     assert diverged.tolist() == [False, True, True]
     assert torch.equal(state.x[1:], x_before[1:])
     assert torch.isfinite(state.grad_history).all() and torch.isfinite(state.x).all()
+    assert state.step_history[1:].abs().sum() == 0  # the refused steps are not in the history
     # later steps leave diverged instances untouched and do not report them again
     again = state.advance(torch.full((3, 4), 0.01))
     assert again.tolist() == [False, False, False]

@@ -5,8 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
+import l2o_gym
 from agents.sb3_training import TrainingResult, train_sb3
+from agents.step_forms import StepForm, StepFormVecEnv
 from l2o_gym.update_rule import UpdateRule
+
+# metadata of a small coordinatewise PPO policy on the 3-dimensional quadratic (log-magnitude steps)
+TINY_POLICY_META = {
+    "kind": "sb3",
+    "algo": "ppo",
+    "observation": "coordinatewise",
+    "history": 6,
+    "action_scale": 0.1,
+    "dim": 3,
+    "horizon": [8, 12],
+    "step_form": {"name": "log_magnitude", "log_range": 6.0},
+}
+# backpropagation settings under which that policy's validation score falls clearly
+TINY_BACKPROP = {
+    "iterations": 30,
+    "batch_size": 16,
+    "instances": 64,
+    "truncation": 4,
+    "lr": 3e-3,
+    "validation_instances": 16,
+}
 
 
 class FixedGD(UpdateRule):
@@ -16,6 +41,18 @@ class FixedGD(UpdateRule):
 
     def step(self, state):
         return -0.02 * state.grad
+
+
+def tiny_policy(device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A fresh SB3 actor-critic described by `TINY_POLICY_META`, on `device`."""
+    from stable_baselines3 import PPO
+
+    env = l2o_gym.make_sb3_vec_env(
+        "l2o/Quadratic-v0", 2, seed=0, coordinatewise=True, dim=3, history=6, action_scale=0.1
+    )
+    env = StepFormVecEnv(env, StepForm.from_meta(TINY_POLICY_META))
+    model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, seed=0, device=device, policy_kwargs={"net_arch": [16]})
+    return model.policy
 
 
 def train_tiny(

@@ -1,6 +1,7 @@
 """Hand-designed optimizers as batched `UpdateRule`s: gradient descent, momentum, Nesterov, Adam,
 RMSprop, AdaGrad (torch.optim on a [B, d] parameter), nonlinear conjugate gradient and L-BFGS
-(with a batched Armijo line search). All are driven through `l2o_gym.unroll.unroll` /
+(with a batched Armijo line search), and `window_qn`: L-BFGS directions from the state's history
+window without line search (one evaluation per step). All are driven through `l2o_gym.unroll.unroll` /
 `OptimizationState.advance`; none moves x itself.
 
 `HAND_DESIGNED` maps names to classes; `make_optimizer(name, **hparams)` builds one; each class's
@@ -13,10 +14,22 @@ from agents.hand_designed.conjugate_gradient import ConjugateGradient
 from agents.hand_designed.elementwise import AdaGrad, Adam, GradientDescent, Momentum, Nesterov, RMSprop
 from agents.hand_designed.hyperparameters import HandDesignedRule
 from agents.hand_designed.lbfgs import LBFGS
+from agents.hand_designed.window_quasi_newton import WindowQuasiNewton
 from l2o_gym.update_rule import UpdateRule
 
 HAND_DESIGNED: dict[str, type[UpdateRule]] = {
-    cls.name: cls for cls in (GradientDescent, Momentum, Nesterov, Adam, RMSprop, AdaGrad, ConjugateGradient, LBFGS)
+    cls.name: cls
+    for cls in (
+        GradientDescent,
+        Momentum,
+        Nesterov,
+        Adam,
+        RMSprop,
+        AdaGrad,
+        ConjugateGradient,
+        LBFGS,
+        WindowQuasiNewton,
+    )
 }
 
 
@@ -50,6 +63,7 @@ __all__ = [
     "Momentum",
     "Nesterov",
     "RMSprop",
+    "WindowQuasiNewton",
     "make_optimizer",
     "optimizer_class",
 ]

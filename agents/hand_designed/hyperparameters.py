@@ -23,6 +23,8 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "beta2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "alpha": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "eps": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
+    "max_step": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "gd_lr": (lambda v: 0 < v < math.inf, "a finite number > 0"),
 }
 
 

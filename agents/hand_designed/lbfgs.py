@@ -1,4 +1,4 @@
-"""L-BFGS, batched over instances: the two-loop recursion over [B, m, d] histories.
+"""L-BFGS, batched over instances: the two-loop recursion (`l2o_gym.quasi_newton`) over [B, m, d] histories.
 
 Each instance keeps its last m pairs s = x_{k+1} - x_k, y = g_{k+1} - g_k (oldest first; a pair
 is stored only where the curvature yᵀs > 1e-10 holds, so each instance's history fills on its
@@ -20,24 +20,8 @@ from torch import Tensor
 from agents.hand_designed.conjugate_gradient import first_trial_step
 from agents.hand_designed.hyperparameters import INITIAL_STEPS, HandDesignedRule
 from agents.hand_designed.line_search import armijo_backtracking
+from l2o_gym.quasi_newton import CURVATURE_EPS, two_loop
 from l2o_gym.state import OptimizationState
-
-CURVATURE_EPS = 1e-10
-
-
-def two_loop(grad: Tensor, S: Tensor, Y: Tensor, rho: Tensor, gamma: Tensor) -> Tensor:
-    """H g [B, d] for the L-BFGS inverse-Hessian approximation given by S, Y [B, m, d], ρ [B, m]."""
-    q = grad.clone()
-    m = S.shape[1]
-    a = torch.zeros_like(rho)
-    for i in range(m - 1, -1, -1):  # newest to oldest (a loop over history slots, not instances)
-        a[:, i] = rho[:, i] * (S[:, i] * q).sum(dim=1)
-        q = q - a[:, i : i + 1] * Y[:, i]
-    r = gamma.unsqueeze(1) * q
-    for i in range(m):
-        b = rho[:, i] * (Y[:, i] * r).sum(dim=1)
-        r = r + S[:, i] * (a[:, i] - b).unsqueeze(1)
-    return r
 
 
 def push_pair(history: Tensor, new: Tensor, where: Tensor) -> Tensor:

@@ -34,7 +34,9 @@ the family's own metrics.
 ``family`` (a TaskFamily, its class or "module:Class"), the episode options ``horizon``,
 ``history`` (H, default 25), ``reward``, ``action_scale`` (default: the family's),
 ``coordinatewise``, ``split`` ("train", "validation" or "test"), ``device``,
-``divergence_penalty``, ``explode_ratio``; every other keyword goes to the family.
+``divergence_penalty``, ``explode_ratio``, ``instance_pool``, ``quasi_newton_pairs`` (coordinatewise
+rows with the L-BFGS direction of the history window's newest pairs; 0, the default, for none);
+every other keyword goes to the family.
 """
 
 from __future__ import annotations

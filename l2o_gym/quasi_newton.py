@@ -1,0 +1,55 @@
+"""Quasi-Newton directions, batched over instances: L-BFGS's two-loop recursion, and the direction
+it gives from the last pairs of an optimization state's own history window.
+
+A pair is s = x_{k+1} - x_k, y = g_{k+1} - g_k. In `window_direction` the pairs come from the
+state's `step_history` and `grad_history` (the newest `pairs` of them); a pair counts only where
+its curvature sᵀy exceeds 1e-10 · ||s|| ||y|| (an empty slot is a no-op in the recursion). The
+initial inverse-Hessian scaling is γ = sᵀy / yᵀy of the newest counted pair. Where an instance has
+no counted pair, or the direction is not a descent direction or not finite, the direction is 0.
+Shapes: g [B, d]; S, Y [B, m, d]; ρ = 1/sᵀy [B, m], 0 for an empty slot; γ [B].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from l2o_gym.state import OptimizationState
+
+CURVATURE_EPS = 1e-10
+
+
+def two_loop(grad: Tensor, S: Tensor, Y: Tensor, rho: Tensor, gamma: Tensor) -> Tensor:
+    """H g [B, d] for the L-BFGS inverse-Hessian approximation given by S, Y [B, m, d], ρ [B, m]."""
+    q = grad.clone()
+    m = S.shape[1]
+    a = torch.zeros_like(rho)
+    for i in range(m - 1, -1, -1):  # newest to oldest (a loop over history slots, not instances)
+        a[:, i] = rho[:, i] * (S[:, i] * q).sum(dim=1)
+        q = q - a[:, i : i + 1] * Y[:, i]
+    r = gamma.unsqueeze(1) * q
+    for i in range(m):
+        b = rho[:, i] * (Y[:, i] * r).sum(dim=1)
+        r = r + S[:, i] * (a[:, i] - b).unsqueeze(1)
+    return r
+
+
+def window_direction(state: OptimizationState, pairs: int) -> Tensor:
+    """The L-BFGS direction -H g [B, d] from the newest `pairs` pairs of the state's window (0 where
+    there is none; see the module docstring). Needs 1 <= pairs < the state's history length."""
+    history = state.history
+    if isinstance(pairs, bool) or not isinstance(pairs, int) or not 1 <= pairs < history:
+        raise ValueError(f"pairs must be an int in [1, {history - 1}] for a history of {history}, got {pairs!r}")
+    S = state.step_history[:, -pairs:]
+    Y = state.grad_history[:, -pairs:] - state.grad_history[:, -pairs - 1 : -1]
+    sy = (S * Y).sum(dim=2)
+    scale = S.square().sum(dim=2).sqrt() * Y.square().sum(dim=2).sqrt()
+    counted = sy > CURVATURE_EPS * scale.clamp_min(torch.finfo(sy.dtype).tiny)
+    rho = torch.where(counted, 1.0 / torch.where(counted, sy, torch.ones_like(sy)), torch.zeros_like(sy))
+    yy = Y.square().sum(dim=2).clamp_min(torch.finfo(sy.dtype).tiny)
+    gamma = torch.zeros_like(sy[:, 0])
+    for i in range(pairs):  # oldest to newest: the newest counted pair's scaling wins
+        gamma = torch.where(counted[:, i], sy[:, i] / yy[:, i], gamma)
+    direction = -two_loop(state.grad, S, Y, rho, gamma)
+    usable = counted.any(dim=1) & torch.isfinite(direction).all(dim=1) & ((direction * state.grad).sum(dim=1) < 0)
+    return torch.where(usable.unsqueeze(1), direction, torch.zeros_like(direction))
