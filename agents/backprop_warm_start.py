@@ -27,9 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from agents.learned_optimizer import LearnedOptimizer
 from agents.meta_training import apply_meta_gradient, detach_state
-from agents.step_forms import StepForm
-from l2o_gym.features import CoordinatewiseObservation
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
 from l2o_gym.rewards import LogSuboptimalityReward
 from l2o_gym.state import OptimizationState
@@ -47,26 +46,20 @@ class BackpropResult:
     skipped_pieces: int
 
 
-def policy_steps(
-    policy: torch.nn.Module, state: OptimizationState, form: StepForm, action_scale: float, quasi_newton_pairs: int = 0
-) -> Tensor:
-    """The policy's deterministic steps [B, d] at `state`, differentiable in its weights."""
-    batch, dim = state.x.shape
-    observe = CoordinatewiseObservation(dim, state.history, action_scale, quasi_newton_pairs)
-    rows = observe(state).detach().reshape(batch * dim, -1).to(next(policy.parameters()).device)
-    outputs = policy.get_distribution(rows).distribution.mean
-    return action_scale * form.env_action(outputs).reshape(batch, dim).to(state.x.dtype).to(state.x.device)
+def policy_steps(rule: LearnedOptimizer, state: OptimizationState) -> Tensor:
+    """The rule's deterministic steps [B, d] at `state`, differentiable in its policy's weights
+    (the rows it observes are detached)."""
+    outputs = rule.policy.get_distribution(rule.observe(state).detach()).distribution.mean
+    steps = rule.action_scale * rule.step_form.env_action(outputs).reshape(state.x.shape)
+    return steps.to(state.x.dtype).to(state.x.device)
 
 
 @torch.no_grad()
-def final_log_gap(
-    policy: torch.nn.Module, problem: Problem, horizon: int, form: StepForm, meta: dict[str, Any]
-) -> float:
-    """Mean over instances of log relative suboptimality after `horizon` steps of the policy."""
-    state = OptimizationState.start(copy.deepcopy(problem), history=meta["history"])
-    observation = meta["action_scale"], meta.get("quasi_newton_pairs", 0)
+def final_log_gap(rule: LearnedOptimizer, problem: Problem, horizon: int) -> float:
+    """Mean over instances of log relative suboptimality after `horizon` steps of the rule."""
+    state = OptimizationState.start(copy.deepcopy(problem), history=rule.history)
     for _ in range(horizon):
-        state.advance(policy_steps(policy, state, form, *observation))
+        state.advance(policy_steps(rule, state))
     return float(LogSuboptimalityReward().log_gap(state.f, state).mean())
 
 
@@ -96,8 +89,7 @@ def backprop_warm_start(
     lr, grad_clip = float(config.get("lr", 1e-4)), float(config.get("grad_clip", 1.0))
     if not (lr > 0 and math.isfinite(lr) and grad_clip > 0):
         raise ValueError(f"lr and grad_clip must be positive finite numbers, got {lr!r}, {grad_clip!r}")
-    form = StepForm.from_meta(meta)
-    observation = meta["action_scale"], meta.get("quasi_newton_pairs", 0)
+    rule = LearnedOptimizer(policy, meta)
     low, high = meta["horizon"]
     generator = torch.Generator().manual_seed(seed + 7919)
     pool = family.sample(pool_size, generator, "train")
@@ -112,7 +104,7 @@ def backprop_warm_start(
     horizons = list(validation_horizons or [high])
 
     def score() -> float:
-        return sum(final_log_gap(policy, validation, h, form, meta) for h in horizons) / len(horizons)
+        return sum(final_log_gap(rule, validation, h) for h in horizons) / len(horizons)
 
     best_score = start_score = score()
     best_weights, best_iteration, skipped = copy.deepcopy(policy.state_dict()), 0, 0
@@ -125,7 +117,7 @@ def backprop_warm_start(
             with torch.enable_grad():
                 total = torch.zeros((), dtype=state.f.dtype)
                 for _ in range(steps):
-                    state.advance(policy_steps(policy, state, form, *observation), differentiable=True)
+                    state.advance(policy_steps(rule, state), differentiable=True)
                     total = total + reward.log_gap(state.f, state).mean()
                 if not apply_meta_gradient(total / steps, params, optimizer, grad_clip):
                     skipped += 1
