@@ -30,6 +30,7 @@ def teacher_rows(
     action_scale: float,
     seed: int = 0,
     quasi_newton_pairs: int = 0,
+    time_features: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Observation rows [N, F] and teacher actions [N, 1] along the teacher's own trajectories."""
     sizes = {
@@ -38,6 +39,7 @@ def teacher_rows(
         "history": history,
         "action_scale": action_scale,
         "quasi_newton_pairs": quasi_newton_pairs,
+        "time_features": time_features,
     }
     return student_rows(teacher, teacher, family, seed=seed, **sizes)
 
@@ -54,6 +56,7 @@ def student_rows(
     action_scale: float,
     seed: int = 0,
     quasi_newton_pairs: int = 0,
+    time_features: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """DAgger: observation rows [N, F] along the *student's* trajectories, each paired with the
     action [N, 1] the teacher would take there (the teacher follows the student's states, its own
@@ -62,7 +65,7 @@ def student_rows(
     check_positive_int("horizon", horizon)
     problem = family.sample(instances, torch.Generator().manual_seed(seed), "train")
     state = OptimizationState.start(problem, history=history)
-    observe = CoordinatewiseObservation(problem.dim, history, action_scale, quasi_newton_pairs)
+    observe = CoordinatewiseObservation(problem.dim, history, action_scale, quasi_newton_pairs, time_features)
     student.reset(state)
     teacher.reset(state)
     rows, actions = [], []

@@ -33,6 +33,7 @@ class LearnedOptimizer(UpdateRule):
         self.history = int(meta["history"])
         self.action_scale = float(meta["action_scale"])
         self.quasi_newton_pairs = int(meta.get("quasi_newton_pairs", 0))
+        self.time_features = bool(meta.get("time_features", False))
         self.step_form = StepForm.from_meta(meta)
         self.recurrent = meta["algo"] == "recurrent_ppo"
         self.name = name or f"{meta['algo']}-{meta['observation']}"
@@ -62,7 +63,9 @@ class LearnedOptimizer(UpdateRule):
     def observe(self, state: OptimizationState) -> Tensor | dict[str, Tensor]:
         """The policy's input: rows [B·d, F] (coordinatewise) or a dict of [B, ...]."""
         batch, dim = state.x.shape
-        layout = make_observation(self.coordinatewise, dim, self.history, self.action_scale, self.quasi_newton_pairs)
+        layout = make_observation(
+            self.coordinatewise, dim, self.history, self.action_scale, self.quasi_newton_pairs, self.time_features
+        )
         obs = layout(state)
         if self.coordinatewise:
             return obs.reshape(batch * dim, -1).to(self.device)

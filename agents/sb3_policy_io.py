@@ -35,10 +35,17 @@ def policy_kwargs_from_config(config: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def spaces_for(
-    coordinatewise: bool, dim: int, history: int, outputs: int = 1, quasi_newton_pairs: int = 0
+    coordinatewise: bool,
+    dim: int,
+    history: int,
+    outputs: int = 1,
+    quasi_newton_pairs: int = 0,
+    time_features: bool = False,
 ) -> tuple[gym.Space, gym.Space]:
     """(observation space, action space) a policy of this layout acts on; `outputs` per coordinate."""
-    observation = make_observation(coordinatewise, dim, history, quasi_newton_pairs=quasi_newton_pairs)
+    observation = make_observation(
+        coordinatewise, dim, history, quasi_newton_pairs=quasi_newton_pairs, time_features=time_features
+    )
     if coordinatewise:
         return observation.row_space(), gym.spaces.Box(-1.0, 1.0, (outputs,), np.float32)
     return observation.space(), gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
@@ -78,8 +85,8 @@ def rebuild_policy(folder: str | Path, meta: dict[str, Any], device: str = "cpu"
     algo = meta["algo"]
     coordinatewise = meta["observation"] == "coordinatewise"
     outputs = StepForm.from_meta(meta).width
-    pairs = int(meta.get("quasi_newton_pairs", 0))
-    observation_space, action_space = spaces_for(coordinatewise, meta["dim"], meta["history"], outputs, pairs)
+    pairs, times = int(meta.get("quasi_newton_pairs", 0)), bool(meta.get("time_features", False))
+    observation_space, action_space = spaces_for(coordinatewise, meta["dim"], meta["history"], outputs, pairs, times)
     cls = policy_class(algo, coordinatewise)
     policy = cls(observation_space, action_space, lambda _: 0.0, **policy_kwargs_from_config(meta["policy_kwargs"]))
     return load_weights(policy, Path(folder) / POLICY_FILE, device).eval()

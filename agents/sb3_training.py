@@ -129,6 +129,7 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
         "history": meta["history"],
         "action_scale": meta["action_scale"],
         "quasi_newton_pairs": meta.get("quasi_newton_pairs", 0),
+        "time_features": meta.get("time_features", False),
     }
     epochs = int(config.get("epochs", 30))
     rows, actions = teacher_rows(imitation_teacher(config, meta["env_id"], horizon), family, seed=seed, **sizes)
@@ -230,8 +231,9 @@ def train_sb3(
     coord = bool(params["coordinatewise"])
     if not coord:
         dropped = [key for key in COORDINATEWISE_ONLY if params.pop(key, None)]
-        if (params.get("env") or {}).pop("quasi_newton_pairs", 0):
-            dropped.append("env.quasi_newton_pairs")
+        for option in ("quasi_newton_pairs", "time_features"):
+            if (params.get("env") or {}).pop(option, 0):
+                dropped.append(f"env.{option}")
         if dropped:
             warnings.warn(
                 f"{dropped} apply to the coordinatewise layout only; ignored for coordinatewise=False", stacklevel=2
@@ -254,6 +256,7 @@ def train_sb3(
         "history": episodes.history,
         "action_scale": episodes.action_scale,
         "quasi_newton_pairs": episodes.quasi_newton_pairs,
+        "time_features": episodes.time_features,
         "step_form": step_form.to_meta(),
         "horizon": list(episodes.horizon_range),
         # the policy is rebuilt from these alone: gSDE changes its parameters, so it is recorded here

@@ -27,7 +27,7 @@ from l2o_gym.evaluation import EvaluationResult, evaluate
 from l2o_gym.report import write_report
 
 FAMILIES = ("l2o/LogisticRegression-v0", "l2o/RobustLinearRegression-v0", "l2o/TwoLayerNet-v0")
-BASELINES = ("adam", "momentum", "nesterov", "lbfgs", "window_qn")
+BASELINES = ("adam", "momentum", "nesterov", "lbfgs", "window_qn", "window_adam_qn")
 # out-of-distribution variants per family: (label, family kwargs)
 VARIANTS = {
     "l2o/LogisticRegression-v0": (("10x dimension (d=31)", {"dim": 30}), ("4x points", {"n_points": 400})),

@@ -17,7 +17,7 @@ from l2o_gym.registry import (
 )
 from l2o_gym.state import OptimizationState
 
-__version__ = "0.3.0"  # 0.3: rows may carry quasi-Newton features (0.2 cannot read them); 0.2: 2H + 9 features
+__version__ = "0.4.0"  # 0.4: rows may carry time features; 0.3: quasi-Newton features; 0.2: 2H + 9 features
 
 register_builtin_envs()
 

@@ -37,8 +37,8 @@ class EpisodeBatch:
     With ``instance_pool = P > 0``, instances for ended episodes come from a pool sampled P at a
     time (one batched optimum solve per P instead of one per reset; for families whose f* is an
     expensive multistart solve, with staggered episode ends). Still one seeded stream.
-    ``quasi_newton_pairs`` > 0 adds the quasi-Newton features to coordinatewise rows
-    (`l2o_gym.features`).
+    ``quasi_newton_pairs`` > 0 adds the quasi-Newton features to coordinatewise rows, and
+    ``time_features`` the step count t (`l2o_gym.features`).
     """
 
     def __init__(
@@ -57,6 +57,7 @@ class EpisodeBatch:
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
         instance_pool: int = 0,
         quasi_newton_pairs: int = 0,
+        time_features: bool = False,
     ) -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
@@ -84,9 +85,10 @@ class EpisodeBatch:
         self._pool: Problem | None = None
         self.dim = family.dim
         self.observation = make_observation(
-            self.coordinatewise, self.dim, self.history, self.action_scale, quasi_newton_pairs
+            self.coordinatewise, self.dim, self.history, self.action_scale, quasi_newton_pairs, time_features
         )
         self.quasi_newton_pairs = quasi_newton_pairs
+        self.time_features = time_features
         self.state: OptimizationState | None = None
         self.horizon: Tensor | None = None
 

@@ -19,8 +19,11 @@ Two layouts:
   also holds coordinate i of the L-BFGS direction from the newest m pairs of the history window
   (`l2o_gym.quasi_newton.window_direction`, 0 where there is none), signed_log and as a fraction
   of action_scale clipped to [-1, 1]: the one feature that sees across coordinates (the curvature
-  the steps and gradients of the whole instance reveal), ``+ 2`` features. Nothing in a row
-  depends on the dimension or the horizon, so a policy trained on one transfers to others.
+  the steps and gradients of the whole instance reveal), ``+ 2`` features. With
+  ``time_features`` each row also holds the number of steps taken so far, t, as tanh(t / τ) for τ
+  in `TIME_SCALES` (learned_optimization's training-step features; what Adam's bias correction and
+  a decaying step size read), ``+ 4`` features. Nothing in a row depends on the dimension or the
+  horizon, so a policy trained on one transfers to others.
 
 Both return torch tensors with a leading instance dimension B.
 """
@@ -42,6 +45,7 @@ _SIGNED_LOG_NORM = math.log1p(1.0 / SIGNED_LOG_EPS)
 SIGNED_LOG_BOUND = 6.0  # > signed_log(float32 max) ≈ 5.8
 MOMENTUM_BETAS = (0.5, 0.9, 0.99)  # decay rates of the gradient averages in coordinatewise rows
 RMS_BETA = 0.99  # decay rate of the squared-gradient average that normalises them
+TIME_SCALES = (10.0, 30.0, 100.0, 300.0)  # steps; time features are tanh(t / τ)
 
 
 def signed_log(v: Tensor) -> Tensor:
@@ -90,17 +94,36 @@ def window_averages(history: Tensor, steps: Tensor, betas: tuple[float, ...]) ->
     return torch.einsum("bnh,bh...->bn...", weights, history)
 
 
-class CoordinatewiseObservation:
-    """One row of ``2 * history + 3 + 2 * len(MOMENTUM_BETAS)`` (+ 2 with quasi-Newton pairs)
-    features per coordinate."""
+def window_adam_directions(state: OptimizationState, betas: tuple[float, ...] = MOMENTUM_BETAS) -> Tensor:
+    """Adam-like directions from the history window: for each β the gradient's average (β, bias-
+    corrected over the filled window) over its root-mean-square (RMS_BETA), clipped to [-1, 1].
 
-    def __init__(self, dim: int, history: int, action_scale: float = 1.0, quasi_newton_pairs: int = 0) -> None:
+    The same numbers a coordinatewise row holds; [B, len(betas), d]."""
+    averages = window_averages(state.grad_history, state.t, betas)  # [B, n, d]
+    rms = window_averages(state.grad_history.square(), state.t, (RMS_BETA,)).sqrt()  # [B, 1, d]
+    return (averages / rms.clamp_min(torch.finfo(rms.dtype).tiny)).clamp(-1.0, 1.0)
+
+
+class CoordinatewiseObservation:
+    """One row of ``2 * history + 3 + 2 * len(MOMENTUM_BETAS)`` (+ 2 with quasi-Newton pairs, + 4
+    with time features) features per coordinate."""
+
+    def __init__(
+        self,
+        dim: int,
+        history: int,
+        action_scale: float = 1.0,
+        quasi_newton_pairs: int = 0,
+        time_features: bool = False,
+    ) -> None:
         self.dim, self.history, self.action_scale = dim, history, action_scale
         self.quasi_newton_pairs = check_quasi_newton_pairs(quasi_newton_pairs, history)
+        self.time_features = check_time_features(time_features)
 
     @property
     def num_features(self) -> int:
-        return 2 * self.history + 3 + 2 * len(MOMENTUM_BETAS) + (2 if self.quasi_newton_pairs else 0)
+        extra = (2 if self.quasi_newton_pairs else 0) + (len(TIME_SCALES) if self.time_features else 0)
+        return 2 * self.history + 3 + 2 * len(MOMENTUM_BETAS) + extra
 
     def row_space(self) -> spaces.Box:
         """The space of one coordinate's row."""
@@ -119,8 +142,7 @@ class CoordinatewiseObservation:
         squashed_grad = (state.grad / (1.0 + state.grad.abs())).unsqueeze(2)
         previous_action = (state.last_step / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)
         averages = window_averages(state.grad_history, state.t, MOMENTUM_BETAS)  # [B, n, d]
-        rms = window_averages(state.grad_history.square(), state.t, (RMS_BETA,)).sqrt()  # [B, 1, d]
-        direction = (averages / rms.clamp_min(torch.finfo(rms.dtype).tiny)).clamp(-1.0, 1.0)
+        direction = window_adam_directions(state)
         columns = [
             grads,
             changes,
@@ -133,7 +155,22 @@ class CoordinatewiseObservation:
         if self.quasi_newton_pairs:
             newton = window_direction(state, self.quasi_newton_pairs)
             columns += [signed_log(newton).unsqueeze(2), (newton / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)]
+        if self.time_features:
+            columns.append(time_columns(state.t, dim, state.x.dtype))
         return torch.cat(columns, dim=2)
+
+
+def time_columns(t: Tensor, dim: int, dtype: torch.dtype) -> Tensor:
+    """tanh(t / τ) for τ in TIME_SCALES, the same for every coordinate: t [B] -> [B, dim, 4]."""
+    scales = torch.tensor(TIME_SCALES, dtype=dtype, device=t.device)
+    return torch.tanh(t.to(dtype).unsqueeze(1) / scales).unsqueeze(1).expand(t.shape[0], dim, len(TIME_SCALES))
+
+
+def check_time_features(time_features: bool) -> bool:
+    """time_features must be a bool."""
+    if not isinstance(time_features, bool):
+        raise ValueError(f"time_features must be true or false, got {time_features!r}")
+    return time_features
 
 
 def check_quasi_newton_pairs(pairs: int, history: int) -> int:
@@ -144,12 +181,19 @@ def check_quasi_newton_pairs(pairs: int, history: int) -> int:
 
 
 def make_observation(
-    coordinatewise: bool, dim: int, history: int, action_scale: float = 1.0, quasi_newton_pairs: int = 0
+    coordinatewise: bool,
+    dim: int,
+    history: int,
+    action_scale: float = 1.0,
+    quasi_newton_pairs: int = 0,
+    time_features: bool = False,
 ) -> CoordinatewiseObservation | DictObservation:
-    """The observation layout: coordinatewise rows (optionally with quasi-Newton features) or Li &
-    Malik's dict."""
+    """The observation layout: coordinatewise rows (optionally with quasi-Newton and time features)
+    or Li & Malik's dict."""
     if coordinatewise:
-        return CoordinatewiseObservation(dim, history, action_scale, quasi_newton_pairs)
+        return CoordinatewiseObservation(dim, history, action_scale, quasi_newton_pairs, time_features)
     if quasi_newton_pairs:
         raise ValueError("quasi_newton_pairs needs the coordinatewise observation layout")
+    if check_time_features(time_features):
+        raise ValueError("time_features needs the coordinatewise observation layout")
     return DictObservation(dim, history)

@@ -249,11 +249,12 @@ def test_backprop_warm_start_trains_a_policy_on_the_device():
 
 @pytest.mark.parametrize("env_id", ["l2o/TwoLayerNet-v0", "l2o/LogisticRegression-v0"])
 def test_quasi_newton_features_on_the_device(env_id):
-    """Rows with quasi-Newton features are built on the device; from the same state (copied to the
-    device) the window's L-BFGS direction agrees with the CPU's."""
+    """Rows with quasi-Newton and time features are built on the device; from the same state
+    (copied to the device) the window's L-BFGS direction agrees with the CPU's."""
     fam = family(env_id)
-    on_cpu = EpisodeBatch(fam, N, horizon=STEPS + 2, coordinatewise=True, quasi_newton_pairs=3)
-    on_dev = EpisodeBatch(fam, N, horizon=STEPS + 2, coordinatewise=True, quasi_newton_pairs=3, device=DEVICE)
+    layout = {"coordinatewise": True, "quasi_newton_pairs": 3, "time_features": True}
+    on_cpu = EpisodeBatch(fam, N, horizon=STEPS + 2, **layout)
+    on_dev = EpisodeBatch(fam, N, horizon=STEPS + 2, device=DEVICE, **layout)
     for batch in (on_cpu, on_dev):
         batch.reset(torch.Generator().manual_seed(0))
     actions = 0.2 * (2 * torch.rand(STEPS, N, fam.dim, generator=torch.Generator().manual_seed(1)) - 1)
@@ -263,6 +264,7 @@ def test_quasi_newton_features_on_the_device(env_id):
     rows = on_dev.observe()
     assert rows.device.type == DEVICE.type and torch.isfinite(rows).all()
     assert rows.shape == on_cpu.observe().shape
+    assert_close(rows[..., -4:], on_cpu.observe()[..., -4:], rtol=1e-6, what="time features")
     on_host, moved = copy.copy(on_cpu.require_state()), copy.copy(on_cpu.require_state())
     for name in ("grad", "grad_history", "step_history"):  # what the direction reads, in float64
         setattr(on_host, name, getattr(on_host, name).double())

@@ -155,6 +155,7 @@ def test_registry_and_grids():
         "cg",
         "lbfgs",
         "window_qn",
+        "window_adam_qn",
     }
     for name, cls in HAND_DESIGNED.items():
         grid = cls.default_grid()
@@ -184,7 +185,7 @@ def test_bad_optimizer_input(name, hparams, match):
         make_optimizer(name, **hparams)
 
 
-@pytest.mark.parametrize("name", sorted(set(HAND_DESIGNED) - {"window_qn"}))  # window_qn keeps no buffers
+@pytest.mark.parametrize("name", sorted(set(HAND_DESIGNED) - {"window_qn", "window_adam_qn"}))  # no buffers
 def test_step_before_reset_raises(name):
     state = OptimizationState.start(quadratic())
     with pytest.raises(RuntimeError, match="reset"):

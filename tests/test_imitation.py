@@ -127,3 +127,33 @@ def test_a_policy_with_quasi_newton_features_imitates_the_window_rule_and_keeps_
     state = OptimizationState.start(family.sample(4, torch.Generator().manual_seed(0), "test"))
     assert rule.observe(state).shape == (12, CoordinatewiseObservation(3, 25, quasi_newton_pairs=3).num_features)
     assert torch.isfinite(unroll(rule, family.sample(4, torch.Generator().manual_seed(1), "test"), 8).final).all()
+
+
+def test_a_policy_with_time_features_copies_a_rule_that_reads_the_step_count(tmp_path):
+    """The window Adam rule with a step size decaying within the horizon: a student that sees t
+    (time features) follows it; the layout is recorded and read back."""
+    teacher_hparams = {"lr": 0.05, "lr_decay_steps": 4.0, "qn_lr": 0.3, "qn_max_step": 0.02}
+    result = train_tiny(
+        tmp_path,
+        "eval_freq: 400\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\nstep: {form: linear}\n"
+        "env: {quasi_newton_pairs: 3, time_features: true}\n"
+        f"imitation: {{teacher: window_adam_qn, teacher_hparams: {teacher_hparams}, instances: 64, epochs: 60}}\n",
+        timesteps=100,
+    )
+    student = load_rule(result.best)
+    assert student.time_features and student.meta["time_features"] and student.quasi_newton_pairs == 3
+    family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
+    state = OptimizationState.start(family.sample(8, torch.Generator().manual_seed(5), "test"))
+    teacher = make_optimizer("window_adam_qn", **teacher_hparams)
+    layout = CoordinatewiseObservation(3, 25, quasi_newton_pairs=3, time_features=True)
+    assert student.observe(state).shape == (24, layout.num_features)
+    student.reset(state)
+    errors, sizes, student_sizes = [], [], []
+    for _ in range(8):  # along the teacher's own trajectory
+        step, copied = teacher.step(state), student.step(state)
+        errors.append(float((copied - step).abs().mean()))
+        sizes.append(float(step.abs().mean()))
+        student_sizes.append(float(copied.abs().mean()))
+        state.advance(step)
+    assert sizes[-1] < 0.4 * sizes[0] and student_sizes[-1] < 0.5 * student_sizes[0]  # both shrink with t
+    assert sum(errors) < 0.15 * sum(sizes)

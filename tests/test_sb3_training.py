@@ -202,8 +202,11 @@ def test_validation_at_several_horizons_averages_the_win_rates(tmp_path):
 
 
 def test_a_dict_layout_run_ignores_the_coordinatewise_only_settings_with_a_warning(tmp_path):
-    text = "coordinatewise: false\nalgo: {n_steps: 8, batch_size: 16, n_epochs: 1}\nenv: {quasi_newton_pairs: 3}\n"
-    with pytest.warns(UserWarning, match="env.quasi_newton_pairs"):
+    text = (
+        "coordinatewise: false\nalgo: {n_steps: 8, batch_size: 16, n_epochs: 1}\n"
+        "env: {quasi_newton_pairs: 3, time_features: true}\n"
+    )
+    with pytest.warns(UserWarning, match="env.quasi_newton_pairs', 'env.time_features"):
         result = train_tiny(tmp_path, text, timesteps=100)
     rule = load_rule(result.final)
-    assert not rule.coordinatewise and rule.quasi_newton_pairs == 0
+    assert not rule.coordinatewise and rule.quasi_newton_pairs == 0 and not rule.time_features

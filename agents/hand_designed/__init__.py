@@ -1,8 +1,9 @@
 """Hand-designed optimizers as batched `UpdateRule`s: gradient descent, momentum, Nesterov, Adam,
 RMSprop, AdaGrad (torch.optim on a [B, d] parameter), nonlinear conjugate gradient and L-BFGS
-(with a batched Armijo line search), and `window_qn`: L-BFGS directions from the state's history
-window without line search (one evaluation per step). All are driven through `l2o_gym.unroll.unroll` /
-`OptimizationState.advance`; none moves x itself.
+(with a batched Armijo line search), `window_qn`: L-BFGS directions from the state's history
+window without line search (one evaluation per step), and `window_adam_qn`: the window's Adam
+direction with a decaying step size plus a small clipped quasi-Newton correction. All are driven
+through `l2o_gym.unroll.unroll` / `OptimizationState.advance`; none moves x itself.
 
 `HAND_DESIGNED` maps names to classes; `make_optimizer(name, **hparams)` builds one; each class's
 `default_grid()` is the log grid `agents.tuning.tune` searches.
@@ -14,6 +15,7 @@ from agents.hand_designed.conjugate_gradient import ConjugateGradient
 from agents.hand_designed.elementwise import AdaGrad, Adam, GradientDescent, Momentum, Nesterov, RMSprop
 from agents.hand_designed.hyperparameters import HandDesignedRule
 from agents.hand_designed.lbfgs import LBFGS
+from agents.hand_designed.window_adam_quasi_newton import WindowAdamQuasiNewton
 from agents.hand_designed.window_quasi_newton import WindowQuasiNewton
 from l2o_gym.update_rule import UpdateRule
 
@@ -29,6 +31,7 @@ HAND_DESIGNED: dict[str, type[UpdateRule]] = {
         ConjugateGradient,
         LBFGS,
         WindowQuasiNewton,
+        WindowAdamQuasiNewton,
     )
 }
 
@@ -63,6 +66,7 @@ __all__ = [
     "Momentum",
     "Nesterov",
     "RMSprop",
+    "WindowAdamQuasiNewton",
     "WindowQuasiNewton",
     "make_optimizer",
     "optimizer_class",

@@ -25,6 +25,9 @@ CHECKS: dict[str, tuple[Any, str]] = {
     "eps": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
     "max_step": (lambda v: 0 < v < math.inf, "a finite number > 0"),
     "gd_lr": (lambda v: 0 < v < math.inf, "a finite number > 0"),
+    "lr_decay_steps": (lambda v: 0 < v < math.inf, "a finite number of steps > 0"),
+    "qn_lr": (lambda v: 0 <= v < math.inf, "a finite number >= 0"),
+    "qn_max_step": (lambda v: 0 < v < math.inf, "a finite number > 0"),
 }
 
 

@@ -35,7 +35,8 @@ the family's own metrics.
 ``history`` (H, default 25), ``reward``, ``action_scale`` (default: the family's),
 ``coordinatewise``, ``split`` ("train", "validation" or "test"), ``device``,
 ``divergence_penalty``, ``explode_ratio``, ``instance_pool``, ``quasi_newton_pairs`` (coordinatewise
-rows with the L-BFGS direction of the history window's newest pairs; 0, the default, for none);
+rows with the L-BFGS direction of the history window's newest pairs; 0, the default, for none),
+``time_features`` (coordinatewise rows with the step count; default false);
 every other keyword goes to the family.
 """
 
