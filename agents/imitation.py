@@ -26,22 +26,14 @@ def teacher_rows(
     *,
     instances: int,
     horizon: int,
-    history: int,
-    action_scale: float,
+    observation: CoordinatewiseObservation,
     seed: int = 0,
-    quasi_newton_pairs: int = 0,
-    time_features: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """Observation rows [N, F] and teacher actions [N, 1] along the teacher's own trajectories."""
-    sizes = {
-        "instances": instances,
-        "horizon": horizon,
-        "history": history,
-        "action_scale": action_scale,
-        "quasi_newton_pairs": quasi_newton_pairs,
-        "time_features": time_features,
-    }
-    return student_rows(teacher, teacher, family, seed=seed, **sizes)
+    """Observation rows [N, F] (the `observation` layout's) and teacher actions [N, 1] along the
+    teacher's own trajectories."""
+    return student_rows(
+        teacher, teacher, family, instances=instances, horizon=horizon, observation=observation, seed=seed
+    )
 
 
 @torch.no_grad()
@@ -52,20 +44,20 @@ def student_rows(
     *,
     instances: int,
     horizon: int,
-    history: int,
-    action_scale: float,
+    observation: CoordinatewiseObservation,
     seed: int = 0,
-    quasi_newton_pairs: int = 0,
-    time_features: bool = False,
 ) -> tuple[Tensor, Tensor]:
-    """DAgger: observation rows [N, F] along the *student's* trajectories, each paired with the
-    action [N, 1] the teacher would take there (the teacher follows the student's states, its own
-    buffers fed with the gradients the student sees). With student = teacher: the teacher's own."""
+    """DAgger: observation rows [N, F] (the `observation` layout's: history, action scale, extra
+    features) along the *student's* trajectories, each paired with the action [N, 1] the teacher
+    would take there (the teacher follows the student's states, its own buffers fed with the
+    gradients the student sees). With student = teacher: the teacher's own."""
     check_positive_int("instances", instances)
     check_positive_int("horizon", horizon)
+    if not isinstance(observation, CoordinatewiseObservation):
+        raise ValueError(f"imitation needs a coordinatewise observation layout, got {type(observation).__name__}")
     problem = family.sample(instances, torch.Generator().manual_seed(seed), "train")
-    state = OptimizationState.start(problem, history=history)
-    observe = CoordinatewiseObservation(problem.dim, history, action_scale, quasi_newton_pairs, time_features)
+    state = OptimizationState.start(problem, history=observation.history)
+    observe, action_scale = observation, observation.action_scale
     student.reset(state)
     teacher.reset(state)
     rows, actions = [], []

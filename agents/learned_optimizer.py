@@ -16,9 +16,8 @@ import torch
 from torch import Tensor
 
 from agents.saved_rules import read_meta
-from agents.sb3_policy_io import rebuild_policy
+from agents.sb3_policy_io import observation_for, rebuild_policy
 from agents.step_forms import StepForm
-from l2o_gym.features import make_observation
 from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
 
@@ -63,10 +62,7 @@ class LearnedOptimizer(UpdateRule):
     def observe(self, state: OptimizationState) -> Tensor | dict[str, Tensor]:
         """The policy's input: rows [B·d, F] (coordinatewise) or a dict of [B, ...]."""
         batch, dim = state.x.shape
-        layout = make_observation(
-            self.coordinatewise, dim, self.history, self.action_scale, self.quasi_newton_pairs, self.time_features
-        )
-        obs = layout(state)
+        obs = observation_for(self.meta, dim)(state)
         if self.coordinatewise:
             return obs.reshape(batch * dim, -1).to(self.device)
         return {k: v.to(self.device) for k, v in obs.items()}

@@ -17,7 +17,7 @@ from torch import nn
 
 from agents.saved_rules import load_weights, save_weights
 from agents.step_forms import StepForm
-from l2o_gym.features import make_observation
+from l2o_gym.features import CoordinatewiseObservation, DictObservation, make_observation
 
 POLICY_FILE = "policy.pth"
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}
@@ -34,21 +34,25 @@ def policy_kwargs_from_config(config: dict[str, Any] | None) -> dict[str, Any]:
     return kwargs
 
 
-def spaces_for(
-    coordinatewise: bool,
-    dim: int,
-    history: int,
-    outputs: int = 1,
-    quasi_newton_pairs: int = 0,
-    time_features: bool = False,
-) -> tuple[gym.Space, gym.Space]:
-    """(observation space, action space) a policy of this layout acts on; `outputs` per coordinate."""
-    observation = make_observation(
-        coordinatewise, dim, history, quasi_newton_pairs=quasi_newton_pairs, time_features=time_features
+def observation_for(meta: dict[str, Any], dim: int) -> CoordinatewiseObservation | DictObservation:
+    """The observation layout a saved policy's metadata describes (layout, history, action scale,
+    quasi-Newton pairs, time features), for problems of dimension `dim`."""
+    return make_observation(
+        meta["observation"] == "coordinatewise",
+        dim,
+        int(meta["history"]),
+        float(meta["action_scale"]),
+        int(meta.get("quasi_newton_pairs", 0)),
+        bool(meta.get("time_features", False)),
     )
-    if coordinatewise:
+
+
+def spaces_for(meta: dict[str, Any], outputs: int = 1) -> tuple[gym.Space, gym.Space]:
+    """(observation space, action space) the policy `meta` describes acts on; `outputs` per coordinate."""
+    observation = observation_for(meta, meta["dim"])
+    if isinstance(observation, CoordinatewiseObservation):
         return observation.row_space(), gym.spaces.Box(-1.0, 1.0, (outputs,), np.float32)
-    return observation.space(), gym.spaces.Box(-1.0, 1.0, (dim,), np.float32)
+    return observation.space(), gym.spaces.Box(-1.0, 1.0, (meta["dim"],), np.float32)
 
 
 def policy_class(algo: str, coordinatewise: bool) -> type:
@@ -84,9 +88,7 @@ def rebuild_policy(folder: str | Path, meta: dict[str, Any], device: str = "cpu"
     """The policy described by `meta`, with the weights in folder/policy.pth (no unpickling)."""
     algo = meta["algo"]
     coordinatewise = meta["observation"] == "coordinatewise"
-    outputs = StepForm.from_meta(meta).width
-    pairs, times = int(meta.get("quasi_newton_pairs", 0)), bool(meta.get("time_features", False))
-    observation_space, action_space = spaces_for(coordinatewise, meta["dim"], meta["history"], outputs, pairs, times)
+    observation_space, action_space = spaces_for(meta, StepForm.from_meta(meta).width)
     cls = policy_class(algo, coordinatewise)
     policy = cls(observation_space, action_space, lambda _: 0.0, **policy_kwargs_from_config(meta["policy_kwargs"]))
     return load_weights(policy, Path(folder) / POLICY_FILE, device).eval()

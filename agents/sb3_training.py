@@ -26,7 +26,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 import l2o_gym
 from agents.hyperparams import load_hyperparams
 from agents.saved_rules import write_meta
-from agents.sb3_policy_io import policy_kwargs_from_config, save_policy
+from agents.sb3_policy_io import observation_for, policy_kwargs_from_config, save_policy
 from agents.step_forms import DEFAULT_LOG_RANGE, StepForm, StepFormVecEnv
 from agents.validation_callback import ValidationCallback
 from l2o_gym.atomic_io import atomic_write, atomic_write_json, atomic_write_text
@@ -38,6 +38,7 @@ from l2o_gym.update_rule import UpdateRule
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 CHECKPOINT = "checkpoint/model.zip"
 COORDINATEWISE_ONLY = ("step", "imitation", "backprop")  # hyperparameter sections a dict-layout policy ignores
+COORDINATEWISE_ENV_OPTIONS = ("quasi_newton_pairs", "time_features")  # env options likewise
 IMITATION_SETTINGS = ("teacher", "teacher_hparams", "opening", "opening_steps", "instances", "epochs", "dagger_rounds")
 
 
@@ -126,10 +127,7 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
     sizes = {
         "instances": int(config.get("instances", 256)),
         "horizon": horizon,
-        "history": meta["history"],
-        "action_scale": meta["action_scale"],
-        "quasi_newton_pairs": meta.get("quasi_newton_pairs", 0),
-        "time_features": meta.get("time_features", False),
+        "observation": observation_for(meta, meta["dim"]),
     }
     epochs = int(config.get("epochs", 30))
     rows, actions = teacher_rows(imitation_teacher(config, meta["env_id"], horizon), family, seed=seed, **sizes)
@@ -231,7 +229,7 @@ def train_sb3(
     coord = bool(params["coordinatewise"])
     if not coord:
         dropped = [key for key in COORDINATEWISE_ONLY if params.pop(key, None)]
-        for option in ("quasi_newton_pairs", "time_features"):
+        for option in COORDINATEWISE_ENV_OPTIONS:
             if (params.get("env") or {}).pop(option, 0):
                 dropped.append(f"env.{option}")
         if dropped:

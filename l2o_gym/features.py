@@ -94,12 +94,16 @@ def window_averages(history: Tensor, steps: Tensor, betas: tuple[float, ...]) ->
     return torch.einsum("bnh,bh...->bn...", weights, history)
 
 
-def window_adam_directions(state: OptimizationState, betas: tuple[float, ...] = MOMENTUM_BETAS) -> Tensor:
+def window_adam_directions(
+    state: OptimizationState, betas: tuple[float, ...] = MOMENTUM_BETAS, averages: Tensor | None = None
+) -> Tensor:
     """Adam-like directions from the history window: for each β the gradient's average (β, bias-
-    corrected over the filled window) over its root-mean-square (RMS_BETA), clipped to [-1, 1].
+    corrected over the filled window; `averages` [B, n, d] if already computed) over its
+    root-mean-square (RMS_BETA), clipped to [-1, 1].
 
     The same numbers a coordinatewise row holds; [B, len(betas), d]."""
-    averages = window_averages(state.grad_history, state.t, betas)  # [B, n, d]
+    if averages is None:
+        averages = window_averages(state.grad_history, state.t, betas)  # [B, n, d]
     rms = window_averages(state.grad_history.square(), state.t, (RMS_BETA,)).sqrt()  # [B, 1, d]
     return (averages / rms.clamp_min(torch.finfo(rms.dtype).tiny)).clamp(-1.0, 1.0)
 
@@ -142,7 +146,7 @@ class CoordinatewiseObservation:
         squashed_grad = (state.grad / (1.0 + state.grad.abs())).unsqueeze(2)
         previous_action = (state.last_step / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)
         averages = window_averages(state.grad_history, state.t, MOMENTUM_BETAS)  # [B, n, d]
-        direction = window_adam_directions(state)
+        direction = window_adam_directions(state, MOMENTUM_BETAS, averages)
         columns = [
             grads,
             changes,

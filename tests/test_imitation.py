@@ -11,7 +11,7 @@ from agents.learned_optimizer import LearnedOptimizer
 from agents.phased_rule import PhasedRule
 from agents.saved_rules import load_rule
 from agents.sb3_training import imitation_teacher, train_sb3
-from l2o_gym.features import CoordinatewiseObservation
+from l2o_gym.features import CoordinatewiseObservation, DictObservation
 from l2o_gym.state import OptimizationState
 from l2o_gym.unroll import unroll
 from tests.tiny_training import train_tiny
@@ -20,13 +20,17 @@ from tests.tiny_training import train_tiny
 def test_teacher_rows_pair_each_coordinate_with_its_step():
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     teacher = make_optimizer("gd", lr=0.01)
-    rows, actions = teacher_rows(teacher, family, instances=4, horizon=5, history=6, action_scale=0.1)
+    rows, actions = teacher_rows(
+        teacher, family, instances=4, horizon=5, observation=CoordinatewiseObservation(3, 6, 0.1)
+    )
     assert rows.shape == (4 * 5 * 3, CoordinatewiseObservation(3, 6).num_features)
     assert actions.shape == (60, 1) and actions.abs().max() <= 1.0
     # gd's action is -lr * g / action_scale; the squashed-gradient feature is g / (1 + |g|)
     squashed = rows[:, 2 * 6 + 1 : 2 * 6 + 2]
     grad = squashed / (1 - squashed.abs())
     assert torch.allclose(actions, (-0.01 * grad / 0.1).clamp(-1, 1), atol=1e-5)
+    with pytest.raises(ValueError, match="coordinatewise observation layout"):
+        teacher_rows(teacher, family, instances=4, horizon=5, observation=DictObservation(3, 6))
 
 
 def test_imitation_makes_the_policy_act_like_the_teacher():
@@ -35,7 +39,11 @@ def test_imitation_makes_the_policy_act_like_the_teacher():
     model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, policy_kwargs={"log_std_init": -3.0}, seed=0)
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     rows, actions = teacher_rows(
-        make_optimizer("gd", lr=0.01), family, instances=16, horizon=20, history=25, action_scale=0.1
+        make_optimizer("gd", lr=0.01),
+        family,
+        instances=16,
+        horizon=20,
+        observation=CoordinatewiseObservation(3, 25, 0.1),
     )
     before = torch.nn.functional.mse_loss(model.policy.get_distribution(rows).distribution.mean, actions)
     after = imitate(model.policy, rows, actions, epochs=40)
@@ -105,8 +113,9 @@ def test_student_rows_label_the_students_own_states_with_the_teachers_action():
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     student = make_optimizer("gd", lr=0.001)  # a poor student: its states differ from the teacher's
     teacher = make_optimizer("gd", lr=0.01)
-    rows, actions = student_rows(student, teacher, family, instances=4, horizon=5, history=6, action_scale=0.1, seed=0)
-    own_rows, _ = teacher_rows(teacher, family, instances=4, horizon=5, history=6, action_scale=0.1, seed=0)
+    sizes = {"instances": 4, "horizon": 5, "observation": CoordinatewiseObservation(3, 6, 0.1), "seed": 0}
+    rows, actions = student_rows(student, teacher, family, **sizes)
+    own_rows, _ = teacher_rows(teacher, family, **sizes)
     assert rows.shape == own_rows.shape and not torch.allclose(rows, own_rows)
     squashed = rows[:, 2 * 6 + 1 : 2 * 6 + 2]
     grad = squashed / (1 - squashed.abs())

@@ -17,6 +17,7 @@ from agents.learned_optimizer import LearnedOptimizer
 from agents.saved_rules import META_FILE, load_rule
 from agents.sb3_training import train_sb3
 from agents.step_forms import StepForm, StepFormVecEnv
+from l2o_gym.features import CoordinatewiseObservation
 from l2o_gym.unroll import unroll
 from tests.tiny_training import train_tiny
 
@@ -82,7 +83,11 @@ def test_imitation_through_the_log_magnitude_form():
     model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, policy_kwargs={"log_std_init": -3.0}, seed=0)
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     rows, actions = teacher_rows(
-        make_optimizer("gd", lr=0.01), family, instances=16, horizon=20, history=25, action_scale=0.1
+        make_optimizer("gd", lr=0.01),
+        family,
+        instances=16,
+        horizon=20,
+        observation=CoordinatewiseObservation(3, 25, 0.1),
     )
     imitate(model.policy, rows, form.policy_outputs(actions[:, 0]), epochs=40)
     meta = {

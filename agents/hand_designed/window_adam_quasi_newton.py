@@ -20,11 +20,12 @@ import torch
 from torch import Tensor
 
 from agents.hand_designed.hyperparameters import HandDesignedRule
-from l2o_gym.features import MOMENTUM_BETAS, window_adam_directions
+from l2o_gym.features import window_adam_directions
+from l2o_gym.problem import check_positive_int
 from l2o_gym.quasi_newton import window_direction
 from l2o_gym.state import OptimizationState
 
-ADAM_BETA = 0.9  # one of MOMENTUM_BETAS: the rows hold exactly this direction
+ADAM_BETA = 0.9  # one of l2o_gym.features.MOMENTUM_BETAS: the rows hold exactly this direction
 
 
 class WindowAdamQuasiNewton(HandDesignedRule):
@@ -41,10 +42,7 @@ class WindowAdamQuasiNewton(HandDesignedRule):
 
     def __init__(self, pairs: int = 5, **hparams: float) -> None:
         super().__init__(**hparams)
-        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
-            raise ValueError(f"pairs must be a positive int, got {pairs!r}")
-        self.pairs = pairs
-        self._beta_index = MOMENTUM_BETAS.index(ADAM_BETA)
+        self.pairs = check_positive_int("pairs", pairs)
 
     @classmethod
     def default_grid(cls) -> dict[str, list[float]]:
@@ -56,7 +54,7 @@ class WindowAdamQuasiNewton(HandDesignedRule):
         }
 
     def step(self, state: OptimizationState) -> Tensor:
-        adam = window_adam_directions(state)[:, self._beta_index]
+        adam = window_adam_directions(state, (ADAM_BETA,))[:, 0]
         t = state.t.to(state.x.dtype).unsqueeze(1)
         lr = self.hparams["lr"] * torch.exp(-t / self.hparams["lr_decay_steps"])
         correction = (self.hparams["qn_lr"] * window_direction(state, self.pairs)).clamp(

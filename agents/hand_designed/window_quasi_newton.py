@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from agents.hand_designed.hyperparameters import HandDesignedRule
+from l2o_gym.problem import check_positive_int
 from l2o_gym.quasi_newton import window_direction
 from l2o_gym.state import OptimizationState
 
@@ -28,9 +29,7 @@ class WindowQuasiNewton(HandDesignedRule):
 
     def __init__(self, pairs: int = 5, **hparams: float) -> None:
         super().__init__(**hparams)
-        if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
-            raise ValueError(f"pairs must be a positive int, got {pairs!r}")
-        self.pairs = pairs
+        self.pairs = check_positive_int("pairs", pairs)
 
     @classmethod
     def default_grid(cls) -> dict[str, list[float]]:
