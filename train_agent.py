@@ -12,7 +12,7 @@ environments, tune hand-designed baselines, evaluate optimizers on held-out inst
 
 Each subcommand is one `add_<name>` function registering its parser and one `run_<name>(args)`
 doing the work; every argument is checked before any work starts (argparse error, exit code 2).
-Hand-designed optimizers are tuned on the validation split (`agents.tuning`) and the tuned
+Hand-designed optimizers are tuned on the validation split (`agents.hand_designed.tuning`) and the tuned
 settings cached in a JSON file, so later runs reuse them. The evaluation always includes tuned
 Adam, the reference of the speed-up and win-rate columns.
 """
@@ -105,7 +105,7 @@ def parse_optimizers(text: str | None, *, allow_empty: bool = False) -> list[str
 
 def load_policies(paths: Sequence[str]) -> dict:
     """Saved learned optimizers by name (their folder's name), loaded now so a bad path fails early."""
-    from agents.saved_rules import load_rule
+    from agents.runtime.saved_rules import load_rule
 
     rules = {}
     for path in paths:
@@ -158,7 +158,7 @@ def tuned_rules(
     family_kwargs: dict | None = None,
 ) -> dict:
     """Hand-designed rules tuned on the validation split of `env_id` (cached in `cache`)."""
-    from agents.tuning import tuned_optimizer
+    from agents.hand_designed.tuning import tuned_optimizer
 
     rules = {}
     for name in names:
@@ -275,7 +275,7 @@ def run_tune(args: argparse.Namespace) -> int:
     env_ids = parse_envs(args.env)
     names = parse_optimizers(args.optimizers)
     family_kwargs = parse_family_kwargs(args.family_kwarg, env_ids)
-    from agents.tuning import find_tuned
+    from agents.hand_designed.tuning import find_tuned
 
     for env_id in env_ids:
         print(f"{env_id} (validation split, horizon {args.horizon}) {family_kwargs or ''}", flush=True)
@@ -289,7 +289,7 @@ def run_tune(args: argparse.Namespace) -> int:
 
 
 def cache_path(cache: Path | None) -> Path:
-    from agents.tuning import default_cache_path
+    from agents.hand_designed.tuning import default_cache_path
 
     return default_cache_path() if cache is None else cache
 
@@ -335,7 +335,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def add_train(subparsers) -> None:
-    from agents.sb3_training import ALGOS
+    from agents.rl.sb3_training import ALGOS
 
     parser = subparsers.add_parser("train", help="train a learned optimizer, then report it against tuned baselines")
     parser.add_argument("--env", required=True, help="registered environment id (see `list`)")
@@ -346,7 +346,9 @@ def add_train(subparsers) -> None:
     parser.add_argument("--num-envs", type=positive_int, default=None, help="problem instances per rollout")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/<env>_<algo>)")
-    parser.add_argument("--config", type=Path, default=None, help="YAML hyperparameters over agents/hyperparams.yaml")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="YAML hyperparameters over agents/rl/hyperparams.yaml"
+    )
     parser.add_argument(
         "--coordinatewise",
         action=argparse.BooleanOptionalAction,
@@ -385,7 +387,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.algo in META_ALGOS:
         best = train_meta(args, env_id, out)
     else:
-        from agents.sb3_training import train_sb3
+        from agents.rl.sb3_training import train_sb3
 
         result = train_sb3(
             env_id,
@@ -402,7 +404,7 @@ def run_train(args: argparse.Namespace) -> int:
         best = result.best
     wall = time.perf_counter() - start
     print(f"trained {args.algo} on {env_id} in {wall:.0f} s; learned optimizer: {best}", flush=True)
-    from agents.saved_rules import load_rule
+    from agents.runtime.saved_rules import load_rule
 
     learned = {args.algo: load_rule(best)}
     for horizon in horizons:
@@ -425,7 +427,7 @@ def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> Path:
     """Meta-train the L2L or meta-LSTM optimizer (hyperparameters: --config keys as keywords)."""
     import yaml
 
-    from agents.meta_training import train_meta_optimizer
+    from agents.meta.meta_training import train_meta_optimizer
 
     kwargs = {}
     if args.config is not None:

@@ -3,7 +3,7 @@
 On l2o/Quadratic-v0 (d = 10, T = 100 steps, meta-trained by truncated BPTT in unrolls of 20, batch
 128, Adam 1e-3), meta-train the L2L optimizer and Ravi & Larochelle's meta-LSTM within a budget of
 inner steps, then run them and tuned Adam on the same 100 held-out test instances. Adam's learning
-rate is tuned on validation instances (never the test ones) two ways: by `agents.tuning.tune` (mean
+rate is tuned on validation instances (never the test ones) two ways: by `agents.hand_designed.tuning.tune` (mean
 Li & Malik cost Σ f/f0, fine log grid), and by the mean final objective (the figure compared here,
 the strongest Adam for it). Tuned Nesterov momentum is shown for context. Prints mean and median
 final objective, win rate against each tuned baseline, and meta-training wall time, all measured in
@@ -23,9 +23,9 @@ from pathlib import Path
 import torch
 
 from agents.hand_designed import make_optimizer
-from agents.meta_training import train_meta_optimizer
-from agents.saved_rules import load_rule
-from agents.tuning import tune
+from agents.hand_designed.tuning import tune
+from agents.meta.meta_training import train_meta_optimizer
+from agents.runtime.saved_rules import load_rule
 from l2o_gym import make_family
 from l2o_gym.unroll import unroll
 
@@ -91,8 +91,10 @@ def main() -> None:
     adam_names = [n for n in rules if n.startswith(("adam", "nesterov"))]
     print(f"{ENV}: d = {family.dim}, T = {HORIZON}, {args.test_instances} test instances; "
           f"Adam tuning {tuning_s:.1f} s on validation instances")  # fmt: skip
-    print(f"adam-cost: lr {setting.hparams['lr']:g} (agents.tuning.tune, mean Σ f/f0); adam-final: lr {lr_final:g}")
-    print(f"nesterov-cost (context, not asked for): {nesterov.hparams} (agents.tuning.tune, default grid)")
+    print(f"adam-cost: lr {setting.hparams['lr']:g} (tuning.tune, mean Σ f/f0); adam-final: lr {lr_final:g}")
+    print(
+        f"nesterov-cost (context, not asked for): {nesterov.hparams} (agents.hand_designed.tuning.tune, default grid)"
+    )
     header = "| method | mean final f | median final f | diverged | " + " | ".join(f"wins vs {n}" for n in adam_names)
     print(header + " | meta-training wall time |")
     print("|" + "---|" * (5 + len(adam_names)))

@@ -2,7 +2,7 @@
 instances of Li & Malik's families, at the trained horizon T = 40 and at T = 100, plus
 out-of-distribution variants and a dimension-transfer check.
 
-For each family: train PPO (coordinatewise, hyperparameters from agents/hyperparams.yaml),
+For each family: train PPO (coordinatewise, hyperparameters from agents/rl/hyperparams.yaml),
 optionally meta-train L2L and the meta-LSTM with the same budget of inner steps, tune the
 hand-designed baselines on validation instances, and evaluate everything with
 `l2o_gym.evaluate` on the same 100 test instances (disjoint seeds). Every figure is measured in
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from agents.saved_rules import load_rule, read_meta
-from agents.sb3_training import train_sb3
-from agents.tuning import tuned_optimizer
+from agents.hand_designed.tuning import tuned_optimizer
+from agents.rl.sb3_training import train_sb3
+from agents.runtime.saved_rules import load_rule, read_meta
 from l2o_gym.evaluation import EvaluationResult, evaluate
 from l2o_gym.report import write_report
 
@@ -90,7 +90,7 @@ def main() -> None:
         notes.append(f"- {short}: PPO best model from step {best_step:,} of {trained.timesteps:,} (0: the warm start)")
         print(notes[-1], flush=True)
         if args.meta:
-            from agents.meta_training import train_meta_optimizer
+            from agents.meta.meta_training import train_meta_optimizer
 
             for algo in ("l2l", "meta_lstm"):
                 start = time.perf_counter()

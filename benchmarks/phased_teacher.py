@@ -1,10 +1,10 @@
 """Tuned Adam's opening, then tuned momentum: does a two-phase hand-designed rule beat Adam?
 
-Runs `agents.phased_rule.PhasedRule(adam, momentum, k)` (both tuned at the horizon) for several
+Runs `agents.runtime.phased_rule.PhasedRule(adam, momentum, k)` (both tuned at the horizon) for several
 opening lengths k on the same held-out test instances as tuned Adam, tuned momentum and tuned
 L-BFGS, and prints mean final f − f* and the share of instances won against Adam, all measured
 in this run (the same 100 test instances as `benchmarks/learned_vs_tuned.py`). This is the
-measurement behind the phased imitation teacher of robust regression (`agents/hyperparams.yaml`).
+measurement behind the phased imitation teacher of robust regression (`agents/rl/hyperparams.yaml`).
 
     python benchmarks/phased_teacher.py [--env l2o/RobustLinearRegression-v0] [--openings 10 15 20 25]
 """
@@ -16,8 +16,8 @@ import argparse
 import torch
 
 import l2o_gym
-from agents.phased_rule import PhasedRule
-from agents.tuning import tuned_optimizer
+from agents.hand_designed.tuning import tuned_optimizer
+from agents.runtime.phased_rule import PhasedRule
 from l2o_gym.unroll import unroll
 
 

@@ -15,9 +15,9 @@ import time
 import torch
 
 import l2o_gym
-from agents.saved_rules import load_rule
-from agents.sb3_training import train_sb3
-from agents.tuning import tuned_optimizer
+from agents.hand_designed.tuning import tuned_optimizer
+from agents.rl.sb3_training import train_sb3
+from agents.runtime.saved_rules import load_rule
 from l2o_gym.unroll import unroll
 
 

@@ -17,7 +17,7 @@ import torch
 
 import l2o_gym  # noqa: F401  (registers the env ids)
 from agents.hand_designed import HAND_DESIGNED, make_optimizer
-from agents.tuning import li_malik_cost, save_tuned, tune
+from agents.hand_designed.tuning import li_malik_cost, save_tuned, tune
 from l2o_gym.registry import make_family
 from l2o_gym.unroll import unroll
 

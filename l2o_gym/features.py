@@ -15,7 +15,7 @@ Two layouts:
   average divided by the window's root-mean-square gradient (Adam's direction, in [-1, 1]) —
   ``2 H + 3 + 2 · 3`` features. With the linear pair, a policy linear in its input already
   expresses heavy-ball momentum; the averages make momentum- and Adam-like steps in log
-  magnitude (agents/step_forms.py) easy to express. With ``quasi_newton_pairs`` = m > 0 each row
+  magnitude (agents/runtime/step_forms.py) easy to express. With ``quasi_newton_pairs`` = m > 0 each row
   also holds coordinate i of the L-BFGS direction from the newest m pairs of the history window
   (`l2o_gym.quasi_newton.window_direction`, 0 where there is none), signed_log and as a fraction
   of action_scale clipped to [-1, 1]: the one feature that sees across coordinates (the curvature

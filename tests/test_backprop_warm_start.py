@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import l2o_gym
-from agents.backprop_warm_start import backprop_warm_start, policy_steps
-from agents.learned_optimizer import LearnedOptimizer
+from agents.rl.backprop_warm_start import backprop_warm_start, policy_steps
+from agents.runtime.learned_optimizer import LearnedOptimizer
 from l2o_gym.state import OptimizationState
 from tests.tiny_training import TINY_BACKPROP, TINY_POLICY_META, tiny_policy, train_tiny
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 import train_agent
-from agents import saved_rules
-from agents.saved_rules import write_meta
+from agents.runtime import saved_rules
+from agents.runtime.saved_rules import write_meta
 
 TEST_META = {"kind": "test", "env_id": "l2o/Quadratic-v0", "observation": "dict", "history": 25, "action_scale": 0.1}
 
@@ -130,9 +130,9 @@ def test_bad_evaluate_arguments_fail_before_any_work(extra, message, tmp_path, m
 
 
 def test_bad_tune_arguments_fail_before_any_work(monkeypatch, capsys):
-    import agents.tuning
+    import agents.hand_designed.tuning
 
-    monkeypatch.setattr(agents.tuning, "tuned_optimizer", no_work)
+    monkeypatch.setattr(agents.hand_designed.tuning, "tuned_optimizer", no_work)
     for argv, message in [
         (["tune", "--env", "l2o/Quadratic-v0", "--optimizers", "nope"], "unknown optimizer"),
         (["tune", "--env", "l2o/Quadratic-v0", "--horizon", "0"], "positive"),

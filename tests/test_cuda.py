@@ -18,11 +18,11 @@ import torch
 from torch import Tensor
 
 import l2o_gym
-from agents.backprop_warm_start import backprop_warm_start
 from agents.hand_designed import make_optimizer
-from agents.learned_optimizer import LearnedOptimizer
-from agents.saved_rules import load_rule
-from agents.sb3_training import train_sb3
+from agents.rl.backprop_warm_start import backprop_warm_start
+from agents.rl.sb3_training import train_sb3
+from agents.runtime.learned_optimizer import LearnedOptimizer
+from agents.runtime.saved_rules import load_rule
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.quasi_newton import window_direction
 from l2o_gym.registry import BUILTIN_FAMILIES

@@ -6,11 +6,11 @@ from stable_baselines3 import PPO
 
 import l2o_gym
 from agents.hand_designed import make_optimizer
-from agents.imitation import imitate, student_rows, teacher_rows
-from agents.learned_optimizer import LearnedOptimizer
-from agents.phased_rule import PhasedRule
-from agents.saved_rules import load_rule
-from agents.sb3_training import imitation_teacher, train_sb3
+from agents.rl.imitation import imitate, student_rows, teacher_rows
+from agents.rl.sb3_training import imitation_teacher, train_sb3
+from agents.runtime.learned_optimizer import LearnedOptimizer
+from agents.runtime.phased_rule import PhasedRule
+from agents.runtime.saved_rules import load_rule
 from l2o_gym.features import CoordinatewiseObservation, DictObservation
 from l2o_gym.state import OptimizationState
 from l2o_gym.unroll import unroll

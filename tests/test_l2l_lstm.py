@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from agents.l2l_lstm import CoordinatewiseLSTM, L2LOptimizer
-from agents.log_and_sign import log_and_sign
-from agents.saved_rules import load_rule, read_meta
+from agents.meta.l2l_lstm import CoordinatewiseLSTM, L2LOptimizer
+from agents.meta.log_and_sign import log_and_sign
+from agents.runtime.saved_rules import load_rule, read_meta
 from l2o_gym import make_family
 from l2o_gym.state import OptimizationState
 from l2o_gym.unroll import unroll

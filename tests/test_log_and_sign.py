@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.log_and_sign import log_and_sign
+from agents.meta.log_and_sign import log_and_sign
 
 P = 10.0
 

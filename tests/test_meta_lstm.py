@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from agents.log_and_sign import log_and_sign
-from agents.meta_lstm import MetaLearnerLSTM, MetaLSTMOptimizer
-from agents.meta_training import make_rule, meta_train_iteration
-from agents.saved_rules import load_rule
+from agents.meta.log_and_sign import log_and_sign
+from agents.meta.meta_lstm import MetaLearnerLSTM, MetaLSTMOptimizer
+from agents.meta.meta_training import make_rule, meta_train_iteration
+from agents.runtime.saved_rules import load_rule
 from l2o_gym import make_family
 from l2o_gym.state import OptimizationState
 from l2o_gym.unroll import unroll

@@ -6,14 +6,14 @@ import json
 import pytest
 import torch
 
-from agents.meta_training import (
+from agents.meta.meta_training import (
     apply_meta_gradient,
     latest_checkpoint,
     make_rule,
     meta_train_iteration,
     train_meta_optimizer,
 )
-from agents.saved_rules import load_rule, read_meta
+from agents.runtime.saved_rules import load_rule, read_meta
 from l2o_gym import make_family
 from l2o_gym.problem import Problem
 from l2o_gym.state import OptimizationState

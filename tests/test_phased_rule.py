@@ -5,7 +5,7 @@ import torch
 
 import l2o_gym
 from agents.hand_designed import make_optimizer
-from agents.phased_rule import PhasedRule
+from agents.runtime.phased_rule import PhasedRule
 from l2o_gym.state import OptimizationState
 
 

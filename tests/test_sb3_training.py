@@ -8,10 +8,10 @@ import pytest
 import torch
 
 import l2o_gym
-from agents.learned_optimizer import LearnedOptimizer
-from agents.saved_rules import META_FILE, load_rule
-from agents.sb3_training import ALGOS, train_sb3
-from agents.torch_optimizer import LearnedTorchOptimizer
+from agents.rl.sb3_training import ALGOS, train_sb3
+from agents.runtime.learned_optimizer import LearnedOptimizer
+from agents.runtime.saved_rules import META_FILE, load_rule
+from agents.runtime.torch_optimizer import LearnedTorchOptimizer
 from l2o_gym.unroll import unroll
 from tests.tiny_training import FixedGD, train_tiny
 
@@ -176,7 +176,7 @@ def test_gsde_policy_saves_and_loads(tmp_path):
 
 
 def test_linear_learning_rate_schedule(tmp_path):
-    from agents.sb3_training import linear_schedule, with_schedules
+    from agents.rl.sb3_training import linear_schedule, with_schedules
 
     schedule = linear_schedule("lin_0.001")
     assert schedule(1.0) == pytest.approx(0.001) and schedule(0.25) == pytest.approx(0.00025)

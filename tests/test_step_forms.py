@@ -12,11 +12,11 @@ from stable_baselines3 import PPO
 
 import l2o_gym
 from agents.hand_designed import make_optimizer
-from agents.imitation import imitate, teacher_rows
-from agents.learned_optimizer import LearnedOptimizer
-from agents.saved_rules import META_FILE, load_rule
-from agents.sb3_training import train_sb3
-from agents.step_forms import StepForm, StepFormVecEnv
+from agents.rl.imitation import imitate, teacher_rows
+from agents.rl.sb3_training import train_sb3
+from agents.runtime.learned_optimizer import LearnedOptimizer
+from agents.runtime.saved_rules import META_FILE, load_rule
+from agents.runtime.step_forms import StepForm, StepFormVecEnv
 from l2o_gym.features import CoordinatewiseObservation
 from l2o_gym.unroll import unroll
 from tests.tiny_training import train_tiny

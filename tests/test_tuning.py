@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 
-import agents.tuning as tuning
+import agents.hand_designed.tuning as tuning
 from agents.hand_designed import make_optimizer
-from agents.tuning import (
+from agents.hand_designed.tuning import (
     DIVERGED_COST_PER_STEP,
     TunedSetting,
     default_cache_path,

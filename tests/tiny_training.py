@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 import l2o_gym
-from agents.sb3_training import TrainingResult, train_sb3
-from agents.step_forms import StepForm, StepFormVecEnv
+from agents.rl.sb3_training import TrainingResult, train_sb3
+from agents.runtime.step_forms import StepForm, StepFormVecEnv
 from l2o_gym.update_rule import UpdateRule
 
 # metadata of a small coordinatewise PPO policy on the 3-dimensional quadratic (log-magnitude steps)

@@ -6,7 +6,7 @@ direction with a decaying step size plus a small clipped quasi-Newton correction
 through `l2o_gym.unroll.unroll` / `OptimizationState.advance`; none moves x itself.
 
 `HAND_DESIGNED` maps names to classes; `make_optimizer(name, **hparams)` builds one; each class's
-`default_grid()` is the log grid `agents.tuning.tune` searches.
+`default_grid()` is the log grid `agents.hand_designed.tuning.tune` searches.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class HandDesignedRule(UpdateRule):
 
     @classmethod
     def default_grid(cls) -> dict[str, list[float]]:
-        """The log grid `agents.tuning.tune` searches by default."""
+        """The log grid `agents.hand_designed.tuning.tune` searches by default."""
         return {"lr": list(LEARNING_RATES)}
 
     def __repr__(self) -> str:

@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from agents.learned_optimizer import LearnedOptimizer
-from agents.meta_training import apply_meta_gradient, detach_state
+from agents.meta.meta_training import apply_meta_gradient, detach_state
+from agents.runtime.learned_optimizer import LearnedOptimizer
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
 from l2o_gym.rewards import LogSuboptimalityReward
 from l2o_gym.state import OptimizationState

@@ -2,7 +2,7 @@
 
 Everything runs on the natively batched SB3 VecEnv (`l2o_gym.make_sb3_vec_env`). A run folder
 holds ``best_model/`` (best on held-out validation) and ``model/`` (final): saved learned
-optimizers (l2o_meta.json + policy.pth, loadable with `agents.saved_rules.load_rule`); and
+optimizers (l2o_meta.json + policy.pth, loadable with `agents.runtime.saved_rules.load_rule`); and
 ``checkpoint/model.zip`` (SB3's own checkpoint, for --resume), ``tb/`` (TensorBoard, with
 held-out validation metrics) and ``hyperparams.yaml``. Every file is written atomically (a
 learned optimizer's metadata last), so a crash loses nothing complete.
@@ -24,11 +24,11 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecMonitor
 
 import l2o_gym
-from agents.hyperparams import load_hyperparams
-from agents.saved_rules import write_meta
-from agents.sb3_policy_io import observation_for, policy_kwargs_from_config, save_policy
-from agents.step_forms import DEFAULT_LOG_RANGE, StepForm, StepFormVecEnv
-from agents.validation_callback import ValidationCallback
+from agents.rl.hyperparams import load_hyperparams
+from agents.rl.validation_callback import ValidationCallback
+from agents.runtime.saved_rules import write_meta
+from agents.runtime.sb3_policy_io import observation_for, policy_kwargs_from_config, save_policy
+from agents.runtime.step_forms import DEFAULT_LOG_RANGE, StepForm, StepFormVecEnv
 from l2o_gym.atomic_io import atomic_write, atomic_write_json, atomic_write_text
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import split_kwargs
@@ -91,8 +91,8 @@ def imitation_teacher(config: dict[str, Any], env_id: str, horizon: int) -> Upda
     with `opening` a `PhasedRule` — the tuned `opening` optimizer for each instance's first
     `opening_steps` (default 20) steps, then the teacher."""
     from agents.hand_designed import make_optimizer
-    from agents.phased_rule import PhasedRule
-    from agents.tuning import tuned_optimizer
+    from agents.hand_designed.tuning import tuned_optimizer
+    from agents.runtime.phased_rule import PhasedRule
 
     if "opening_steps" in config and "opening" not in config:
         raise ValueError("imitation setting opening_steps needs an opening optimizer (e.g. opening: adam)")
@@ -114,8 +114,8 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
     After imitating the teacher's trajectories, each DAgger round adds the teacher's actions on
     the current student's own trajectories (fresh training instances) and fits again on all pairs.
     """
-    from agents.imitation import imitate, student_rows, teacher_rows
-    from agents.learned_optimizer import LearnedOptimizer
+    from agents.rl.imitation import imitate, student_rows, teacher_rows
+    from agents.runtime.learned_optimizer import LearnedOptimizer
 
     if meta["algo"] not in ("ppo", "a2c") or meta["observation"] != "coordinatewise":
         raise ValueError(f"imitation warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r}")
@@ -174,7 +174,7 @@ def validation_references(env_id: str, horizons: list[int], reference: Any = Non
     checked = [l2o_gym.problem.check_positive_int("eval_horizons", h) for h in horizons]
     if reference is not None:
         return dict.fromkeys(checked, reference)
-    from agents.tuning import tuned_optimizer
+    from agents.hand_designed.tuning import tuned_optimizer
 
     return {h: tuned_optimizer("adam", env_id, h) for h in checked}
 
@@ -209,7 +209,7 @@ def train_sb3(
     """Train `algo` on `env_id`; returns where the best and final learned optimizers are.
 
     Validation runs at each of the `eval_horizons` hyperparameter (default: the longest training
-    horizon) against `reference` (default: tuned Adam from `agents.tuning`, tuned per horizon).
+    horizon) against `reference` (default: tuned Adam from `agents.hand_designed.tuning`, tuned per horizon).
     With `resume=True`, continues the run in `out_dir` from its checkpoint and step count up to
     `timesteps` in all.
     """
@@ -286,7 +286,7 @@ def train_sb3(
         warm_start(model, family, imitation, meta, seed)
     backprop = params.get("backprop")
     if backprop and not resume:
-        from agents.backprop_warm_start import backprop_warm_start
+        from agents.rl.backprop_warm_start import backprop_warm_start
 
         result = backprop_warm_start(model.policy, family, backprop, meta, seed, params.get("eval_horizons"))
         atomic_write_json(out_dir / "backprop_warm_start.json", dataclasses.asdict(result))

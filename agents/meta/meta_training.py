@@ -33,8 +33,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from agents.l2l_lstm import CoordinatewiseLSTM, L2LOptimizer
-from agents.meta_lstm import MetaLearnerLSTM, MetaLSTMOptimizer
+from agents.meta.l2l_lstm import CoordinatewiseLSTM, L2LOptimizer
+from agents.meta.meta_lstm import MetaLearnerLSTM, MetaLSTMOptimizer
 from l2o_gym.atomic_io import atomic_write, atomic_write_json
 from l2o_gym.family_loader import split_kwargs
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int

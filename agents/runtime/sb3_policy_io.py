@@ -15,8 +15,8 @@ import gymnasium as gym
 import numpy as np
 from torch import nn
 
-from agents.saved_rules import load_weights, save_weights
-from agents.step_forms import StepForm
+from agents.runtime.saved_rules import load_weights, save_weights
+from agents.runtime.step_forms import StepForm
 from l2o_gym.features import CoordinatewiseObservation, DictObservation, make_observation
 
 POLICY_FILE = "policy.pth"

@@ -2,7 +2,7 @@
 
 It rebuilds the observation the policy was trained on from the batched `OptimizationState`
 (same features, same history length) and turns the policy's deterministic action into the step
-``action_scale * clip(action, -1, 1)`` (through the policy's `StepForm`, agents/step_forms.py).
+``action_scale * clip(action, -1, 1)`` (through the policy's `StepForm`, agents/runtime/step_forms.py).
 A coordinatewise policy acts on every coordinate of every instance in one forward pass, so it
 runs on problems of any dimension; a dict-layout policy only on the dimension it was trained at.
 """
@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from agents.saved_rules import read_meta
-from agents.sb3_policy_io import observation_for, rebuild_policy
-from agents.step_forms import StepForm
+from agents.runtime.saved_rules import read_meta
+from agents.runtime.sb3_policy_io import observation_for, rebuild_policy
+from agents.runtime.step_forms import StepForm
 from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
 
@@ -94,5 +94,5 @@ class LearnedOptimizer(UpdateRule):
 
 
 def load(folder: Path, meta: dict[str, Any], device: str = "cpu") -> LearnedOptimizer:
-    """Loader for `agents.saved_rules.load_rule` (kind "sb3")."""
+    """Loader for `agents.runtime.saved_rules.load_rule` (kind "sb3")."""
     return LearnedOptimizer(rebuild_policy(folder, meta, device), meta)

@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from agents.log_and_sign import DEFAULT_P, log_and_sign
-from agents.saved_rules import load_weights, save_rule
+from agents.meta.log_and_sign import DEFAULT_P, log_and_sign
+from agents.runtime.saved_rules import load_weights, save_rule
 from l2o_gym.problem import Problem, check_positive_int
 from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
 from l2o_gym.update_rule import UpdateRule
@@ -166,7 +166,7 @@ class MetaLSTMOptimizer(UpdateRule):
 
 
 def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> MetaLSTMOptimizer:
-    """Loader for `agents.saved_rules.load_rule` (kind "meta_lstm")."""
+    """Loader for `agents.runtime.saved_rules.load_rule` (kind "meta_lstm")."""
     net = MetaLearnerLSTM(**meta["architecture"])
     load_weights(net, Path(folder) / WEIGHTS_FILE, device)
     return MetaLSTMOptimizer(net)

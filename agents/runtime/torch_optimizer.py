@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from agents.saved_rules import load_rule
+from agents.runtime.saved_rules import load_rule
 from l2o_gym.problem import Problem
 from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule

@@ -9,7 +9,7 @@ from typing import Any
 
 from stable_baselines3.common.callbacks import BaseCallback
 
-from agents.learned_optimizer import LearnedOptimizer
+from agents.runtime.learned_optimizer import LearnedOptimizer
 from l2o_gym.metrics import win_rate
 from l2o_gym.problem import Problem
 from l2o_gym.unroll import unroll

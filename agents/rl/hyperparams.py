@@ -1,4 +1,4 @@
-"""Training hyperparameters: agents/hyperparams.yaml (per env id and algorithm), merged with a
+"""Training hyperparameters: agents/rl/hyperparams.yaml (per env id and algorithm), merged with a
 user's YAML file and command-line overrides."""
 
 from __future__ import annotations

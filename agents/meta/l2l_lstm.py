@@ -6,7 +6,7 @@ flattened to B·d rows, preprocessed by LogAndSign (p = 10) into [B·d, 2], fed 
 LSTM of 20 units (hidden state: per layer h, c [B·d, 20]) and a linear head to one number per row,
 scaled by 0.01: Δx [B, d]. `reset(state)` builds the zero hidden state for state's B·d rows.
 
-Saved as a folder in `agents.saved_rules`' format: ``l2o_meta.json`` (kind "l2l", the architecture)
+Saved as a folder in `agents.runtime.saved_rules`' format: ``l2o_meta.json`` (kind "l2l", the architecture)
 and ``weights.pt`` (the state_dict, loaded with ``torch.load(weights_only=True)``).
 """
 
@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from agents.log_and_sign import DEFAULT_P, log_and_sign
-from agents.saved_rules import load_weights, save_rule
+from agents.meta.log_and_sign import DEFAULT_P, log_and_sign
+from agents.runtime.saved_rules import load_weights, save_rule
 from l2o_gym.problem import check_positive_int
 from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
 from l2o_gym.update_rule import UpdateRule
@@ -130,7 +130,7 @@ class L2LOptimizer(UpdateRule):
 
 
 def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> L2LOptimizer:
-    """Loader for `agents.saved_rules.load_rule` (kind "l2l")."""
+    """Loader for `agents.runtime.saved_rules.load_rule` (kind "l2l")."""
     net = CoordinatewiseLSTM(**meta["architecture"])
     load_weights(net, Path(folder) / WEIGHTS_FILE, device)
     return L2LOptimizer(net)

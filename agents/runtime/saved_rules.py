@@ -25,9 +25,9 @@ REQUIRED_KEYS = ("kind", "library_version", "env_id", "observation", "history", 
 
 # kind -> "module:function" taking (folder: Path, meta: dict, device) and returning an UpdateRule
 LOADERS: dict[str, str] = {
-    "sb3": "agents.learned_optimizer:load",
-    "l2l": "agents.l2l_lstm:load",
-    "meta_lstm": "agents.meta_lstm:load",
+    "sb3": "agents.runtime.learned_optimizer:load",
+    "l2l": "agents.meta.l2l_lstm:load",
+    "meta_lstm": "agents.meta.meta_lstm:load",
 }
 
 
