@@ -6,13 +6,15 @@ adapters over `EpisodeBatch`; none of them carries dynamics of its own.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from l2o_gym.features import make_observation
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int, check_split
 from l2o_gym.rewards import make_reward
-from l2o_gym.state import DEFAULT_EXPLODE_RATIO, DEFAULT_HISTORY, OptimizationState
+from l2o_gym.state import DEFAULT_EXPLODE_RATIO, OptimizationState
 
 DEFAULT_HORIZON = 40
 DEFAULT_DIVERGENCE_PENALTY = 2.0
@@ -29,6 +31,22 @@ def check_horizon(horizon: int | tuple[int, int]) -> tuple[int, int]:
     return h, h
 
 
+def observation_spec_from(
+    observation: ObservationSpec | None, layout_options: dict[str, Any], default_action_scale: float
+) -> ObservationSpec:
+    """`observation` itself, or the spec the loose layout options describe (unset ones are None)."""
+    if observation is None:
+        return ObservationSpec.from_options(layout_options, default_action_scale)
+    if not isinstance(observation, ObservationSpec):
+        raise ValueError(f"observation must be an ObservationSpec, got {type(observation).__name__}")
+    given = sorted(k for k, v in layout_options.items() if v is not None)
+    if given:
+        raise ValueError(
+            f"give the layout as observation=ObservationSpec(...) or as options, not both; got {given} too"
+        )
+    return observation
+
+
 class EpisodeBatch:
     """B episodes of optimizing instances of `family`.
 
@@ -37,8 +55,9 @@ class EpisodeBatch:
     With ``instance_pool = P > 0``, instances for ended episodes come from a pool sampled P at a
     time (one batched optimum solve per P instead of one per reset; for families whose f* is an
     expensive multistart solve, with staggered episode ends). Still one seeded stream.
-    ``quasi_newton_pairs`` > 0 adds the quasi-Newton features to coordinatewise rows, and
-    ``time_features`` the step count t (`l2o_gym.features`).
+    The observation is `observation` (an `ObservationSpec`), or the spec the loose layout options
+    describe (``coordinatewise``, ``history``, ``action_scale`` (default: the family's),
+    ``quasi_newton_pairs``, ``time_features``; unset ones take their defaults), never both.
     """
 
     def __init__(
@@ -47,30 +66,33 @@ class EpisodeBatch:
         num_instances: int,
         *,
         horizon: int | tuple[int, int] = DEFAULT_HORIZON,
-        history: int = DEFAULT_HISTORY,
+        observation: ObservationSpec | None = None,
+        history: int | None = None,
         reward: str = "auto",
         action_scale: float | None = None,
-        coordinatewise: bool = False,
+        coordinatewise: bool | None = None,
         split: str = "train",
         device: str | torch.device = "cpu",
         divergence_penalty: float = DEFAULT_DIVERGENCE_PENALTY,
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
         instance_pool: int = 0,
-        quasi_newton_pairs: int = 0,
-        time_features: bool = False,
+        quasi_newton_pairs: int | None = None,
+        time_features: bool | None = None,
     ) -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
         self.family = family
         self.num_instances = check_positive_int("num_instances", num_instances)
         self.horizon_range = check_horizon(horizon)
-        self.history = check_positive_int("history", history)
+        layout_options = {
+            "coordinatewise": coordinatewise,
+            "history": history,
+            "action_scale": action_scale,
+            "quasi_newton_pairs": quasi_newton_pairs,
+            "time_features": time_features,
+        }
+        self.observation_spec = observation_spec_from(observation, layout_options, family.default_action_scale)
         self.reward_fn = make_reward(reward, family.has_optimum)
-        scale = family.default_action_scale if action_scale is None else action_scale
-        if not (isinstance(scale, (int, float)) and scale > 0 and scale < float("inf")):
-            raise ValueError(f"action_scale must be a positive finite number, got {scale!r}")
-        self.action_scale = float(scale)
-        self.coordinatewise = bool(coordinatewise)
         self.split = check_split(split)
         self.device = torch.device(device)
         if not divergence_penalty >= 0:
@@ -84,11 +106,6 @@ class EpisodeBatch:
         self.instance_pool = instance_pool
         self._pool: Problem | None = None
         self.dim = family.dim
-        self.observation = make_observation(
-            self.coordinatewise, self.dim, self.history, self.action_scale, quasi_newton_pairs, time_features
-        )
-        self.quasi_newton_pairs = quasi_newton_pairs
-        self.time_features = time_features
         self.state: OptimizationState | None = None
         self.horizon: Tensor | None = None
 
@@ -113,7 +130,8 @@ class EpisodeBatch:
 
     def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
         problem = self._draw(n, generator)
-        state = OptimizationState.start(problem, history=self.history, explode_ratio=self.explode_ratio)
+        history = self.observation_spec.history
+        state = OptimizationState.start(problem, history=history, explode_ratio=self.explode_ratio)
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)
         return state, horizon
@@ -153,7 +171,7 @@ class EpisodeBatch:
         f_prev = state.f.clone()
         finite = torch.isfinite(action).all(dim=1, keepdim=True)
         action = torch.where(finite, action.clamp(-1.0, 1.0), torch.full_like(action, float("nan")))
-        diverged_now = state.advance(self.action_scale * action)
+        diverged_now = state.advance(self.observation_spec.action_scale * action)
         reward = self.reward_fn(f_prev, state)
         penalty = -self.divergence_penalty * (self.horizon - t_before).to(reward.dtype)
         reward = torch.where(diverged_now, penalty, reward)
@@ -164,7 +182,7 @@ class EpisodeBatch:
     # -- what the agent and the user see --------------------------------------------------
     def observe(self) -> Tensor | dict[str, Tensor]:
         """Observation of every instance: [B, d, F] (coordinatewise) or a dict of [B, ...]."""
-        return self.observation(self.require_state())
+        return self.observation_spec.observe(self.require_state())
 
     def info(self) -> dict[str, Tensor]:
         """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics."""

@@ -14,6 +14,7 @@ import torch
 
 from l2o_gym.family_loader import load_object, resolve_family, split_kwargs
 from l2o_gym.function_family import FunctionFamily, Initializer, Objective
+from l2o_gym.observation_spec import LAYOUT_OPTIONS
 from l2o_gym.problem import TaskFamily
 
 ENV_ENTRY_POINT = "l2o_gym.envs.optimization_env:OptimizationEnv"
@@ -74,7 +75,8 @@ def make_family(env_id: str, **family_kwargs: Any) -> TaskFamily:
 
 
 def env_options(env_id: str) -> dict[str, Any]:
-    """The episode options registered with `env_id` (horizon, action_scale, ...)."""
+    """The episode options registered with `env_id` (horizon, action_scale, ...; the layout options
+    among them are `ObservationSpec.from_options`'s)."""
     episode_kwargs, _ = split_kwargs({k: v for k, v in gym.spec(env_id).kwargs.items() if k != "family"})
     return episode_kwargs
 
@@ -88,14 +90,22 @@ def make_sb3_vec_env(
     env_id: str,
     num_envs: int,
     seed: int | None = None,
-    coordinatewise: bool = False,
+    coordinatewise: bool | None = None,
     **env_kwargs: Any,
 ):
     """A stable-baselines3 VecEnv of `num_envs` instances of `env_id` (B · d envs when
-    coordinatewise), natively batched."""
+    coordinatewise), natively batched. An `observation` spec among `env_kwargs` replaces the
+    layout options registered with the id; `coordinatewise` (default false) sets that option."""
     from l2o_gym.envs.sb3_vec_env import OptimizationSB3VecEnv
 
-    kwargs = {**gym.spec(env_id).kwargs, **env_kwargs, "coordinatewise": coordinatewise}
+    registered = dict(gym.spec(env_id).kwargs)
+    if env_kwargs.get("observation") is not None:
+        registered = {k: v for k, v in registered.items() if k not in LAYOUT_OPTIONS}
+    elif coordinatewise is None:
+        coordinatewise = False
+    kwargs = {**registered, **env_kwargs}
+    if coordinatewise is not None:
+        kwargs["coordinatewise"] = coordinatewise
     family = kwargs.pop("family")
     return OptimizationSB3VecEnv(family, num_envs, seed=seed, **kwargs)
 

@@ -9,6 +9,7 @@ import torch
 import l2o_gym
 from agents.rl.backprop_warm_start import backprop_warm_start, policy_steps
 from agents.runtime.learned_optimizer import LearnedOptimizer
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.state import OptimizationState
 from tests.tiny_training import TINY_BACKPROP, TINY_POLICY_META, tiny_policy, train_tiny
 
@@ -57,7 +58,9 @@ def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="iterations"):
         backprop_warm_start(policy, family, {"iterations": 0}, META, seed=0)
     with pytest.raises(ValueError, match="coordinatewise"):
-        backprop_warm_start(policy, family, {}, {**META, "observation": "dict"}, seed=0)
+        backprop_warm_start(
+            policy, family, {}, {**META, "observation": ObservationSpec("dict", 6, 0.1).to_meta()}, seed=0
+        )
 
 
 def test_train_sb3_records_the_backprop_warm_start(tmp_path):

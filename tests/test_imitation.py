@@ -11,7 +11,7 @@ from agents.rl.sb3_training import imitation_teacher, train_sb3
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from agents.runtime.phased_rule import PhasedRule
 from agents.runtime.saved_rules import load_rule
-from l2o_gym.features import CoordinatewiseObservation, DictObservation
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.state import OptimizationState
 from l2o_gym.unroll import unroll
 from tests.tiny_training import train_tiny
@@ -21,16 +21,16 @@ def test_teacher_rows_pair_each_coordinate_with_its_step():
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     teacher = make_optimizer("gd", lr=0.01)
     rows, actions = teacher_rows(
-        teacher, family, instances=4, horizon=5, observation=CoordinatewiseObservation(3, 6, 0.1)
+        teacher, family, instances=4, horizon=5, observation=ObservationSpec("coordinatewise", 6, 0.1)
     )
-    assert rows.shape == (4 * 5 * 3, CoordinatewiseObservation(3, 6).num_features)
+    assert rows.shape == (4 * 5 * 3, ObservationSpec("coordinatewise", 6).num_features)
     assert actions.shape == (60, 1) and actions.abs().max() <= 1.0
     # gd's action is -lr * g / action_scale; the squashed-gradient feature is g / (1 + |g|)
     squashed = rows[:, 2 * 6 + 1 : 2 * 6 + 2]
     grad = squashed / (1 - squashed.abs())
     assert torch.allclose(actions, (-0.01 * grad / 0.1).clamp(-1, 1), atol=1e-5)
-    with pytest.raises(ValueError, match="coordinatewise observation layout"):
-        teacher_rows(teacher, family, instances=4, horizon=5, observation=DictObservation(3, 6))
+    with pytest.raises(ValueError, match="coordinatewise ObservationSpec"):
+        teacher_rows(teacher, family, instances=4, horizon=5, observation=ObservationSpec("dict", 6))
 
 
 def test_imitation_makes_the_policy_act_like_the_teacher():
@@ -43,12 +43,12 @@ def test_imitation_makes_the_policy_act_like_the_teacher():
         family,
         instances=16,
         horizon=20,
-        observation=CoordinatewiseObservation(3, 25, 0.1),
+        observation=ObservationSpec("coordinatewise", 25, 0.1),
     )
     before = torch.nn.functional.mse_loss(model.policy.get_distribution(rows).distribution.mean, actions)
     after = imitate(model.policy, rows, actions, epochs=40)
     assert after < 0.2 * float(before)
-    meta = {"observation": "coordinatewise", "history": 25, "action_scale": 0.1, "algo": "ppo", "dim": 3}
+    meta = {"observation": ObservationSpec("coordinatewise", 25, 0.1).to_meta(), "algo": "ppo", "dim": 3}
     problem = family.sample(8, torch.Generator().manual_seed(3), "test")
     learned = unroll(LearnedOptimizer(model.policy, meta), problem, 20).final
     assert (learned < problem.loss(problem.init())).float().mean() > 0.8  # it optimizes, like gd
@@ -113,7 +113,7 @@ def test_student_rows_label_the_students_own_states_with_the_teachers_action():
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     student = make_optimizer("gd", lr=0.001)  # a poor student: its states differ from the teacher's
     teacher = make_optimizer("gd", lr=0.01)
-    sizes = {"instances": 4, "horizon": 5, "observation": CoordinatewiseObservation(3, 6, 0.1), "seed": 0}
+    sizes = {"instances": 4, "horizon": 5, "observation": ObservationSpec("coordinatewise", 6, 0.1), "seed": 0}
     rows, actions = student_rows(student, teacher, family, **sizes)
     own_rows, _ = teacher_rows(teacher, family, **sizes)
     assert rows.shape == own_rows.shape and not torch.allclose(rows, own_rows)
@@ -131,10 +131,10 @@ def test_a_policy_with_quasi_newton_features_imitates_the_window_rule_and_keeps_
         timesteps=200,
     )
     rule = load_rule(result.final)
-    assert rule.quasi_newton_pairs == 3 and rule.meta["quasi_newton_pairs"] == 3
+    assert rule.observation_spec.quasi_newton_pairs == 3 and rule.meta["observation"]["quasi_newton_pairs"] == 3
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     state = OptimizationState.start(family.sample(4, torch.Generator().manual_seed(0), "test"))
-    assert rule.observe(state).shape == (12, CoordinatewiseObservation(3, 25, quasi_newton_pairs=3).num_features)
+    assert rule.observe(state).shape == (12, ObservationSpec("coordinatewise", 25, quasi_newton_pairs=3).num_features)
     assert torch.isfinite(unroll(rule, family.sample(4, torch.Generator().manual_seed(1), "test"), 8).final).all()
 
 
@@ -150,11 +150,12 @@ def test_a_policy_with_time_features_copies_a_rule_that_reads_the_step_count(tmp
         timesteps=100,
     )
     student = load_rule(result.best)
-    assert student.time_features and student.meta["time_features"] and student.quasi_newton_pairs == 3
+    assert student.observation_spec == ObservationSpec("coordinatewise", 25, 0.1, 3, True)
+    assert student.meta["observation"]["time_features"]
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     state = OptimizationState.start(family.sample(8, torch.Generator().manual_seed(5), "test"))
     teacher = make_optimizer("window_adam_qn", **teacher_hparams)
-    layout = CoordinatewiseObservation(3, 25, quasi_newton_pairs=3, time_features=True)
+    layout = ObservationSpec("coordinatewise", 25, quasi_newton_pairs=3, time_features=True)
     assert student.observe(state).shape == (24, layout.num_features)
     student.reset(state)
     errors, sizes, student_sizes = [], [], []

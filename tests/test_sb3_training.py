@@ -12,6 +12,7 @@ from agents.rl.sb3_training import ALGOS, train_sb3
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from agents.runtime.saved_rules import META_FILE, load_rule
 from agents.runtime.torch_optimizer import LearnedTorchOptimizer
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.unroll import unroll
 from tests.tiny_training import FixedGD, train_tiny
 
@@ -49,7 +50,7 @@ def test_each_algorithm_trains_saves_and_loads(tmp_path, algo):
     for folder in (result.best, result.final):
         meta = json.loads((folder / META_FILE).read_text())
         assert meta["algo"] == algo and meta["env_id"] == "l2o/Quadratic-v0"
-        assert meta["observation"] == "coordinatewise" and meta["history"] == 25
+        assert meta["observation"] == {**ObservationSpec("coordinatewise", 25, 0.1).to_meta(), "layout_version": 1}
     assert (result.out_dir / "checkpoint" / "model.zip").is_file()
     assert any((result.out_dir / "tb").rglob("events.out.tfevents.*"))
     rule = load_rule(result.final)
@@ -149,8 +150,8 @@ def test_bad_model_files_give_clear_errors(tmp_path):
     (result.final / "policy.pth").write_bytes(b"\x00corrupt")
     with pytest.raises(ValueError, match="corrupt"):
         load_rule(result.final)
-    meta_path.write_text(json.dumps({**meta, "library_version": "0.0.1"}))
-    with pytest.raises(ValueError, match="saved by l2o_gym 0.0.1"):
+    meta_path.write_text(json.dumps({**meta, "observation": {**meta["observation"], "layout_version": 99}}))
+    with pytest.raises(ValueError, match="layout_version 99 is not this library's .1.: the policy saw other"):
         load_rule(result.final)
     meta_path.write_text("{not json")
     with pytest.raises(ValueError, match="corrupt"):
@@ -209,4 +210,4 @@ def test_a_dict_layout_run_ignores_the_coordinatewise_only_settings_with_a_warni
     with pytest.warns(UserWarning, match="env.quasi_newton_pairs', 'env.time_features"):
         result = train_tiny(tmp_path, text, timesteps=100)
     rule = load_rule(result.final)
-    assert not rule.coordinatewise and rule.quasi_newton_pairs == 0 and not rule.time_features
+    assert rule.observation_spec == ObservationSpec("dict", 25, 0.1)

@@ -17,7 +17,7 @@ from agents.rl.sb3_training import train_sb3
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from agents.runtime.saved_rules import META_FILE, load_rule
 from agents.runtime.step_forms import StepForm, StepFormVecEnv
-from l2o_gym.features import CoordinatewiseObservation
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.unroll import unroll
 from tests.tiny_training import train_tiny
 
@@ -87,13 +87,11 @@ def test_imitation_through_the_log_magnitude_form():
         family,
         instances=16,
         horizon=20,
-        observation=CoordinatewiseObservation(3, 25, 0.1),
+        observation=ObservationSpec("coordinatewise", 25, 0.1),
     )
     imitate(model.policy, rows, form.policy_outputs(actions[:, 0]), epochs=40)
     meta = {
-        "observation": "coordinatewise",
-        "history": 25,
-        "action_scale": 0.1,
+        "observation": ObservationSpec("coordinatewise", 25, 0.1).to_meta(),
         "algo": "ppo",
         "dim": 3,
         "step_form": form.to_meta(),

@@ -10,15 +10,14 @@ import torch
 import l2o_gym
 from agents.rl.sb3_training import TrainingResult, train_sb3
 from agents.runtime.step_forms import StepForm, StepFormVecEnv
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.update_rule import UpdateRule
 
 # metadata of a small coordinatewise PPO policy on the 3-dimensional quadratic (log-magnitude steps)
 TINY_POLICY_META = {
     "kind": "sb3",
     "algo": "ppo",
-    "observation": "coordinatewise",
-    "history": 6,
-    "action_scale": 0.1,
+    "observation": ObservationSpec("coordinatewise", 6, 0.1).to_meta(),
     "dim": 3,
     "horizon": [8, 12],
     "step_form": {"name": "log_magnitude", "log_range": 6.0},

@@ -50,14 +50,14 @@ def policy_steps(rule: LearnedOptimizer, state: OptimizationState) -> Tensor:
     """The rule's deterministic steps [B, d] at `state`, differentiable in its policy's weights
     (the rows it observes are detached)."""
     outputs = rule.policy.get_distribution(rule.observe(state).detach()).distribution.mean
-    steps = rule.action_scale * rule.step_form.env_action(outputs).reshape(state.x.shape)
+    steps = rule.observation_spec.action_scale * rule.step_form.env_action(outputs).reshape(state.x.shape)
     return steps.to(state.x.dtype).to(state.x.device)
 
 
 @torch.no_grad()
 def final_log_gap(rule: LearnedOptimizer, problem: Problem, horizon: int) -> float:
     """Mean over instances of log relative suboptimality after `horizon` steps of the rule."""
-    state = OptimizationState.start(copy.deepcopy(problem), history=rule.history)
+    state = OptimizationState.start(copy.deepcopy(problem), history=rule.observation_spec.history)
     for _ in range(horizon):
         state.advance(policy_steps(rule, state))
     return float(LogSuboptimalityReward().log_gap(state.f, state).mean())
@@ -80,8 +80,12 @@ def backprop_warm_start(
     unknown = sorted(set(config) - set(BACKPROP_SETTINGS))
     if unknown:
         raise ValueError(f"unknown backprop setting(s) {unknown}; allowed: {', '.join(BACKPROP_SETTINGS)}")
-    if meta["observation"] != "coordinatewise" or meta["algo"] not in ("ppo", "a2c"):
-        raise ValueError(f"the backprop warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r}")
+    rule = LearnedOptimizer(policy, meta)
+    if not rule.coordinatewise or meta["algo"] not in ("ppo", "a2c"):
+        layout = rule.observation_spec.layout
+        raise ValueError(
+            f"the backprop warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r} {layout}"
+        )
     iterations = check_positive_int("iterations", int(config.get("iterations", 100)))
     batch_size = check_positive_int("batch_size", int(config.get("batch_size", 64)))
     pool_size = check_positive_int("instances", int(config.get("instances", 512)))
@@ -89,7 +93,6 @@ def backprop_warm_start(
     lr, grad_clip = float(config.get("lr", 1e-4)), float(config.get("grad_clip", 1.0))
     if not (lr > 0 and math.isfinite(lr) and grad_clip > 0):
         raise ValueError(f"lr and grad_clip must be positive finite numbers, got {lr!r}, {grad_clip!r}")
-    rule = LearnedOptimizer(policy, meta)
     low, high = meta["horizon"]
     generator = torch.Generator().manual_seed(seed + 7919)
     pool = family.sample(pool_size, generator, "train")
@@ -111,7 +114,7 @@ def backprop_warm_start(
     for iteration in range(1, iterations + 1):
         index = torch.randint(pool_size, (batch_size,), generator=generator)
         horizon = int(torch.randint(low, high + 1, (1,), generator=generator))
-        state = OptimizationState.start(pool.select_rows(index), history=meta["history"])
+        state = OptimizationState.start(pool.select_rows(index), history=rule.observation_spec.history)
         for begin in range(0, horizon, truncation):
             steps = min(truncation, horizon - begin)
             with torch.enable_grad():

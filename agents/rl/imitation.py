@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from l2o_gym.features import CoordinatewiseObservation
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.problem import TaskFamily, check_positive_int
 from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
@@ -26,11 +26,11 @@ def teacher_rows(
     *,
     instances: int,
     horizon: int,
-    observation: CoordinatewiseObservation,
+    observation: ObservationSpec,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """Observation rows [N, F] (the `observation` layout's) and teacher actions [N, 1] along the
-    teacher's own trajectories."""
+    """Observation rows [N, F] (the coordinatewise `observation` spec's) and teacher actions [N, 1]
+    along the teacher's own trajectories."""
     return student_rows(
         teacher, teacher, family, instances=instances, horizon=horizon, observation=observation, seed=seed
     )
@@ -44,20 +44,20 @@ def student_rows(
     *,
     instances: int,
     horizon: int,
-    observation: CoordinatewiseObservation,
+    observation: ObservationSpec,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """DAgger: observation rows [N, F] (the `observation` layout's: history, action scale, extra
-    features) along the *student's* trajectories, each paired with the action [N, 1] the teacher
+    """DAgger: observation rows [N, F] (the coordinatewise `observation` spec's: history, action
+    scale, extra features) along the *student's* trajectories, each paired with the action [N, 1] the teacher
     would take there (the teacher follows the student's states, its own buffers fed with the
     gradients the student sees). With student = teacher: the teacher's own."""
     check_positive_int("instances", instances)
     check_positive_int("horizon", horizon)
-    if not isinstance(observation, CoordinatewiseObservation):
-        raise ValueError(f"imitation needs a coordinatewise observation layout, got {type(observation).__name__}")
+    if not isinstance(observation, ObservationSpec) or not observation.coordinatewise:
+        raise ValueError(f"imitation needs a coordinatewise ObservationSpec, got {observation!r}")
     problem = family.sample(instances, torch.Generator().manual_seed(seed), "train")
     state = OptimizationState.start(problem, history=observation.history)
-    observe, action_scale = observation, observation.action_scale
+    action_scale = observation.action_scale
     student.reset(state)
     teacher.reset(state)
     rows, actions = [], []
@@ -65,7 +65,7 @@ def student_rows(
         label = teacher.step(state)
         step = label if student is teacher else student.step(state)
         live = ~state.diverged & torch.isfinite(label).all(dim=1)
-        rows.append(observe(state)[live].reshape(-1, observe.num_features))
+        rows.append(observation.observe(state)[live].reshape(-1, observation.num_features))
         actions.append((label[live] / action_scale).clamp(-1.0, 1.0).reshape(-1, 1))
         state.advance(step)
     return torch.cat(rows), torch.cat(actions)

@@ -27,11 +27,12 @@ import l2o_gym
 from agents.rl.hyperparams import load_hyperparams
 from agents.rl.validation_callback import ValidationCallback
 from agents.runtime.saved_rules import write_meta
-from agents.runtime.sb3_policy_io import observation_for, policy_kwargs_from_config, save_policy
+from agents.runtime.sb3_policy_io import WEIGHTS_FORMAT, policy_kwargs_from_config, save_policy
 from agents.runtime.step_forms import DEFAULT_LOG_RANGE, StepForm, StepFormVecEnv
 from l2o_gym.atomic_io import atomic_write, atomic_write_json, atomic_write_text
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import split_kwargs
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.registry import env_options, make_family
 from l2o_gym.update_rule import UpdateRule
 
@@ -117,7 +118,8 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
     from agents.rl.imitation import imitate, student_rows, teacher_rows
     from agents.runtime.learned_optimizer import LearnedOptimizer
 
-    if meta["algo"] not in ("ppo", "a2c") or meta["observation"] != "coordinatewise":
+    observation = ObservationSpec.from_saved_meta(meta)
+    if meta["algo"] not in ("ppo", "a2c") or not observation.coordinatewise:
         raise ValueError(f"imitation warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r}")
     unknown = sorted(set(config) - set(IMITATION_SETTINGS))
     if unknown:
@@ -127,14 +129,14 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
     sizes = {
         "instances": int(config.get("instances", 256)),
         "horizon": horizon,
-        "observation": observation_for(meta, meta["dim"]),
+        "observation": observation,
     }
     epochs = int(config.get("epochs", 30))
     rows, actions = teacher_rows(imitation_teacher(config, meta["env_id"], horizon), family, seed=seed, **sizes)
     targets = step_form.policy_outputs(actions[:, 0])
     error = imitate(model.policy, rows, targets, epochs=epochs, seed=seed)
     for round_index in range(1, int(config.get("dagger_rounds", 0)) + 1):
-        student = LearnedOptimizer(model.policy, meta)
+        student = LearnedOptimizer(model.policy, meta, observation_spec=observation)
         teacher = imitation_teacher(config, meta["env_id"], horizon)  # fresh buffers
         more_rows, more_actions = student_rows(student, teacher, family, seed=seed + round_index, **sizes)
         rows, targets = torch.cat([rows, more_rows]), torch.cat([targets, step_form.policy_outputs(more_actions[:, 0])])
@@ -249,12 +251,9 @@ def train_sb3(
         "algo": algo,
         "env_id": env_id,
         "env_kwargs": params["env"],
-        "observation": "coordinatewise" if coord else "dict",
+        "observation": episodes.observation_spec.to_meta(),
+        "weights_format": WEIGHTS_FORMAT,
         "dim": episodes.dim,
-        "history": episodes.history,
-        "action_scale": episodes.action_scale,
-        "quasi_newton_pairs": episodes.quasi_newton_pairs,
-        "time_features": episodes.time_features,
         "step_form": step_form.to_meta(),
         "horizon": list(episodes.horizon_range),
         # the policy is rebuilt from these alone: gSDE changes its parameters, so it is recorded here

@@ -11,6 +11,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from l2o_gym.metrics import win_rate
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.problem import Problem
 from l2o_gym.unroll import unroll
 from l2o_gym.update_rule import UpdateRule
@@ -36,10 +37,12 @@ class ValidationCallback(BaseCallback):
             raise ValueError("references must map at least one validation horizon to a reference rule")
         self.problem = problem
         self.meta = meta
+        self.observation_spec = ObservationSpec.from_saved_meta(meta)
+        history = self.observation_spec.history
         self.eval_freq = eval_freq
         self.on_best = on_best
         self.reference_curves = {
-            horizon: unroll(rule, copy.deepcopy(problem), horizon, history=meta["history"])
+            horizon: unroll(rule, copy.deepcopy(problem), horizon, history=history)
             for horizon, rule in sorted(references.items())
         }
         self.best_score: tuple[float, float] | None = None
@@ -47,11 +50,11 @@ class ValidationCallback(BaseCallback):
         self.history: list[dict[str, float]] = []
 
     def evaluate(self) -> dict[str, float]:
-        rule = LearnedOptimizer(self.model.policy, self.meta)
+        rule = LearnedOptimizer(self.model.policy, self.meta, observation_spec=self.observation_spec)
         self.model.policy.set_training_mode(False)
         result = {"timesteps": float(self.num_timesteps)}
         for horizon, reference in self.reference_curves.items():
-            curves = unroll(rule, copy.deepcopy(self.problem), horizon, history=self.meta["history"])
+            curves = unroll(rule, copy.deepcopy(self.problem), horizon, history=self.observation_spec.history)
             result[f"mean_final_objective_T{horizon}"] = float(curves.final.mean())
             result[f"reference_mean_final_objective_T{horizon}"] = float(reference.final.mean())
             result[f"win_rate_vs_reference_T{horizon}"] = win_rate(

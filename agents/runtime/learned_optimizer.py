@@ -1,10 +1,11 @@
 """A trained stable-baselines3 policy acting as an optimizer (an `UpdateRule`).
 
-It rebuilds the observation the policy was trained on from the batched `OptimizationState`
-(same features, same history length) and turns the policy's deterministic action into the step
-``action_scale * clip(action, -1, 1)`` (through the policy's `StepForm`, agents/runtime/step_forms.py).
-A coordinatewise policy acts on every coordinate of every instance in one forward pass, so it
-runs on problems of any dimension; a dict-layout policy only on the dimension it was trained at.
+It rebuilds the observation the policy was trained on from the batched `OptimizationState` through
+the `ObservationSpec` its metadata carries (built once, at load) and turns the policy's
+deterministic action into the step ``action_scale * clip(action, -1, 1)`` (through the policy's
+`StepForm`, agents/runtime/step_forms.py). A coordinatewise policy acts on every coordinate of
+every instance in one forward pass, so it runs on problems of any dimension; a dict-layout policy
+only on the dimension it was trained at.
 """
 
 from __future__ import annotations
@@ -16,26 +17,31 @@ import torch
 from torch import Tensor
 
 from agents.runtime.saved_rules import read_meta
-from agents.runtime.sb3_policy_io import observation_for, rebuild_policy
+from agents.runtime.sb3_policy_io import rebuild_policy
 from agents.runtime.step_forms import StepForm
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
 
 
 class LearnedOptimizer(UpdateRule):
-    """An SB3 policy with its metadata; `LearnedOptimizer.load(path)` reads a saved one."""
+    """An SB3 policy with its metadata; `LearnedOptimizer.load(path)` reads a saved one.
 
-    def __init__(self, policy: torch.nn.Module, meta: dict[str, Any], name: str | None = None) -> None:
+    `observation_spec` is the layout the policy was trained on (default: read from `meta`)."""
+
+    def __init__(
+        self,
+        policy: torch.nn.Module,
+        meta: dict[str, Any],
+        name: str | None = None,
+        observation_spec: ObservationSpec | None = None,
+    ) -> None:
         self.policy = policy
         self.meta = meta
-        self.coordinatewise = meta["observation"] == "coordinatewise"
-        self.history = int(meta["history"])
-        self.action_scale = float(meta["action_scale"])
-        self.quasi_newton_pairs = int(meta.get("quasi_newton_pairs", 0))
-        self.time_features = bool(meta.get("time_features", False))
+        self.observation_spec = ObservationSpec.from_saved_meta(meta) if observation_spec is None else observation_spec
         self.step_form = StepForm.from_meta(meta)
         self.recurrent = meta["algo"] == "recurrent_ppo"
-        self.name = name or f"{meta['algo']}-{meta['observation']}"
+        self.name = name or f"{meta['algo']}-{self.observation_spec.layout}"
         self._lstm_states: tuple[Tensor, Tensor] | None = None
 
     @classmethod
@@ -43,7 +49,16 @@ class LearnedOptimizer(UpdateRule):
         meta = read_meta(path)
         if meta["kind"] != "sb3":
             raise ValueError(f"{str(path)!r} holds a {meta['kind']!r} optimizer, not an SB3 policy")
-        return cls(rebuild_policy(path, meta, device), meta, name)
+        return load(Path(path), meta, device, name)
+
+    @property
+    def coordinatewise(self) -> bool:
+        return self.observation_spec.coordinatewise
+
+    @property
+    def history(self) -> int:
+        """The history length a state must keep for this rule (its spec's; `LearnedTorchOptimizer` reads it)."""
+        return self.observation_spec.history
 
     @property
     def device(self) -> torch.device:
@@ -61,10 +76,9 @@ class LearnedOptimizer(UpdateRule):
 
     def observe(self, state: OptimizationState) -> Tensor | dict[str, Tensor]:
         """The policy's input: rows [B·d, F] (coordinatewise) or a dict of [B, ...]."""
-        batch, dim = state.x.shape
-        obs = observation_for(self.meta, dim)(state)
+        obs = self.observation_spec.policy_input(state)
         if self.coordinatewise:
-            return obs.reshape(batch * dim, -1).to(self.device)
+            return obs.to(self.device)
         return {k: v.to(self.device) for k, v in obs.items()}
 
     @torch.no_grad()
@@ -90,9 +104,14 @@ class LearnedOptimizer(UpdateRule):
         if self.coordinatewise:
             outputs = self.step_form.env_action(outputs.reshape(n, self.step_form.width))
         actions = outputs.reshape(batch, dim).clamp(-1.0, 1.0)
-        return self.action_scale * actions.to(state.x.dtype).to(state.x.device)
+        return self.observation_spec.action_scale * actions.to(state.x.dtype).to(state.x.device)
 
 
-def load(folder: Path, meta: dict[str, Any], device: str = "cpu") -> LearnedOptimizer:
-    """Loader for `agents.runtime.saved_rules.load_rule` (kind "sb3")."""
-    return LearnedOptimizer(rebuild_policy(folder, meta, device), meta)
+def load(folder: Path, meta: dict[str, Any], device: str = "cpu", name: str | None = None) -> LearnedOptimizer:
+    """Loader for `agents.runtime.saved_rules.load_rule` (kind "sb3"): the observation spec is read
+    from `meta` once and shared by the rebuilt policy and the rule."""
+    try:
+        spec = ObservationSpec.from_saved_meta(meta)
+    except ValueError as err:
+        raise ValueError(f"{str(folder)!r}: {err}") from None
+    return LearnedOptimizer(rebuild_policy(folder, meta, device, spec), meta, name, spec)

@@ -1,10 +1,16 @@
 """Saved learned optimizers: one folder, its metadata and its weights, loadable with nothing else.
 
 A saved learned optimizer is a directory holding ``l2o_meta.json`` — at least ``kind`` (which
-loader reads it), ``library_version`` (l2o_gym's), ``env_id``, ``observation``
-("dict" or "coordinatewise"), ``history`` and ``action_scale`` — beside the weights its loader
-reads. `load_rule(path)` checks the metadata and hands the folder to the loader of its kind.
-Loaders are string entry points, so reading metadata imports no learning library.
+loader reads it), ``env_id`` and ``observation`` (the `ObservationSpec`'s `to_meta`, with its own
+``layout_version``) — beside the weights its loader reads. `load_rule(path)` checks the metadata
+and hands the folder to the loader of its kind. Loaders are string entry points, so reading
+metadata imports no learning library.
+
+What a saved optimizer needs to load is its layout version (checked here) and its kind's own
+weight format (checked by its loader), not the library version: ``library_version`` is recorded
+for the record only. Metadata written by l2o_gym 0.4 (the layout as flat keys ``observation``
+"dict"/"coordinatewise", ``history``, ``action_scale``, ...) is read by
+`ObservationSpec.from_saved_meta`.
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import torch
 import l2o_gym
 from l2o_gym.atomic_io import atomic_write, atomic_write_json
 from l2o_gym.family_loader import load_object
+from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.update_rule import UpdateRule
 
 META_FILE = "l2o_meta.json"
-REQUIRED_KEYS = ("kind", "library_version", "env_id", "observation", "history", "action_scale")
+REQUIRED_KEYS = ("kind", "env_id", "observation")
 
 # kind -> "module:function" taking (folder: Path, meta: dict, device) and returning an UpdateRule
 LOADERS: dict[str, str] = {
@@ -41,7 +48,18 @@ def write_meta(folder: str | Path, meta: dict[str, Any]) -> Path:
     missing = [k for k in REQUIRED_KEYS if k not in meta]
     if missing:
         raise ValueError(f"metadata lacks {missing}; required: {list(REQUIRED_KEYS)}")
+    check_observation(meta, META_FILE)
     return atomic_write_json(Path(folder) / META_FILE, meta)
+
+
+def check_observation(meta: dict[str, Any], where: str | Path) -> None:
+    """A mapping under ``observation`` must be a spec this version reads (its layout version
+    included); a ValueError names `where`. The flat form is left to the loader of its kind."""
+    if isinstance(meta["observation"], dict):
+        try:
+            ObservationSpec.from_meta(meta["observation"])
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
 
 
 def save_weights(module: torch.nn.Module, path: str | Path) -> Path:
@@ -84,11 +102,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{meta_path} is corrupt (not JSON): {err}") from None
     if not isinstance(meta, dict) or any(k not in meta for k in REQUIRED_KEYS):
         raise ValueError(f"{meta_path} is not l2o_gym metadata: it must hold {list(REQUIRED_KEYS)}")
-    if meta["library_version"] != l2o_gym.__version__:
-        raise ValueError(
-            f"{str(folder)!r} was saved by l2o_gym {meta['library_version']}, "
-            f"this is {l2o_gym.__version__}: retrain it or load it with that version"
-        )
+    check_observation(meta, meta_path)
     return meta
 
 

@@ -2,7 +2,7 @@
 
 A trained SB3 model is saved for use as an optimizer as its policy's `state_dict` (``policy.pth``,
 read back with ``torch.load(weights_only=True)``) and the plain-data recipe to rebuild the policy
-(algorithm, policy kwargs in YAML form, spaces from the env's metadata). SB3's own ``.zip``
+(algorithm, policy kwargs in YAML form, spaces from the metadata's `ObservationSpec`). SB3's own ``.zip``
 checkpoints, which hold pickled objects, are used only to resume training from a run of one's own.
 """
 
@@ -17,9 +17,12 @@ from torch import nn
 
 from agents.runtime.saved_rules import load_weights, save_weights
 from agents.runtime.step_forms import StepForm
-from l2o_gym.features import CoordinatewiseObservation, DictObservation, make_observation
+from l2o_gym.observation_spec import ObservationSpec
 
 POLICY_FILE = "policy.pth"
+# how policy.pth is laid out: an SB3 policy's state_dict, the policy rebuilt from the metadata's
+# algo, policy_kwargs, step form and observation spec. Written as the metadata's "weights_format".
+WEIGHTS_FORMAT = 1
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "softplus": nn.Softplus, "elu": nn.ELU}
 
 
@@ -34,25 +37,21 @@ def policy_kwargs_from_config(config: dict[str, Any] | None) -> dict[str, Any]:
     return kwargs
 
 
-def observation_for(meta: dict[str, Any], dim: int) -> CoordinatewiseObservation | DictObservation:
-    """The observation layout a saved policy's metadata describes (layout, history, action scale,
-    quasi-Newton pairs, time features), for problems of dimension `dim`."""
-    return make_observation(
-        meta["observation"] == "coordinatewise",
-        dim,
-        int(meta["history"]),
-        float(meta["action_scale"]),
-        int(meta.get("quasi_newton_pairs", 0)),
-        bool(meta.get("time_features", False)),
-    )
+def spaces_for(spec: ObservationSpec, dim: int, outputs: int = 1) -> tuple[gym.Space, gym.Space]:
+    """(observation space, action space) a policy for `spec` at dimension `dim` acts on; `outputs`
+    per coordinate (coordinatewise) or one per dimension (dict)."""
+    width = outputs if spec.coordinatewise else dim
+    return spec.policy_space(dim), gym.spaces.Box(-1.0, 1.0, (width,), np.float32)
 
 
-def spaces_for(meta: dict[str, Any], outputs: int = 1) -> tuple[gym.Space, gym.Space]:
-    """(observation space, action space) the policy `meta` describes acts on; `outputs` per coordinate."""
-    observation = observation_for(meta, meta["dim"])
-    if isinstance(observation, CoordinatewiseObservation):
-        return observation.row_space(), gym.spaces.Box(-1.0, 1.0, (outputs,), np.float32)
-    return observation.space(), gym.spaces.Box(-1.0, 1.0, (meta["dim"],), np.float32)
+def check_weights_format(meta: dict[str, Any]) -> None:
+    """The saved weights must be in `WEIGHTS_FORMAT` (metadata of l2o_gym 0.4 has no key: format 1)."""
+    found = meta.get("weights_format", 1)
+    if found != WEIGHTS_FORMAT:
+        raise ValueError(
+            f"weights_format {found!r} is not this library's SB3 weights format ({WEIGHTS_FORMAT}): "
+            "retrain the policy with this version or load it with the version that saved it"
+        )
 
 
 def policy_class(algo: str, coordinatewise: bool) -> type:
@@ -84,11 +83,14 @@ def save_policy(policy: nn.Module, folder: str | Path) -> Path:
     return save_weights(policy, Path(folder) / POLICY_FILE)
 
 
-def rebuild_policy(folder: str | Path, meta: dict[str, Any], device: str = "cpu") -> nn.Module:
-    """The policy described by `meta`, with the weights in folder/policy.pth (no unpickling)."""
-    algo = meta["algo"]
-    coordinatewise = meta["observation"] == "coordinatewise"
-    observation_space, action_space = spaces_for(meta, StepForm.from_meta(meta).width)
-    cls = policy_class(algo, coordinatewise)
+def rebuild_policy(
+    folder: str | Path, meta: dict[str, Any], device: str = "cpu", spec: ObservationSpec | None = None
+) -> nn.Module:
+    """The policy described by `meta` (its observation `spec`, read from `meta` if not given), with
+    the weights in folder/policy.pth (no unpickling)."""
+    check_weights_format(meta)
+    spec = ObservationSpec.from_saved_meta(meta) if spec is None else spec
+    observation_space, action_space = spaces_for(spec, meta["dim"], StepForm.from_meta(meta).width)
+    cls = policy_class(meta["algo"], spec.coordinatewise)
     policy = cls(observation_space, action_space, lambda _: 0.0, **policy_kwargs_from_config(meta["policy_kwargs"]))
     return load_weights(policy, Path(folder) / POLICY_FILE, device).eval()

@@ -13,8 +13,8 @@ the same, one scalar per coordinate.
 Default (Li & Malik): ``Dict(location: Box(d), gradients: Box(H, d), improvements: Box(H))`` —
 x as it is, the last H gradients (signed log-magnitude, zero-filled at the start, current last)
 and the last H relative objective changes (f_t - f_{t-1}) / |f_{t-1}|, clipped to ±10.
-``coordinatewise=True``: ``Box(d, 2H + 9)``, one row of features per coordinate (see
-`l2o_gym.features`).
+``coordinatewise=True``: ``Box(d, F)``, one row of F = 2H + 9 features per coordinate (+ 2 with
+quasi-Newton pairs, + 4 with time features; the columns are listed in `l2o_gym.observation_spec`).
 
 ## Rewards
 ``reward="auto"`` (default): the telescoping log-suboptimality reward where the family knows each
@@ -32,12 +32,13 @@ the family's own metrics.
 
 ## Arguments
 ``family`` (a TaskFamily, its class or "module:Class"), the episode options ``horizon``,
-``history`` (H, default 25), ``reward``, ``action_scale`` (default: the family's),
-``coordinatewise``, ``split`` ("train", "validation" or "test"), ``device``,
-``divergence_penalty``, ``explode_ratio``, ``instance_pool``, ``quasi_newton_pairs`` (coordinatewise
-rows with the L-BFGS direction of the history window's newest pairs; 0, the default, for none),
-``time_features`` (coordinatewise rows with the step count; default false);
-every other keyword goes to the family.
+``reward``, ``split`` ("train", "validation" or "test"), ``device``, ``divergence_penalty``,
+``explode_ratio``, ``instance_pool``; the observation layout as ``observation`` (an
+`l2o_gym.observation_spec.ObservationSpec`) or as its options ``coordinatewise``, ``history`` (H,
+default 25), ``action_scale`` (default: the family's), ``quasi_newton_pairs`` (coordinatewise rows
+with the L-BFGS direction of the history window's newest pairs; 0, the default, for none) and
+``time_features`` (coordinatewise rows with the step count; default false); every other keyword
+goes to the family.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class OptimizationEnv(gym.Env):
         episode_kwargs, family_kwargs = split_kwargs(kwargs)
         self.family = resolve_family(family, family_kwargs)
         self.episodes = EpisodeBatch(self.family, 1, **episode_kwargs)
-        self.observation_space = self.episodes.observation.space()
+        self.observation_space = self.episodes.observation_spec.space(self.family.dim)
         self.action_space = spaces.Box(-1.0, 1.0, (self.family.dim,), np.float32)
         self._done = True
 

@@ -54,7 +54,7 @@ class OptimizationVectorEnv(VectorEnv):
         episode_kwargs, family_kwargs = split_kwargs(kwargs)
         self.family = resolve_family(family, family_kwargs)
         self.episodes = EpisodeBatch(self.family, self.num_envs, **episode_kwargs)
-        self.single_observation_space = self.episodes.observation.space()
+        self.single_observation_space = self.episodes.observation_spec.space(self.family.dim)
         self.single_action_space = spaces.Box(-1.0, 1.0, (self.family.dim,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)

@@ -2,9 +2,9 @@
 
 Dict form: num_envs = B, observations and actions as in `OptimizationEnv`.
 Coordinatewise form: num_envs = B · d; env ``b * d + i`` is coordinate i of instance b, its
-observation that coordinate's row of 2H + 9 features and its action one scalar in [-1, 1]. The
-coordinates of an instance share its reward and its episode end, so one small policy learns an
-update rule that runs on problems of any dimension.
+observation that coordinate's row of F features (`l2o_gym.observation_spec`) and its action one
+scalar in [-1, 1]. The coordinates of an instance share its reward and its episode end, so one
+small policy learns an update rule that runs on problems of any dimension.
 
 Autoreset is SB3's: an ended episode restarts on a fresh instance in the same step, its last
 observation in ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` set
@@ -41,18 +41,13 @@ class OptimizationSB3VecEnv(VecEnv):
         episode_kwargs, family_kwargs = split_kwargs(kwargs)
         self.family = resolve_family(family, family_kwargs)
         self.episodes = EpisodeBatch(self.family, self.num_instances, **episode_kwargs)
-        self.coordinatewise = self.episodes.coordinatewise
+        self.observation_spec = self.episodes.observation_spec
+        self.coordinatewise = self.observation_spec.coordinatewise
         self.dim = self.family.dim
         self.render_mode = None
-        if self.coordinatewise:
-            observation_space = self.episodes.observation.row_space()
-            action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-            num_envs = self.num_instances * self.dim
-        else:
-            observation_space = self.episodes.observation.space()
-            action_space = spaces.Box(-1.0, 1.0, (self.dim,), np.float32)
-            num_envs = self.num_instances
-        super().__init__(num_envs, observation_space, action_space)
+        num_envs = self.num_instances * self.dim if self.coordinatewise else self.num_instances
+        action_space = spaces.Box(-1.0, 1.0, (1 if self.coordinatewise else self.dim,), np.float32)
+        super().__init__(num_envs, self.observation_spec.policy_space(self.dim), action_space)
         self._pending_seed = seed
         self._rng = np.random.default_rng(seed)
         self._generator: torch.Generator | None = None
