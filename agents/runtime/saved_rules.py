@@ -21,6 +21,7 @@ from l2o_gym.family_loader import load_object
 from l2o_gym.update_rule import UpdateRule
 
 META_FILE = "l2o_meta.json"
+MAX_ACTION_SCALE = 1e6  # a larger step per coordinate is no optimizer's (and overflows float32 features)
 REQUIRED_KEYS = ("kind", "library_version", "env_id", "observation", "history", "action_scale")
 
 # kind -> "module:function" taking (folder: Path, meta: dict, device) and returning an UpdateRule
@@ -80,16 +81,26 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{str(folder)!r} is not a saved l2o_gym optimizer: expected a folder holding {META_FILE}")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{meta_path} is corrupt (not JSON): {err}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{meta_path} is corrupt (not JSON text): {err}") from None
     if not isinstance(meta, dict) or any(k not in meta for k in REQUIRED_KEYS):
         raise ValueError(f"{meta_path} is not l2o_gym metadata: it must hold {list(REQUIRED_KEYS)}")
+    check_layout_values(meta, meta_path)
     if meta["library_version"] != l2o_gym.__version__:
         raise ValueError(
             f"{str(folder)!r} was saved by l2o_gym {meta['library_version']}, "
             f"this is {l2o_gym.__version__}: retrain it or load it with that version"
         )
     return meta
+
+
+def check_layout_values(meta: dict[str, Any], meta_path: Path) -> None:
+    """history a positive integer, action_scale a positive number up to MAX_ACTION_SCALE."""
+    history, scale = meta["history"], meta["action_scale"]
+    if isinstance(history, bool) or not isinstance(history, int) or history < 1:
+        raise ValueError(f"{meta_path}: history must be a positive integer, got {history!r}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= MAX_ACTION_SCALE:
+        raise ValueError(f"{meta_path}: action_scale must be a number in (0, {MAX_ACTION_SCALE:g}], got {scale!r}")
 
 
 def load_rule(path: str | Path, device: str = "cpu") -> UpdateRule:
