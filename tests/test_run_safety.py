@@ -263,3 +263,15 @@ def test_a_dict_policy_on_another_dimension_is_refused_before_any_work(tmp_path,
             train_agent.main(argv)
         line = error_line(capsys)
         assert exit_info.value.code == 2 and "dimension 3" in line
+
+
+def test_a_damaged_meta_training_checkpoint_is_one_line(tmp_path, capsys):
+    import agents.meta.meta_training
+
+    folder = tmp_path / "run" / agents.meta.meta_training.CHECKPOINT_DIR
+    folder.mkdir(parents=True)
+    (folder / "meta_100.pt").write_bytes(os.urandom(300))
+    argv = ["--env", "l2o/Quadratic-v0", "--algo", "l2l", "--out", str(tmp_path / "run"), "--resume"]
+    with pytest.raises(SystemExit) as exit_info:
+        train_agent.main(argv)
+    assert exit_info.value.code == 2 and "meta_100.pt is damaged" in error_line(capsys)
