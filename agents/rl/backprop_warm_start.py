@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from agents.meta.meta_training import apply_meta_gradient, detach_state
-from agents.rl.config import WARM_START_ALGOS, BackpropSettings
+from agents.rl.config import BackpropSettings, check_warm_start_policy
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from l2o_gym.problem import Problem, TaskFamily
 from l2o_gym.rewards import LogSuboptimalityReward
@@ -78,8 +78,7 @@ def backprop_warm_start(
     """
     if not isinstance(settings, BackpropSettings):
         settings = BackpropSettings.parse(settings)
-    if meta["observation"] != "coordinatewise" or meta["algo"] not in WARM_START_ALGOS:
-        raise ValueError(f"the backprop warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r}")
+    check_warm_start_policy("backprop", meta["algo"], meta["observation"] == "coordinatewise", "the policy's metadata")
     iterations, batch_size, pool_size = settings.iterations, settings.batch_size, settings.instances
     truncation, lr, grad_clip = settings.truncation, settings.lr, settings.grad_clip
     rule = LearnedOptimizer(policy, meta)

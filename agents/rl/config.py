@@ -363,24 +363,48 @@ class TrainingConfig:
         return {k: v for k, v in out.items() if v is not None}
 
 
-def check_warm_starts(config: TrainingConfig, algo: str, source: str) -> None:
+def check_warm_start_policy(name: str, algo: str, coordinatewise: bool, source: str = "the run") -> None:
     """The warm starts fit a coordinatewise ppo or a2c policy: the one place that says so."""
+    if algo not in WARM_START_ALGOS or not coordinatewise:
+        raise ConfigError(
+            f"{name} warm start needs a coordinatewise ppo or a2c policy, got {algo!r} "
+            f"(coordinatewise {coordinatewise}) (in {source})"
+        )
+
+
+def check_warm_starts(config: TrainingConfig, algo: str, source: str) -> None:
     for name in ("imitation", "backprop"):
-        if getattr(config, name) is not None and (algo not in WARM_START_ALGOS or not config.coordinatewise):
-            raise ConfigError(
-                f"{name} warm start needs a coordinatewise ppo or a2c policy, got {algo!r} "
-                f"(coordinatewise {config.coordinatewise}) (in {source})"
-            )
+        if getattr(config, name) is not None:
+            check_warm_start_policy(name, algo, config.coordinatewise, source)
+
+
+# keywords the training code passes itself: a config may not set them
+RESERVED_KEYWORDS = (
+    "self",
+    "args",
+    "kwargs",
+    "policy",
+    "env",
+    "seed",
+    "verbose",
+    "tensorboard_log",
+    "policy_kwargs",
+    "_init_setup_model",
+    "observation_space",
+    "action_space",
+    "lr_schedule",
+)
 
 
 def check_keywords(cls: type, given: Mapping[str, Any], section: str, source: str) -> None:
-    """Every key of `given` is a keyword of `cls.__init__` (or of its bases, through **kwargs)."""
+    """Every key of `given` is a keyword of `cls.__init__` (or of its bases, through **kwargs)
+    that the training code does not pass itself."""
     allowed: list[str] = []
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
         parameters = inspect.signature(klass.__init__).parameters
-        allowed += [p for p in parameters if p not in ("self", "args", "kwargs") and p not in allowed]
+        allowed += [p for p in parameters if p not in RESERVED_KEYWORDS and p not in allowed]
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
             break
     unknown = [k for k in given if k not in allowed]
