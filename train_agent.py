@@ -3,7 +3,7 @@ environments, tune hand-designed baselines, evaluate optimizers on held-out inst
 
     python train_agent.py          # the default job: train PPO on logistic regression, held-out report
     python train_agent.py --env ID --algo {ppo,sac,td3,a2c,recurrent_ppo,l2l,meta_lstm} --timesteps N
-                          --num-envs B --seed S --out DIR [--config FILE.yaml] [--coordinatewise] [--resume]
+                          --num-envs B --seed S --out DIR [--config FILE.yaml] [--coordinatewise] [--resume|--overwrite]
     l2o-gym train ...              # the same as `python train_agent.py --env ...`
     l2o-gym list
     l2o-gym tune --env l2o/LogisticRegression-v0 [--optimizers adam,momentum] [--horizon 40]
@@ -466,10 +466,7 @@ def train_rl(args: argparse.Namespace, env_id: str, out: Path) -> Path:
 
     options = {"timesteps": args.timesteps, "num_envs": args.num_envs, "coordinatewise": args.coordinatewise}
     folder = {"resume": args.resume, "overwrite": args.overwrite}
-    try:
-        config, _ = checked(prepare_training, env_id, args.algo, out, config=args.config, **options, **folder)
-    except ValueError as err:  # settings that differ from the resumed run's
-        raise UsageError(str(err)) from None
+    config, _ = checked(prepare_training, env_id, args.algo, out, config=args.config, **options, **folder)
     result = train_sb3(
         env_id,
         args.algo,
@@ -500,8 +497,9 @@ def check_meta_resume(out: Path) -> None:
 def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> Path:
     """Meta-train the L2L or meta-LSTM optimizer (hyperparameters: --config keys as keywords)."""
     from agents.meta.meta_training import train_meta_optimizer
-    from agents.rl.config import MetaTrainingConfig, RunFamily
+    from agents.rl.config import MetaTrainingConfig
     from agents.rl.hyperparams import read_yaml_mapping
+    from agents.rl.run_family import RunFamily
     from agents.rl.run_folder import check_run_folder, clear_run
     from l2o_gym.family_loader import split_kwargs
 

@@ -20,13 +20,12 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents.runtime.step_forms import DEFAULT_LOG_RANGE, STEP_FORMS, StepForm
-from l2o_gym.episode_batch import EpisodeBatch
-from l2o_gym.family_loader import split_kwargs
-from l2o_gym.problem import TaskFamily
-from l2o_gym.registry import env_options, make_family
+
+if TYPE_CHECKING:
+    from agents.rl.run_family import RunFamily
 
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 WARM_START_ALGOS = ("ppo", "a2c")  # the algorithms whose policies the warm starts fit
@@ -241,44 +240,6 @@ def with_window_pairs(rule: Any, pairs: int) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# the run's family: env id resolved once
-
-
-@dataclass
-class RunFamily:
-    """The env id resolved once: its family built with the run's family keywords, and the episode
-    options (the id's registered ones under the run's)."""
-
-    env_id: str
-    family_kwargs: dict[str, Any]
-    episode_options: dict[str, Any]
-    family: TaskFamily
-
-    @classmethod
-    def resolve(cls, env_id: str, env_section: dict[str, Any], source: str = "the env settings") -> RunFamily:
-        episode, family_kwargs = split_kwargs(env_section)
-        try:
-            family = make_family(env_id, **family_kwargs)
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"env: {err} (in {source})") from None
-        return cls(env_id, family_kwargs, {**env_options(env_id), **episode}, family)
-
-    def tuned(self, name: str, horizon: int) -> Any:
-        """Hand-designed optimizer `name` tuned on this family (its keywords included) at `horizon`."""
-        from agents.hand_designed.tuning import tuned_optimizer
-
-        return tuned_optimizer(name, self.env_id, horizon, family_kwargs=self.family_kwargs or None)
-
-
-def check_episode_options(run_family: RunFamily, coordinatewise: bool, source: str) -> EpisodeBatch:
-    """The episode options checked by building an (unsampled) episode batch; returns it."""
-    try:
-        return EpisodeBatch(run_family.family, 1, coordinatewise=coordinatewise, **run_family.episode_options)
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"env: {err} (in {source})") from None
-
-
-# ---------------------------------------------------------------------------------------------
 # the whole training configuration
 
 SECTION_CHECKS: dict[str, Callable[[Any], Any]] = {
@@ -489,6 +450,7 @@ def check_training_config(config: TrainingConfig, env_id: str, algo: str) -> Run
     """Everything a run needs checked before work: the family and episode options, the warm starts,
     the algorithm's and the policy's keywords, the activation. Returns the
     run's family (built once)."""
+    from agents.rl.run_family import RunFamily, check_episode_options
     from agents.rl.sb3_training import algorithm_class
     from agents.runtime.sb3_policy_io import policy_class, policy_kwargs_from_config
 

@@ -29,13 +29,14 @@ from agents.rl.checkpoints import latest_checkpoint, restore, write_checkpoint
 from agents.rl.config import (
     ALGOS,
     BackpropSettings,
+    ConfigError,
     ImitationSettings,
-    RunFamily,
     TrainingConfig,
     check_training_config,
     load_training_config,
     with_window_pairs,
 )
+from agents.rl.run_family import RunFamily
 from agents.rl.run_folder import check_run_folder, clear_run
 from agents.rl.validation_callback import ValidationCallback
 from agents.runtime.saved_rules import write_meta
@@ -276,7 +277,7 @@ def prepare_training(
                 for k in {*checkpoint.settings, *recorded_settings(config)}
                 if checkpoint.settings.get(k) != recorded_settings(config).get(k)
             )
-            raise ValueError(
+            raise ConfigError(
                 f"--resume: the settings differ from the run's in {', '.join(changed)}; resume with the settings "
                 f"in {Path(out_dir) / 'hyperparams.yaml'}"
             )
