@@ -424,9 +424,9 @@ def run_train(args: argparse.Namespace) -> int:
         raise UsageError(f"--config: {str(args.config)!r} does not exist")
     start = time.perf_counter()
     if args.algo in META_ALGOS:
-        best = train_meta(args, env_id, out)
+        best, family_kwargs = train_meta(args, env_id, out)
     else:
-        best = train_rl(args, env_id, out)
+        best, family_kwargs = train_rl(args, env_id, out)
     wall = time.perf_counter() - start
     print(f"trained {args.algo} on {env_id} in {wall:.0f} s; learned optimizer: {best}", flush=True)
     from agents.runtime.saved_rules import load_rule
@@ -444,6 +444,7 @@ def run_train(args: argparse.Namespace) -> int:
             out=out / f"report_T{horizon}",
             cache=args.cache,
             tune_instances=100,
+            family_kwargs=family_kwargs,
         )
     return 0
 
@@ -460,13 +461,14 @@ def checked(step: Callable, *args, **kwargs):
         raise UsageError(str(err)) from None
 
 
-def train_rl(args: argparse.Namespace, env_id: str, out: Path) -> Path:
-    """Train an SB3 learner; every setting, the run folder and the checkpoint are checked first."""
+def train_rl(args: argparse.Namespace, env_id: str, out: Path) -> tuple[Path, dict]:
+    """Train an SB3 learner; every setting, the run folder and the checkpoint are checked first.
+    Returns the best learned optimizer and the run's family keywords (the report's family)."""
     from agents.rl.sb3_training import prepare_training, train_sb3
 
     options = {"timesteps": args.timesteps, "num_envs": args.num_envs, "coordinatewise": args.coordinatewise}
     folder = {"resume": args.resume, "overwrite": args.overwrite}
-    config, _ = checked(prepare_training, env_id, args.algo, out, config=args.config, **options, **folder)
+    config, family = checked(prepare_training, env_id, args.algo, out, config=args.config, **options, **folder)
     result = train_sb3(
         env_id,
         args.algo,
@@ -476,7 +478,7 @@ def train_rl(args: argparse.Namespace, env_id: str, out: Path) -> Path:
         progress_bar=not args.no_progress,
         **folder,
     )
-    return result.best
+    return result.best, family.family_kwargs
 
 
 def check_meta_resume(out: Path) -> None:
@@ -494,8 +496,9 @@ def check_meta_resume(out: Path) -> None:
         ) from None
 
 
-def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> Path:
-    """Meta-train the L2L or meta-LSTM optimizer (hyperparameters: --config keys as keywords)."""
+def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> tuple[Path, dict]:
+    """Meta-train the L2L or meta-LSTM optimizer (hyperparameters: --config keys as keywords);
+    returns the best learned optimizer and the run's family keywords."""
     from agents.meta.meta_training import train_meta_optimizer
     from agents.rl.config import MetaTrainingConfig
     from agents.rl.hyperparams import read_yaml_mapping
@@ -506,14 +509,14 @@ def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> Path:
     config = MetaTrainingConfig()
     if args.config is not None:
         config = checked(MetaTrainingConfig.parse, checked(read_yaml_mapping, args.config), str(args.config))
-        family_kwargs = split_kwargs(config.env_kwargs or {})[1]
-        checked(RunFamily.resolve, env_id, family_kwargs, str(args.config))
+    family_kwargs = split_kwargs(config.env_kwargs or {})[1]
+    checked(RunFamily.resolve, env_id, family_kwargs, str(args.config or "the meta-training settings"))
     checked(check_run_folder, out, resume=args.resume, overwrite=args.overwrite)
     if args.resume:
         check_meta_resume(out)
     if args.overwrite:
         clear_run(out)
-    return train_meta_optimizer(
+    best = train_meta_optimizer(
         env_id,
         args.algo,
         args.timesteps or config.timesteps or MetaTrainingConfig.DEFAULT_TIMESTEPS,
@@ -524,6 +527,7 @@ def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> Path:
         resume=args.resume,
         **config.keywords(),
     )
+    return best, family_kwargs
 
 
 SUBCOMMANDS: list[Callable] = [add_train, add_list, add_tune, add_evaluate]
