@@ -3,7 +3,7 @@ environments, tune hand-designed baselines, evaluate optimizers on held-out inst
 
     python train_agent.py          # the default job: train PPO on logistic regression, held-out report
     python train_agent.py --env ID --algo {ppo,sac,td3,a2c,recurrent_ppo,l2l,meta_lstm} --timesteps N
-                          --num-envs B --seed S --out DIR [--config FILE.yaml] [--coordinatewise] [--resume]
+                          --num-envs B --seed S --out DIR [--config FILE.yaml] [--coordinatewise] [--resume|--overwrite]
     l2o-gym train ...              # the same as `python train_agent.py --env ...`
     l2o-gym list
     l2o-gym tune --env l2o/LogisticRegression-v0 [--optimizers adam,momentum] [--horizon 40]
@@ -121,11 +121,16 @@ def load_policies(paths: Sequence[str]) -> dict:
 
 def parse_family_kwargs(items: Sequence[str], env_ids: Sequence[str]) -> dict:
     """KEY=VALUE items (values read as Python literals, else strings), checked by building each family."""
+    from l2o_gym.family_loader import EPISODE_OPTIONS
+
     kwargs = {}
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key.strip().isidentifier():
             raise UsageError(f"--family-kwarg: expected KEY=VALUE, got {item!r}")
+        if key.strip() in EPISODE_OPTIONS:
+            hint = "use --horizon" if key.strip() == "horizon" else "set it in a training config's env section"
+            raise UsageError(f"--family-kwarg: {key.strip()} is an episode option, not a family keyword; {hint}")
         try:
             kwargs[key.strip()] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -138,10 +143,39 @@ def parse_family_kwargs(items: Sequence[str], env_ids: Sequence[str]) -> dict:
     return kwargs
 
 
-def check_out(path: Path) -> Path:
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out: {str(path)!r} exists and is not a folder")
-    return path
+def check_out(path: Path, what: str = "--out") -> Path:
+    """An output folder we may write into (checked, not made)."""
+    from agents.rl.run_folder import RunFolderError, check_writable
+
+    try:
+        return check_writable(path, what)
+    except RunFolderError as err:
+        raise UsageError(str(err)) from None
+
+
+def check_cache(cache: Path | None) -> Path | None:
+    """The tuned-settings cache: its folder must be writable (it is written after tuning)."""
+    check_out(cache_path(cache).parent, "--cache")
+    if cache is not None and cache.exists() and not cache.is_file():
+        raise UsageError(f"--cache: {str(cache)!r} is not a file")
+    return cache
+
+
+def check_policy_dimensions(policies: dict, env_ids: Sequence[str], family_kwargs: dict) -> None:
+    """Every dict-layout policy acts only at the dimension it was trained at: each is checked
+    against every env before any work."""
+    for name, rule in policies.items():
+        meta, spec = getattr(rule, "meta", None), getattr(rule, "observation_spec", None)
+        if not isinstance(meta, dict) or spec is None or spec.coordinatewise:
+            continue
+        for env_id in env_ids:
+            dim = make_family(env_id, **family_kwargs).dim
+            if dim != meta.get("dim"):
+                raise UsageError(
+                    f"--policy {name}: this dict-layout policy acts on dimension {meta.get('dim')}, {env_id} has "
+                    f"dimension {dim}; evaluate it on a {meta.get('dim')}-dimensional family or train a "
+                    "coordinatewise policy"
+                )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,6 +309,7 @@ def run_tune(args: argparse.Namespace) -> int:
     env_ids = parse_envs(args.env)
     names = parse_optimizers(args.optimizers)
     family_kwargs = parse_family_kwargs(args.family_kwarg, env_ids)
+    check_cache(args.cache)
     from agents.hand_designed.tuning import find_tuned
 
     for env_id in env_ids:
@@ -315,7 +350,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     default_out = Path("reports") / "_".join(e.replace("/", "_") for e in env_ids)
     out = check_out(args.out if args.out is not None else default_out)
     family_kwargs = parse_family_kwargs(args.family_kwarg, env_ids)
+    check_cache(args.cache)
     policies = load_policies(args.policy)
+    check_policy_dimensions(policies, env_ids, family_kwargs)
     clash = sorted(set(policies) & {*optimizers, REFERENCE})
     if clash:
         raise UsageError(f"--policy: {', '.join(clash)} is also a hand-designed optimizer's name; rename the folder")
@@ -356,6 +393,9 @@ def add_train(subparsers) -> None:
         help="one policy shared by all coordinates (dimension-free); default from the hyperparameters",
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the run --out already holds (its files are deleted)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--test-instances", type=positive_int, default=100, help="held-out instances in the report")
     parser.add_argument(
@@ -378,30 +418,15 @@ def parse_horizons(text: str) -> list[int]:
 def run_train(args: argparse.Namespace) -> int:
     env_id = check_env(args.env)
     horizons = parse_horizons(args.report_horizons)
-    out = check_out(args.out if args.out is not None else Path("runs") / f"{env_id.replace('/', '_')}_{args.algo}")
+    out = args.out if args.out is not None else Path("runs") / f"{env_id.replace('/', '_')}_{args.algo}"
+    check_cache(args.cache)
     if args.config is not None and not args.config.is_file():
         raise UsageError(f"--config: {str(args.config)!r} does not exist")
-    if args.resume and not out.is_dir():
-        raise UsageError(f"--resume: no run folder at {str(out)!r}")
     start = time.perf_counter()
     if args.algo in META_ALGOS:
-        best = train_meta(args, env_id, out)
+        best, family_kwargs = train_meta(args, env_id, out)
     else:
-        from agents.rl.sb3_training import train_sb3
-
-        result = train_sb3(
-            env_id,
-            args.algo,
-            out_dir=out,
-            timesteps=args.timesteps,
-            num_envs=args.num_envs,
-            seed=args.seed,
-            config=args.config,
-            coordinatewise=args.coordinatewise,
-            resume=args.resume,
-            progress_bar=not args.no_progress,
-        )
-        best = result.best
+        best, family_kwargs = train_rl(args, env_id, out)
     wall = time.perf_counter() - start
     print(f"trained {args.algo} on {env_id} in {wall:.0f} s; learned optimizer: {best}", flush=True)
     from agents.runtime.saved_rules import load_rule
@@ -419,32 +444,90 @@ def run_train(args: argparse.Namespace) -> int:
             out=out / f"report_T{horizon}",
             cache=args.cache,
             tune_instances=100,
+            family_kwargs=family_kwargs,
         )
     return 0
 
 
-def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> Path:
-    """Meta-train the L2L or meta-LSTM optimizer (hyperparameters: --config keys as keywords)."""
-    import yaml
+def checked(step: Callable, *args, **kwargs):
+    """step(...) with configuration, run-folder and checkpoint errors as usage errors (exit 2)."""
+    from agents.rl.checkpoints import CheckpointError
+    from agents.rl.config import ConfigError
+    from agents.rl.run_folder import RunFolderError
 
-    from agents.meta.meta_training import train_meta_optimizer
+    try:
+        return step(*args, **kwargs)
+    except (ConfigError, RunFolderError, CheckpointError) as err:
+        raise UsageError(str(err)) from None
 
-    kwargs = {}
-    if args.config is not None:
-        kwargs = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(kwargs, dict):
-            raise UsageError(f"--config: {str(args.config)!r} must hold a mapping of train_meta_optimizer keywords")
-    return train_meta_optimizer(
+
+def train_rl(args: argparse.Namespace, env_id: str, out: Path) -> tuple[Path, dict]:
+    """Train an SB3 learner; every setting, the run folder and the checkpoint are checked first.
+    Returns the best learned optimizer and the run's family keywords (the report's family)."""
+    from agents.rl.sb3_training import prepare_training, train_sb3
+
+    options = {"timesteps": args.timesteps, "num_envs": args.num_envs, "coordinatewise": args.coordinatewise}
+    folder = {"resume": args.resume, "overwrite": args.overwrite}
+    config, family = checked(prepare_training, env_id, args.algo, out, config=args.config, **options, **folder)
+    result = train_sb3(
         env_id,
         args.algo,
-        args.timesteps or 200_000,
+        out_dir=out,
+        seed=args.seed,
+        config=config,
+        progress_bar=not args.no_progress,
+        **folder,
+    )
+    return result.best, family.family_kwargs
+
+
+def check_meta_resume(out: Path) -> None:
+    """The newest meta-training checkpoint loads as plain tensors (no unpickling), or a usage error."""
+    from agents.meta.meta_training import latest_checkpoint
+
+    path = latest_checkpoint(out)
+    if path is None:
+        raise UsageError(f"--resume: {str(out)!r} holds no meta-training checkpoint")
+    try:
+        torch.load(path, weights_only=True)
+    except Exception as err:
+        raise UsageError(
+            f"--resume: {path} is damaged ({type(err).__name__}); move it away to resume from an earlier one"
+        ) from None
+
+
+def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> tuple[Path, dict]:
+    """Meta-train the L2L or meta-LSTM optimizer (hyperparameters: --config keys as keywords);
+    returns the best learned optimizer and the run's family keywords."""
+    from agents.meta.meta_training import train_meta_optimizer
+    from agents.rl.config import MetaTrainingConfig
+    from agents.rl.hyperparams import read_yaml_mapping
+    from agents.rl.run_family import RunFamily
+    from agents.rl.run_folder import check_run_folder, clear_run
+    from l2o_gym.family_loader import split_kwargs
+
+    config = MetaTrainingConfig()
+    if args.config is not None:
+        config = checked(MetaTrainingConfig.parse, checked(read_yaml_mapping, args.config), str(args.config))
+    family_kwargs = split_kwargs(config.env_kwargs or {})[1]
+    checked(RunFamily.resolve, env_id, family_kwargs, str(args.config or "the meta-training settings"))
+    checked(check_run_folder, out, resume=args.resume, overwrite=args.overwrite)
+    if args.resume:
+        check_meta_resume(out)
+    if args.overwrite:
+        clear_run(out)
+    best = train_meta_optimizer(
+        env_id,
+        args.algo,
+        args.timesteps or config.timesteps or MetaTrainingConfig.DEFAULT_TIMESTEPS,
         args.seed,
         out,
         progress=not args.no_progress,
         tensorboard_log=out / "tb",
         resume=args.resume,
-        **kwargs,
+        **config.keywords(),
     )
+    return best, family_kwargs
 
 
 SUBCOMMANDS: list[Callable] = [add_train, add_list, add_tune, add_evaluate]

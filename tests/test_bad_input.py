@@ -102,3 +102,52 @@ def test_log_suboptimality_needs_optimum():
     l2o_gym.register_objective("test/NoOpt-v0", lambda x: x.pow(2).sum(), dim=2)
     with pytest.raises(ValueError, match="optimum"):
         gym.make("test/NoOpt-v0", reward="log_suboptimality")
+
+
+@pytest.mark.parametrize("seed", [-1, 3.5, "x", True])
+def test_sb3_vec_env_refuses_a_bad_seed_at_once(seed):
+    venv = l2o_gym.make_sb3_vec_env("l2o/Quadratic-v0", 2, coordinatewise=True, dim=3)
+    with pytest.raises(ValueError, match="seed must be None or an integer >= 0"):
+        venv.seed(seed)
+    venv.seed(np.int64(4))
+    venv.reset()
+
+
+def test_complex_actions_are_refused_not_cast():
+    env = gym.make("l2o/Quadratic-v0", dim=3)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="must be real"):
+        env.step(np.array([1 + 2j, 0, 0]))
+    venv = l2o_gym.make_sb3_vec_env("l2o/Quadratic-v0", 2, coordinatewise=True, dim=3)
+    venv.reset()
+    with pytest.raises(ValueError, match="must be real"):
+        venv.step(np.full((6, 1), 0.1 + 0.1j))
+
+
+def test_saved_metadata_that_is_binary_or_out_of_range_is_one_line(tmp_path):
+    import json
+
+    from agents.runtime.saved_rules import load_rule
+
+    path = tmp_path / "policy" / "l2o_meta.json"
+    path.parent.mkdir()
+    path.write_bytes(bytes(range(256)))
+    with pytest.raises(ValueError, match="corrupt") as error:
+        load_rule(path.parent)
+    assert "\n" not in str(error.value)
+    good = {"kind": "sb3", "library_version": l2o_gym.__version__, "env_id": "l2o/Quadratic-v0"}
+    good |= {"observation": "dict", "history": 25, "action_scale": 0.1}
+    for key, value in (("history", "abc"), ("history", 0), ("action_scale", -1), ("action_scale", 1e30)):
+        path.write_text(json.dumps({**good, key: value}))
+        with pytest.raises(ValueError, match=key) as error:
+            load_rule(path.parent)
+        assert "\n" not in str(error.value) and repr(value) in str(error.value)
+
+
+def test_an_episode_option_given_as_a_family_keyword_says_where_it_belongs(capsys):
+    import train_agent
+
+    with pytest.raises(SystemExit) as exit_info:
+        train_agent.main(["evaluate", "--env", "l2o/Quadratic-v0", "--family-kwarg", "horizon=5"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "episode option" in err and "--horizon" in err and "unknown" not in err

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import l2o_gym
+from agents.rl.checkpoints import latest_checkpoint
 from agents.rl.sb3_training import ALGOS, train_sb3
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from agents.runtime.saved_rules import META_FILE, load_rule
@@ -51,7 +52,7 @@ def test_each_algorithm_trains_saves_and_loads(tmp_path, algo):
         meta = json.loads((folder / META_FILE).read_text())
         assert meta["algo"] == algo and meta["env_id"] == "l2o/Quadratic-v0"
         assert meta["observation"] == {**ObservationSpec("coordinatewise", 25, 0.1).to_meta(), "layout_version": 1}
-    assert (result.out_dir / "checkpoint" / "model.zip").is_file()
+    assert latest_checkpoint(result.out_dir).path.is_file()  # verified against its recorded hash
     assert any((result.out_dir / "tb").rglob("events.out.tfevents.*"))
     rule = load_rule(result.final)
     problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=3).sample(5, torch.Generator().manual_seed(0), "test")
@@ -64,7 +65,7 @@ def test_loaded_model_acts_like_the_trained_policy(tmp_path):
     loaded = load_rule(result.final)
     from stable_baselines3 import PPO
 
-    model = PPO.load(result.out_dir / "checkpoint" / "model.zip")
+    model = PPO.load(latest_checkpoint(result.out_dir).path)
     in_memory = LearnedOptimizer(model.policy, loaded.meta)
     problem = l2o_gym.make_family("l2o/Quadratic-v0", dim=3).sample(4, torch.Generator().manual_seed(1), "test")
     a = unroll(loaded, problem, 6).objectives
@@ -165,7 +166,7 @@ def test_unknown_algo_and_bad_config(tmp_path):
     bad.write_text("learning_rat: 3\n")
     with pytest.raises(ValueError, match="unknown hyperparameter section"):
         train_sb3("l2o/Quadratic-v0", "ppo", out_dir=tmp_path, config=bad)
-    with pytest.raises(FileNotFoundError, match="cannot resume"):
+    with pytest.raises(ValueError, match="holds no run to resume"):
         train_sb3("l2o/Quadratic-v0", "ppo", out_dir=tmp_path / "new", resume=True, reference=FixedGD())
 
 

@@ -20,7 +20,6 @@ policy than it received.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +27,11 @@ import torch
 from torch import Tensor
 
 from agents.meta.meta_training import apply_meta_gradient, detach_state
+from agents.rl.config import BackpropSettings, check_warm_start_policy
 from agents.runtime.learned_optimizer import LearnedOptimizer
-from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from l2o_gym.problem import Problem, TaskFamily
 from l2o_gym.rewards import LogSuboptimalityReward
 from l2o_gym.state import OptimizationState
-
-BACKPROP_SETTINGS = ("iterations", "batch_size", "instances", "truncation", "lr", "grad_clip", "validation_instances")
 
 
 @dataclass
@@ -66,7 +64,7 @@ def final_log_gap(rule: LearnedOptimizer, problem: Problem, horizon: int) -> flo
 def backprop_warm_start(
     policy: torch.nn.Module,
     family: TaskFamily,
-    config: dict[str, Any],
+    settings: BackpropSettings | dict[str, Any],
     meta: dict[str, Any],
     seed: int,
     validation_horizons: list[int] | None = None,
@@ -74,30 +72,21 @@ def backprop_warm_start(
     """Refine `policy` (SB3 actor-critic, coordinatewise; `meta` the run's metadata) in place.
     The validation score is averaged over `validation_horizons` (default: the longest horizon).
 
-    config (the `backprop` hyperparameters): iterations, batch_size, instances (training pool),
-    truncation, lr, grad_clip, validation_instances.
+    settings: the `backprop` hyperparameters (`agents.rl.config.BackpropSettings`, or a mapping
+    of them): iterations, batch_size, instances (training pool), truncation, lr, grad_clip,
+    validation_instances.
     """
-    unknown = sorted(set(config) - set(BACKPROP_SETTINGS))
-    if unknown:
-        raise ValueError(f"unknown backprop setting(s) {unknown}; allowed: {', '.join(BACKPROP_SETTINGS)}")
+    if not isinstance(settings, BackpropSettings):
+        settings = BackpropSettings.parse(settings)
     rule = LearnedOptimizer(policy, meta)
-    if not rule.coordinatewise or meta["algo"] not in ("ppo", "a2c"):
-        layout = rule.observation_spec.layout
-        raise ValueError(
-            f"the backprop warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r} {layout}"
-        )
-    iterations = check_positive_int("iterations", int(config.get("iterations", 100)))
-    batch_size = check_positive_int("batch_size", int(config.get("batch_size", 64)))
-    pool_size = check_positive_int("instances", int(config.get("instances", 512)))
-    truncation = check_positive_int("truncation", int(config.get("truncation", 20)))
-    lr, grad_clip = float(config.get("lr", 1e-4)), float(config.get("grad_clip", 1.0))
-    if not (lr > 0 and math.isfinite(lr) and grad_clip > 0):
-        raise ValueError(f"lr and grad_clip must be positive finite numbers, got {lr!r}, {grad_clip!r}")
+    check_warm_start_policy("backprop", meta["algo"], rule.coordinatewise, "the policy's metadata")
+    iterations, batch_size, pool_size = settings.iterations, settings.batch_size, settings.instances
+    truncation, lr, grad_clip = settings.truncation, settings.lr, settings.grad_clip
     low, high = meta["horizon"]
     generator = torch.Generator().manual_seed(seed + 7919)
     pool = family.sample(pool_size, generator, "train")
     pool.optimum()
-    validation = family.sample(int(config.get("validation_instances", 64)), generator, "validation")
+    validation = family.sample(settings.validation_instances, generator, "validation")
     validation.optimum()
     reward = LogSuboptimalityReward()
     params = [p for p in policy.parameters() if p.requires_grad]

@@ -1,19 +1,20 @@
 """Train a learned optimizer with stable-baselines3 on an l2o_gym environment.
 
-Everything runs on the natively batched SB3 VecEnv (`l2o_gym.make_sb3_vec_env`). A run folder
+`train_sb3` reads like SB3's ``learn``: check the configuration and the run folder (before any
+work), build the environment, build the model (or restore it from the run's checkpoint), warm
+starts, callbacks, learn, save. Everything runs on the natively batched SB3 VecEnv. A run folder
 holds ``best_model/`` (best on held-out validation) and ``model/`` (final): saved learned
-optimizers (l2o_meta.json + policy.pth, loadable with `agents.runtime.saved_rules.load_rule`); and
-``checkpoint/model.zip`` (SB3's own checkpoint, for --resume), ``tb/`` (TensorBoard, with
-held-out validation metrics) and ``hyperparams.yaml``. Every file is written atomically (a
-learned optimizer's metadata last), so a crash loses nothing complete.
+optimizers (l2o_meta.json + policy.pth, loadable with `agents.runtime.saved_rules.load_rule`);
+``checkpoint/`` (verified SB3 checkpoints for --resume, `agents.rl.checkpoints`), ``tb/``
+(TensorBoard, with held-out validation metrics) and ``hyperparams.yaml``. Every file is written
+atomically (a learned optimizer's metadata last), so a crash loses nothing complete.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,26 +22,30 @@ from typing import Any
 import torch
 import yaml
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.vec_env import VecMonitor
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import l2o_gym
-from agents.rl.hyperparams import load_hyperparams
+from agents.rl.checkpoints import latest_checkpoint, restore, write_checkpoint
+from agents.rl.config import (
+    ALGOS,
+    BackpropSettings,
+    ConfigError,
+    ImitationSettings,
+    TrainingConfig,
+    check_training_config,
+    load_training_config,
+    with_window_pairs,
+)
+from agents.rl.run_family import RunFamily
+from agents.rl.run_folder import check_run_folder, clear_run
 from agents.rl.validation_callback import ValidationCallback
 from agents.runtime.saved_rules import write_meta
 from agents.runtime.sb3_policy_io import WEIGHTS_FORMAT, policy_kwargs_from_config, save_policy
-from agents.runtime.step_forms import DEFAULT_LOG_RANGE, StepForm, StepFormVecEnv
-from l2o_gym.atomic_io import atomic_write, atomic_write_json, atomic_write_text
-from l2o_gym.episode_batch import EpisodeBatch
-from l2o_gym.family_loader import split_kwargs
+from agents.runtime.step_forms import StepForm, StepFormVecEnv
+from l2o_gym.atomic_io import atomic_write_json, atomic_write_text
+from l2o_gym.envs.sb3_vec_env import OptimizationSB3VecEnv
 from l2o_gym.observation_spec import ObservationSpec
-from l2o_gym.registry import env_options, make_family
 from l2o_gym.update_rule import UpdateRule
-
-ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
-CHECKPOINT = "checkpoint/model.zip"
-COORDINATEWISE_ONLY = ("step", "imitation", "backprop")  # hyperparameter sections a dict-layout policy ignores
-COORDINATEWISE_ENV_OPTIONS = ("quasi_newton_pairs", "time_features")  # env options likewise
-IMITATION_SETTINGS = ("teacher", "teacher_hparams", "opening", "opening_steps", "instances", "epochs", "dagger_rounds")
 
 
 def algorithm_class(algo: str) -> type:
@@ -68,49 +73,53 @@ def save_learned_optimizer(model: Any, folder: Path, meta: dict[str, Any]) -> Pa
     return folder
 
 
-def save_checkpoint(model: Any, out_dir: Path) -> Path:
-    return atomic_write(out_dir / CHECKPOINT, lambda tmp: model.save(tmp))
-
-
 class CheckpointEvery(BaseCallback):
-    """SB3 checkpoint every `every` env steps (atomically replaced)."""
+    """A verified checkpoint (`agents.rl.checkpoints`) every `every` env steps."""
 
-    def __init__(self, out_dir: Path, every: int) -> None:
+    def __init__(self, save: Callable[[Any], Path], every: int) -> None:
         super().__init__()
-        self.out_dir, self.every, self.last = out_dir, every, 0
+        self.save, self.every, self.last = save, every, 0
 
     def _on_step(self) -> bool:
         if self.num_timesteps - self.last >= self.every:
             self.last = self.num_timesteps
-            save_checkpoint(self.model, self.out_dir)
+            self.save(self.model)
         return True
 
 
-def imitation_teacher(config: dict[str, Any], env_id: str, horizon: int) -> UpdateRule:
-    """The `imitation` hyperparameters' teacher, tuned on `env_id` at `horizon`: the tuned `teacher`
-    (default momentum; with `teacher_hparams` the teacher with those hyperparameters instead), or
-    with `opening` a `PhasedRule` — the tuned `opening` optimizer for each instance's first
-    `opening_steps` (default 20) steps, then the teacher."""
+# ---------------------------------------------------------------------------------------------
+# warm starts
+
+
+def imitation_teacher(
+    settings: ImitationSettings | Mapping[str, Any], family: RunFamily | str, horizon: int, pairs: int = 0
+) -> UpdateRule:
+    """The imitation settings' teacher, tuned on the run's family at `horizon`: the tuned `teacher`
+    (with `teacher_hparams` the teacher with those hyperparameters instead), or with `opening` a
+    `PhasedRule` — the tuned `opening` optimizer for each instance's first `opening_steps` steps,
+    then the teacher. `family` may be an env id (its default family); a teacher reading the
+    window's quasi-Newton direction uses the rows' `pairs` (`agents.rl.config.with_window_pairs`)."""
     from agents.hand_designed import make_optimizer
-    from agents.hand_designed.tuning import tuned_optimizer
     from agents.runtime.phased_rule import PhasedRule
 
-    if "opening_steps" in config and "opening" not in config:
-        raise ValueError("imitation setting opening_steps needs an opening optimizer (e.g. opening: adam)")
-    name, hparams = config.get("teacher", "momentum"), config.get("teacher_hparams")
-    if hparams is not None and not isinstance(hparams, dict):
-        raise ValueError(f"imitation setting teacher_hparams must be a mapping of hyperparameters, got {hparams!r}")
-    main = tuned_optimizer(name, env_id, horizon) if hparams is None else make_optimizer(name, **hparams)
-    if "opening" not in config:
+    if not isinstance(settings, ImitationSettings):
+        settings = ImitationSettings.parse(settings)
+    if isinstance(family, str):
+        family = RunFamily.resolve(family, {})
+    if settings.teacher_hparams is None:
+        main = family.tuned(settings.teacher, horizon)
+    else:
+        main = make_optimizer(settings.teacher, **settings.teacher_hparams)
+    main = with_window_pairs(main, pairs)
+    if settings.opening is None:
         return main
-    opening = tuned_optimizer(config["opening"], env_id, horizon)
-    return PhasedRule(opening, main, int(config.get("opening_steps", 20)))
+    opening = with_window_pairs(family.tuned(settings.opening, horizon), pairs)
+    return PhasedRule(opening, main, settings.steps_of_opening)
 
 
-def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, Any], seed: int) -> float:
-    """Imitation warm start of `model`'s policy (described by the run's metadata `meta`) from a
-    tuned hand-designed teacher (`imitation` hyperparameters: teacher, opening, opening_steps
-    (see `imitation_teacher`), instances, epochs, dagger_rounds); returns the final imitation error.
+def warm_start(model: Any, family: RunFamily, settings: ImitationSettings, meta: dict[str, Any], seed: int) -> float:
+    """Imitation warm start of `model`'s policy (described by the run's metadata `meta`) from the
+    teacher of `settings` (see `imitation_teacher`); returns the final imitation error.
 
     After imitating the teacher's trajectories, each DAgger round adds the teacher's actions on
     the current student's own trajectories (fresh training instances) and fits again on all pairs.
@@ -119,29 +128,37 @@ def warm_start(model: Any, family: Any, config: dict[str, Any], meta: dict[str, 
     from agents.runtime.learned_optimizer import LearnedOptimizer
 
     observation = ObservationSpec.from_saved_meta(meta)
-    if meta["algo"] not in ("ppo", "a2c") or not observation.coordinatewise:
-        raise ValueError(f"imitation warm start needs a coordinatewise ppo or a2c policy, got {meta['algo']!r}")
-    unknown = sorted(set(config) - set(IMITATION_SETTINGS))
-    if unknown:
-        raise ValueError(f"unknown imitation setting(s) {unknown}; allowed: {', '.join(IMITATION_SETTINGS)}")
     horizon = meta["horizon"][1]
     step_form = StepForm.from_meta(meta)
-    sizes = {
-        "instances": int(config.get("instances", 256)),
-        "horizon": horizon,
-        "observation": observation,
-    }
-    epochs = int(config.get("epochs", 30))
-    rows, actions = teacher_rows(imitation_teacher(config, meta["env_id"], horizon), family, seed=seed, **sizes)
+    sizes = {"instances": settings.instances, "horizon": horizon, "observation": observation}
+    pairs = observation.quasi_newton_pairs
+    teacher = imitation_teacher(settings, family, horizon, pairs)
+    rows, actions = teacher_rows(teacher, family.family, seed=seed, **sizes)
     targets = step_form.policy_outputs(actions[:, 0])
-    error = imitate(model.policy, rows, targets, epochs=epochs, seed=seed)
-    for round_index in range(1, int(config.get("dagger_rounds", 0)) + 1):
+    error = imitate(model.policy, rows, targets, epochs=settings.epochs, seed=seed)
+    for round_index in range(1, settings.dagger_rounds + 1):
         student = LearnedOptimizer(model.policy, meta, observation_spec=observation)
-        teacher = imitation_teacher(config, meta["env_id"], horizon)  # fresh buffers
-        more_rows, more_actions = student_rows(student, teacher, family, seed=seed + round_index, **sizes)
+        teacher = imitation_teacher(settings, family, horizon, pairs)  # fresh buffers
+        more_rows, more_actions = student_rows(student, teacher, family.family, seed=seed + round_index, **sizes)
         rows, targets = torch.cat([rows, more_rows]), torch.cat([targets, step_form.policy_outputs(more_actions[:, 0])])
-        error = imitate(model.policy, rows, targets, epochs=epochs, seed=seed)
+        error = imitate(model.policy, rows, targets, epochs=settings.epochs, seed=seed)
     return error
+
+
+def warm_starts(model: Any, config: TrainingConfig, family: RunFamily, meta: dict[str, Any], out_dir: Path) -> None:
+    """The configured warm starts of a new run: imitation, then backpropagation through unrolls."""
+    seed = meta["seed"]
+    if config.imitation is not None:
+        warm_start(model, family, config.imitation, meta, seed)
+    if config.backprop is not None:
+        from agents.rl.backprop_warm_start import backprop_warm_start
+
+        result = backprop_warm_start(model.policy, family.family, config.backprop, meta, seed, config.eval_horizons)
+        atomic_write_json(out_dir / "backprop_warm_start.json", dataclasses.asdict(result))
+
+
+# ---------------------------------------------------------------------------------------------
+# environment, model, validation
 
 
 def linear_schedule(spec: str) -> Callable[[float], float]:
@@ -161,24 +178,77 @@ def with_schedules(algo_kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def step_form_from_config(config: dict[str, Any] | None) -> StepForm:
+def step_form_from_config(config: Mapping[str, Any] | None) -> StepForm:
     """The `step` hyperparameters (form, log_range) as a StepForm (default: linear)."""
-    config = dict(config or {})
-    unknown = sorted(set(config) - {"form", "log_range"})
-    if unknown:
-        raise ValueError(f"unknown step setting(s) {unknown}; allowed: form, log_range")
-    return StepForm(config.get("form", "linear"), config.get("log_range", DEFAULT_LOG_RANGE))
+    from agents.rl.config import StepSettings, parse_section
+
+    return parse_section(StepSettings, config or {}, "step", "the step settings").build()
 
 
-def validation_references(env_id: str, horizons: list[int], reference: Any = None) -> dict[int, Any]:
+def build_env(config: TrainingConfig, family: RunFamily, seed: int) -> tuple[VecEnv, OptimizationSB3VecEnv]:
+    """(the VecEnv the agent acts on: step form and episode monitor applied, the raw batched env)."""
+    raw = OptimizationSB3VecEnv(
+        family.family, config.num_envs, seed=seed, coordinatewise=config.coordinatewise, **family.episode_options
+    )
+    step_form = config.step.build()
+    agent_env = raw if step_form.name == "linear" else StepFormVecEnv(raw, step_form)
+    return VecMonitor(agent_env), raw  # the monitor logs episode returns and lengths (rollout/ep_rew_mean)
+
+
+def run_meta(config: TrainingConfig, family: RunFamily, algo: str, raw: OptimizationSB3VecEnv, seed: int) -> dict:
+    """The saved learned optimizers' metadata: everything needed to rebuild the policy alone."""
+    episodes = raw.episodes
+    return {
+        "kind": "sb3",
+        "algo": algo,
+        "env_id": family.env_id,
+        "env_kwargs": config.env,
+        "observation": episodes.observation_spec.to_meta(),
+        "weights_format": WEIGHTS_FORMAT,
+        "dim": episodes.dim,
+        "step_form": config.step.build().to_meta(),
+        "horizon": list(episodes.horizon_range),
+        # gSDE changes the policy's parameters, so it is recorded with the policy kwargs
+        "policy_kwargs": {**config.policy, **({"use_sde": True} if config.algo.get("use_sde") else {})},
+        "seed": seed,
+    }
+
+
+def build_model(algo: str, config: TrainingConfig, venv: VecEnv, seed: int, out_dir: Path, verbose: int) -> Any:
+    return algorithm_class(algo)(
+        policy_name(algo, config.coordinatewise),
+        venv,
+        seed=seed,
+        verbose=verbose,
+        tensorboard_log=str(out_dir / "tb"),
+        policy_kwargs=policy_kwargs_from_config(config.policy),
+        **with_schedules(config.algo),
+    )
+
+
+def validation_references(family: RunFamily | str, horizons: list[int], reference: Any = None) -> dict[int, Any]:
     """horizon -> the rule validation compares against there: `reference` at every horizon, or
-    tuned Adam tuned at each."""
+    tuned Adam tuned at each on the run's family."""
     checked = [l2o_gym.problem.check_positive_int("eval_horizons", h) for h in horizons]
     if reference is not None:
         return dict.fromkeys(checked, reference)
-    from agents.hand_designed.tuning import tuned_optimizer
+    family = RunFamily.resolve(family, {}) if isinstance(family, str) else family
+    return {h: family.tuned("adam", h) for h in checked}
 
-    return {h: tuned_optimizer("adam", env_id, h) for h in checked}
+
+def recorded_settings(config: TrainingConfig) -> dict[str, Any]:
+    """The settings a checkpoint records and a resume must match (the step budget aside)."""
+    return json_plain({k: v for k, v in config.to_dict().items() if k != "timesteps"})
+
+
+def json_plain(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# the run
 
 
 @dataclass
@@ -191,6 +261,28 @@ class TrainingResult:
     validation: list[dict[str, float]]
 
 
+def prepare_training(
+    env_id: str, algo: str, out_dir: str | Path, *, resume: bool, overwrite: bool, **config_args: Any
+) -> tuple[TrainingConfig, RunFamily]:
+    """Everything checked before any work (configuration, family, run folder); nothing written."""
+    config = load_training_config(env_id, algo, **config_args)
+    family = check_training_config(config, env_id, algo)
+    check_run_folder(out_dir, resume=resume, overwrite=overwrite)
+    if resume:
+        checkpoint = latest_checkpoint(Path(out_dir))
+        if checkpoint.settings != recorded_settings(config):
+            changed = sorted(
+                k
+                for k in {*checkpoint.settings, *recorded_settings(config)}
+                if checkpoint.settings.get(k) != recorded_settings(config).get(k)
+            )
+            raise ConfigError(
+                f"--resume: the settings differ from the run's in {', '.join(changed)}; resume with the settings "
+                f"in {Path(out_dir) / 'hyperparams.yaml'}"
+            )
+    return config, family
+
+
 def train_sb3(
     env_id: str,
     algo: str = "ppo",
@@ -199,9 +291,10 @@ def train_sb3(
     timesteps: int | None = None,
     num_envs: int | None = None,
     seed: int = 0,
-    config: str | Path | None = None,
+    config: str | Path | TrainingConfig | None = None,
     coordinatewise: bool | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress_bar: bool = True,
     validation_instances: int = 256,
     reference: Any = None,
@@ -211,108 +304,50 @@ def train_sb3(
     """Train `algo` on `env_id`; returns where the best and final learned optimizers are.
 
     Validation runs at each of the `eval_horizons` hyperparameter (default: the longest training
-    horizon) against `reference` (default: tuned Adam from `agents.hand_designed.tuning`, tuned per horizon).
-    With `resume=True`, continues the run in `out_dir` from its checkpoint and step count up to
-    `timesteps` in all.
+    horizon) against `reference` (default: tuned Adam, tuned per horizon on the run's family).
+    With `resume=True`, continues the run in `out_dir` from its newest verified checkpoint up to
+    `timesteps` in all; a folder that holds a run is replaced only with `overwrite=True`.
     """
-    cls = algorithm_class(algo)
-    params = load_hyperparams(env_id, algo, config)
-    if timesteps is not None:
-        params["timesteps"] = timesteps
-    if num_envs is not None:
-        params["num_envs"] = num_envs
-    if coordinatewise is not None:
-        params["coordinatewise"] = coordinatewise
-    params["env"] = {**params.get("env", {}), **(env_kwargs or {})}
-    total = l2o_gym.problem.check_positive_int("timesteps", int(params["timesteps"]))
+    args = {"timesteps": timesteps, "num_envs": num_envs, "coordinatewise": coordinatewise, "env_kwargs": env_kwargs}
+    config, family = prepare_training(env_id, algo, out_dir, resume=resume, overwrite=overwrite, config=config, **args)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    coord = bool(params["coordinatewise"])
-    if not coord:
-        dropped = [key for key in COORDINATEWISE_ONLY if params.pop(key, None)]
-        for option in COORDINATEWISE_ENV_OPTIONS:
-            if (params.get("env") or {}).pop(option, 0):
-                dropped.append(f"env.{option}")
-        if dropped:
-            warnings.warn(
-                f"{dropped} apply to the coordinatewise layout only; ignored for coordinatewise=False", stacklevel=2
-            )
-    algo_kwargs = with_schedules(params.get("algo", {}) or {})
-    env_kw = {**env_options(env_id), **params["env"]}
-    raw_venv = l2o_gym.make_sb3_vec_env(env_id, int(params["num_envs"]), seed=seed, coordinatewise=coord, **env_kw)
-    episodes: EpisodeBatch = raw_venv.episodes
-    step_form = step_form_from_config(params.get("step"))
-    agent_venv = raw_venv if step_form.name == "linear" else StepFormVecEnv(raw_venv, step_form)
-    venv = VecMonitor(agent_venv)  # episode returns and lengths in the logs (rollout/ep_rew_mean)
-    horizon = episodes.horizon_range[1]
-    meta = {
-        "kind": "sb3",
-        "algo": algo,
-        "env_id": env_id,
-        "env_kwargs": params["env"],
-        "observation": episodes.observation_spec.to_meta(),
-        "weights_format": WEIGHTS_FORMAT,
-        "dim": episodes.dim,
-        "step_form": step_form.to_meta(),
-        "horizon": list(episodes.horizon_range),
-        # the policy is rebuilt from these alone: gSDE changes its parameters, so it is recorded here
-        "policy_kwargs": {**params.get("policy", {}), **({"use_sde": True} if algo_kwargs.get("use_sde") else {})},
-        "seed": seed,
-    }
-    atomic_write_text(out_dir / "hyperparams.yaml", yaml.safe_dump({"env_id": env_id, "algo": algo, **params}))
-
-    checkpoint = out_dir / CHECKPOINT
+    if overwrite:
+        clear_run(out_dir)
+    venv, raw = build_env(config, family, seed)
+    meta = run_meta(config, family, algo, raw, seed)
+    atomic_write_text(
+        out_dir / "hyperparams.yaml", yaml.safe_dump({"env_id": env_id, "algo": algo, **config.to_dict()})
+    )
+    model = build_model(algo, config, venv, seed, out_dir, verbose)
     if resume:
-        if not checkpoint.is_file():
-            raise FileNotFoundError(f"cannot resume: {checkpoint} does not exist")
-        # SB3's checkpoint holds pickled objects: only resume runs of your own.
-        model = cls.load(checkpoint, env=venv, tensorboard_log=str(out_dir / "tb"))
+        restore(model, latest_checkpoint(out_dir))
     else:
-        model = cls(
-            policy_name(algo, coord),
-            venv,
-            seed=seed,
-            verbose=verbose,
-            tensorboard_log=str(out_dir / "tb"),
-            policy_kwargs=policy_kwargs_from_config(params.get("policy")),
-            **algo_kwargs,
-        )
+        warm_starts(model, config, family, meta, out_dir)
 
-    family = make_family(env_id, **split_kwargs(params["env"])[1])
-    imitation = params.get("imitation")
-    if imitation and not resume:
-        warm_start(model, family, imitation, meta, seed)
-    backprop = params.get("backprop")
-    if backprop and not resume:
-        from agents.rl.backprop_warm_start import backprop_warm_start
+    def checkpoint(model: Any) -> Path:
+        return write_checkpoint(model, out_dir, algo, recorded_settings(config))
 
-        result = backprop_warm_start(model.policy, family, backprop, meta, seed, params.get("eval_horizons"))
-        atomic_write_json(out_dir / "backprop_warm_start.json", dataclasses.asdict(result))
-    validation_problem = family.sample(validation_instances, torch.Generator().manual_seed(seed), "validation")
+    horizons = config.eval_horizons or [meta["horizon"][1]]
+    validation_problem = family.family.sample(validation_instances, torch.Generator().manual_seed(seed), "validation")
     validation = ValidationCallback(
         validation_problem,
-        validation_references(env_id, params.get("eval_horizons") or [horizon], reference),
+        validation_references(family, horizons, reference),
         meta,
-        int(params["eval_freq"]),
+        config.eval_freq,
         on_best=lambda cb: save_learned_optimizer(cb.model, out_dir / "best_model", meta),
     )
-    callbacks = CallbackList([validation, CheckpointEvery(out_dir, int(params["eval_freq"]))])
-    remaining = total - int(model.num_timesteps)
+    callbacks = CallbackList([validation, CheckpointEvery(checkpoint, config.eval_freq)])
+    remaining = config.timesteps - int(model.num_timesteps)
     start = time.perf_counter()
     if remaining > 0:
         model.learn(
-            remaining,
-            callback=callbacks,
-            progress_bar=progress_bar,
-            reset_num_timesteps=not resume,
-            tb_log_name=algo,
+            remaining, callback=callbacks, progress_bar=progress_bar, reset_num_timesteps=not resume, tb_log_name=algo
         )
     wall = time.perf_counter() - start
-    save_checkpoint(model, out_dir)
+    checkpoint(model)
     validation.evaluate_and_keep_best()
     final = save_learned_optimizer(model, out_dir / "model", meta)
     return TrainingResult(out_dir, out_dir / "best_model", final, int(model.num_timesteps), wall, validation.history)
 
 
-__all__ = ["ALGOS", "train_sb3", "TrainingResult"]
+__all__ = ["ALGOS", "train_sb3", "TrainingResult", "BackpropSettings"]

@@ -98,8 +98,8 @@ def read_meta(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{str(folder)!r} is not a saved l2o_gym optimizer: expected a folder holding {META_FILE}")
     try:
         meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{meta_path} is corrupt (not JSON): {err}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{meta_path} is corrupt (not JSON text): {err}") from None
     if not isinstance(meta, dict) or any(k not in meta for k in REQUIRED_KEYS):
         raise ValueError(f"{meta_path} is not l2o_gym metadata: it must hold {list(REQUIRED_KEYS)}")
     check_observation(meta, meta_path)

@@ -23,6 +23,8 @@ def select(obs: np.ndarray | dict[str, np.ndarray], index) -> np.ndarray | dict[
 
 def as_action_tensor(action, shape: tuple[int, ...], name: str = "action") -> Tensor:
     """The action as a float32 tensor of `shape`, or a ValueError naming it and the shape."""
+    if np.iscomplexobj(action):
+        raise ValueError(f"{name} must be real (a float array of shape {shape}), got complex values")
     try:
         array = np.asarray(action, dtype=np.float32)
     except (TypeError, ValueError) as err:

@@ -71,6 +71,8 @@ class OptimizationSB3VecEnv(VecEnv):
 
     # -- VecEnv API -----------------------------------------------------------------------
     def seed(self, seed: int | None = None):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
         self._pending_seed = seed
         return [seed] * self.num_envs
 
