@@ -21,22 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
 from tasks.batched_mlp import BatchedMLP
+from tasks.classification import batched_accuracy, batched_cross_entropy
 from tasks.digits_data import NUM_FEATURES, digit_classes
 from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train, start_instances
 from tasks.split_family import SplitTaskFamily
 
 HIDDEN = (32, 32)
 INITS = ("maml", "fomaml", "pretrained", "random")
-
-
-def batched_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy per instance: logits [B, n, C], labels [B, n] -> [B]."""
-    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(dim=1)
 
 
 class MAMLDigitsProblem(Problem):
@@ -61,7 +56,7 @@ class MAMLDigitsProblem(Problem):
     def metrics(self, x: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():
             logits = self.net.forward(x, self.query_x)
-            accuracy = (logits.argmax(dim=2) == self.query_y).float().mean(dim=1)
+            accuracy = batched_accuracy(logits, self.query_y)
             return {"query_accuracy": accuracy, "query_loss": batched_cross_entropy(logits, self.query_y)}
 
 
