@@ -82,11 +82,9 @@ class L2LOptimizer(LSTMRule):
     """The coordinatewise LSTM as an update rule over B instances of dimension d."""
 
     kind = "l2l"
-    name = "l2l"
     network = CoordinatewiseLSTM
 
-    def step(self, state: OptimizationState) -> Tensor:
-        self.check_ready(state)
+    def lstm_step(self, state: OptimizationState) -> Tensor:
         # state.grad carries a graph only under advance(..., second_order=True)
         grad = state.grad.reshape(-1).to(self.hidden[0][0].dtype)
         update, self.hidden = self.net(grad, self.hidden)

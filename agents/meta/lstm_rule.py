@@ -1,7 +1,8 @@
 """The shared body of the meta-trained LSTM update rules (L2L, meta-learner LSTM): a network shared
 by all B·d coordinates, its hidden state, truncation, and saving / loading as a saved-rule folder.
 
-A subclass names its network class (`network`), its `kind`, and implements `step`; the network
+A subclass names its network class (`network`) and its `kind` (also its name in reports), and
+implements `lstm_step` (the step from a state `reset` prepared the hidden state for); the network
 provides ``architecture()`` (the keywords that rebuild it) and ``initial_hidden(rows, device, dtype)``
 (a tensor or nested tuples / lists of tensors, one row per coordinate).
 Saved as a folder in `agents.runtime.saved_rules`' format: ``l2o_meta.json`` (the kind, the
@@ -10,6 +11,7 @@ architecture) and ``weights.pt`` (the state_dict, loaded with ``torch.load(weigh
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -43,6 +45,7 @@ class LSTMRule(UpdateRule):
         if net is not None and architecture:
             raise TypeError("pass either net or architecture keywords, not both")
         self.net = net if net is not None else self.network(**architecture)
+        self.name = self.kind
         self.hidden: Any = None
         self.rows = 0  # B·d of the state the hidden state was built for
 
@@ -51,10 +54,15 @@ class LSTMRule(UpdateRule):
         self.rows = state.x.numel()
         self.hidden = self.net.initial_hidden(self.rows, param.device, param.dtype)
 
-    def check_ready(self, state: OptimizationState) -> None:
-        """Refuse to step a state whose B·d does not match the hidden state built by `reset`."""
+    def step(self, state: OptimizationState) -> Tensor:
+        """The step Δx [B, d]; refused for a state whose B·d does not match the hidden state `reset` built."""
         if self.hidden is None or self.rows != state.x.numel():
             raise RuntimeError("call reset(state) before step(state) on a state of this batch size and dimension")
+        return self.lstm_step(state)
+
+    @abstractmethod
+    def lstm_step(self, state: OptimizationState) -> Tensor:
+        """The network's step Δx [B, d] from `state`, advancing the hidden state."""
 
     def detach_hidden(self) -> None:
         """Cut the graph at a truncation boundary (truncated backpropagation through time)."""

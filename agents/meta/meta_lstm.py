@@ -106,11 +106,9 @@ class MetaLSTMOptimizer(LSTMRule):
     """The meta-learner LSTM as an update rule over B instances of dimension d."""
 
     kind = "meta_lstm"
-    name = "meta_lstm"
     network = MetaLearnerLSTM
 
-    def step(self, state: OptimizationState) -> Tensor:
-        self.check_ready(state)
+    def lstm_step(self, state: OptimizationState) -> Tensor:
         dtype = self.net.W_F.dtype
         # θ is the cell state (keeps its graph). The gradient and loss inputs carry a graph only under
         # advance(..., second_order=True) (state.grad then has one); otherwise they are detached.
