@@ -428,22 +428,27 @@ def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> Path:
     import yaml
 
     from agents.meta.meta_training import train_meta_optimizer
+    from agents.meta.meta_training_options import MetaTrainingOptions
 
-    kwargs = {}
+    settings = {}
     if args.config is not None:
-        kwargs = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(kwargs, dict):
+        settings = yaml.safe_load(args.config.read_text()) or {}
+        if not isinstance(settings, dict):
             raise UsageError(f"--config: {str(args.config)!r} must hold a mapping of train_meta_optimizer keywords")
+    try:
+        options = MetaTrainingOptions.from_mapping(settings, f"--config {str(args.config)!r}")
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     return train_meta_optimizer(
         env_id,
         args.algo,
         args.timesteps or 200_000,
         args.seed,
         out,
+        options,
         progress=not args.no_progress,
         tensorboard_log=out / "tb",
         resume=args.resume,
-        **kwargs,
     )
 
 

@@ -1,7 +1,8 @@
 """l2o_gym: optimization problems as Gymnasium environments, for learned optimizers.
 
 Importing it registers the environment ids that installed packages declare in the ``l2o_gym.envs``
-entry-point group (the project's own tasks among them) without importing any task family (see `l2o_gym.registry`).
+entry-point group (the project's own tasks among them) without importing any task family
+(see `l2o_gym.registry`).
 """
 
 from l2o_gym.episode_batch import EpisodeBatch

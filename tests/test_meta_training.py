@@ -246,3 +246,16 @@ def test_truncated_unroll_updates_once_per_piece_and_cuts_the_graph_between_piec
     assert pieces.applied == 3 and pieces.skipped == 0 and len(pieces.losses) == 3
     assert cuts == [False, False, False] and int(state.t[0]) == 7
     assert float(weight.detach()) > 0.05  # a longer gradient step lowers f on a quadratic
+
+
+def test_cli_refuses_a_bad_meta_training_config_with_exit_code_2_before_any_work(tmp_path, capsys):
+    import train_agent
+
+    config = tmp_path / "meta.yaml"
+    for text, message in [("horizn: 5\n", "unknown meta-training setting(s) ['horizn']"), ("lr: 1e-3\n", "lr must be")]:
+        config.write_text(text)
+        argv = ["--env", QUAD, "--algo", "l2l", "--config", str(config), "--out", str(tmp_path / "run")]
+        with pytest.raises(SystemExit) as exit_info:
+            train_agent.main([*argv, "--no-progress"])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

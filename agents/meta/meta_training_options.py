@@ -77,7 +77,10 @@ class MetaTrainingOptions:
         unknown = sorted(set(settings) - set(allowed))
         if unknown:
             raise ValueError(f"{source}: unknown meta-training setting(s) {unknown}; allowed: {', '.join(allowed)}")
-        return replace(self, **settings)
+        try:
+            return replace(self, **settings)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
 
     def clip_for(self, algo: str) -> float:
         """The gradient-norm clip for `algo`: grad_clip, or the algorithm's default."""
