@@ -258,26 +258,26 @@ def train_meta_optimizer(
     options = (options or MetaTrainingOptions()).with_settings(settings, "train_meta_optimizer")
     out_dir = Path(out_dir)
     run = build_run(env_id, algo, seed, options)
-    state = MetaProgress()
+    so_far = MetaProgress()
     if resume and (path := latest_checkpoint(out_dir)) is not None:
-        state = restore_checkpoint(path, run.rule, run.meta_optimizer, run.sample_generator, env_id, algo)
-    log = MetaTrainingLog(algo, timesteps, state.timesteps, progress, tensorboard_log, f"{algo}_{env_id}_{seed}")
-    last_checkpoint = state.timesteps
+        so_far = restore_checkpoint(path, run.rule, run.meta_optimizer, run.sample_generator, env_id, algo)
+    log = MetaTrainingLog(algo, timesteps, so_far.timesteps, progress, tensorboard_log, f"{algo}_{env_id}_{seed}")
+    last_checkpoint = so_far.timesteps
     try:
-        while state.timesteps < timesteps:
+        while so_far.timesteps < timesteps:
             began = time.perf_counter()
             stats = train_step(run, options)
-            state.advance(stats.timesteps, stats.skipped, time.perf_counter() - began)
-            log.iteration(stats, state)
-            if state.iteration % options.validation_every == 0 or state.timesteps >= timesteps:
-                validate(run, state, out_dir, log)
-            if state.timesteps - last_checkpoint >= options.checkpoint_every:
-                save_checkpoint(out_dir, run.config, run.rule, run.meta_optimizer, run.sample_generator, state)
-                last_checkpoint = state.timesteps
+            so_far.advance(stats.timesteps, stats.skipped, time.perf_counter() - began)
+            log.iteration(stats, so_far)
+            if so_far.iteration % options.validation_every == 0 or so_far.timesteps >= timesteps:
+                validate(run, so_far, out_dir, log)
+            if so_far.timesteps - last_checkpoint >= options.checkpoint_every:
+                save_checkpoint(out_dir, run.config, run.rule, run.meta_optimizer, run.sample_generator, so_far)
+                last_checkpoint = so_far.timesteps
     finally:
         log.close()
-    save_checkpoint(out_dir, run.config, run.rule, run.meta_optimizer, run.sample_generator, state)
-    return finish(run, state, out_dir)
+    save_checkpoint(out_dir, run.config, run.rule, run.meta_optimizer, run.sample_generator, so_far)
+    return finish(run, so_far, out_dir)
 
 
 def check_timesteps_and_seed(timesteps: int, seed: int) -> None:
