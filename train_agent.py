@@ -483,7 +483,7 @@ def train_rl(args: argparse.Namespace, env_id: str, out: Path) -> tuple[Path, di
 
 def check_meta_resume(out: Path) -> None:
     """The newest meta-training checkpoint loads as plain tensors (no unpickling), or a usage error."""
-    from agents.meta.meta_training import latest_checkpoint
+    from agents.meta.meta_checkpoints import latest_checkpoint
 
     path = latest_checkpoint(out)
     if path is None:
@@ -506,10 +506,10 @@ def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> tuple[Path, 
     from agents.rl.run_folder import check_run_folder, clear_run
     from l2o_gym.family_loader import split_kwargs
 
-    config = MetaTrainingConfig()
+    config = MetaTrainingConfig.parse({}, "the meta-training defaults")
     if args.config is not None:
         config = checked(MetaTrainingConfig.parse, checked(read_yaml_mapping, args.config), str(args.config))
-    family_kwargs = split_kwargs(config.env_kwargs or {})[1]
+    family_kwargs = split_kwargs(config.options.env_kwargs or {})[1]
     checked(RunFamily.resolve, env_id, family_kwargs, str(args.config or "the meta-training settings"))
     checked(check_run_folder, out, resume=args.resume, overwrite=args.overwrite)
     if args.resume:
@@ -522,10 +522,10 @@ def train_meta(args: argparse.Namespace, env_id: str, out: Path) -> tuple[Path, 
         args.timesteps or config.timesteps or MetaTrainingConfig.DEFAULT_TIMESTEPS,
         args.seed,
         out,
+        config.options,
         progress=not args.no_progress,
         tensorboard_log=out / "tb",
         resume=args.resume,
-        **config.keywords(),
     )
     return best, family_kwargs
 

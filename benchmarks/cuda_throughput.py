@@ -9,6 +9,9 @@ solve) are outside the timed loops except for the SB3 VecEnv's autoresets.
 
     python benchmarks/cuda_throughput.py [--env l2o/LogisticRegression-v0] [--instances 1024 16384]
         [--seconds 3] [--threads N]
+
+The recorded figures live in docs/results.md ("On a GPU");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

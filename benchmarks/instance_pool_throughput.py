@@ -5,6 +5,9 @@ zero actions, one thread. Without a pool every reset solves f* for the one or tw
 just ended; with ``instance_pool=64`` one batched solve serves 64 resets.
 
     python benchmarks/instance_pool_throughput.py [--envs ...] [--steps 300]
+
+The recorded figures live in docs/environments.md ("Observation, action, reward, episode");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

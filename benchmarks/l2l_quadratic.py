@@ -10,6 +10,9 @@ final objective, win rate against each tuned baseline, and meta-training wall ti
 this run. Writes results.json to --out.
 
     python benchmarks/l2l_quadratic.py [--timesteps 3200000] [--out runs/l2l_quadratic]
+
+The recorded figures live in docs/results.md ("L2L and the meta-LSTM on the quadratic");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

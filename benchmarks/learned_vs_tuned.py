@@ -9,6 +9,9 @@ hand-designed baselines on validation instances, and evaluate everything with
 this run; wins and speed-ups are against tuned Adam run on the same instances.
 
     python benchmarks/learned_vs_tuned.py [--envs ...] [--meta] [--out reports/learned_vs_tuned]
+
+The recorded figures live in docs/results.md ("Learned optimizers against tuned baselines on held-out problems");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations
@@ -130,7 +133,7 @@ def main() -> None:
     table = "\n".join(lines + [""] + notes)
     (args.out / "table.md").write_text(table + "\n")
     print(table)
-    print(f"report: {report}; table: {args.out / 'table.md'}")
+    print(f"report: {report}; table: {args.out / 'table.md'} (the recorded one: docs/results.md)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ The initialisations come from the package's own meta-training (tasks.maml_traini
 $L2O_GYM_CACHE (or ~/.cache/l2o_gym); `--meta-iterations` sets how long they train (paper: 70,000).
 
     python benchmarks/maml_sinusoid_reproduction.py --meta-iterations 70000
+
+The recorded figures live in docs/results.md ("Meta-learning families");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ rule: the final objective and the task's own metric (mean ± 95 % CI over instan
 
     python benchmarks/meta_task_baselines.py                # all families
     python benchmarks/meta_task_baselines.py --only mann    # one of: sinusoid digits mann hypernet
+
+The recorded figures live in docs/results.md ("Meta-learning families");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

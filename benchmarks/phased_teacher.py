@@ -7,6 +7,9 @@ in this run (the same 100 test instances as `benchmarks/learned_vs_tuned.py`). T
 measurement behind the phased imitation teacher of robust regression (`agents/rl/hyperparams.yaml`).
 
     python benchmarks/phased_teacher.py [--env l2o/RobustLinearRegression-v0] [--openings 10 15 20 25]
+
+The recorded figures live in docs/results.md ("Learned optimizers against tuned baselines on held-out problems");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ each evaluated on the same held-out test instances against tuned Adam. Prints th
 the ratio of mean final suboptimalities, measured in this run.
 
     python benchmarks/reward_choice.py [--env l2o/LogisticRegression-v0] [--timesteps 600000]
+
+The recorded figures live in docs/results.md ("Choosing the default reward");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 DummyVecEnv over single envs, same settings, same run. Prints both and their ratio.
 
     python benchmarks/sb3_throughput.py [--env l2o/Quadratic-v0] [--num-envs 32] [--timesteps 20480]
+
+The recorded figures live in docs/results.md ("The native batched VecEnv");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ run on the same problem. The ratio is the gym's overhead (a step costs one loss+
 bookkeeping and features).
 
     python benchmarks/task_step_cost.py --instances 16 --repeats 10
+
+The recorded figures live in docs/results.md ("Meta-learning families");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ instances (the same instances for every optimizer) and print the mean final obje
 final suboptimality f(x_T) - f*, the ratio of the mean final objective to tuned Adam's (measured
 in this run), the mean cost and the divergence rate. Then check Li & Malik's qualitative
 findings. Usage: python benchmarks/tuned_baselines.py [--save tuned.json] [--instances 100]
+
+The recorded figures live in docs/results.md ("Hand-designed baselines and Li & Malik's findings");
+a new run's figures replace them there.
 """
 
 from __future__ import annotations

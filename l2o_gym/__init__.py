@@ -1,7 +1,8 @@
 """l2o_gym: optimization problems as Gymnasium environments, for learned optimizers.
 
-Importing it registers the built-in environment ids (``l2o/Quadratic-v0``, ...) without importing
-any task family.
+Importing it registers the environment ids that installed packages declare in the ``l2o_gym.envs``
+entry-point group (the project's own tasks among them) without importing any task family
+(see `l2o_gym.registry`).
 """
 
 from l2o_gym.episode_batch import EpisodeBatch
@@ -11,7 +12,7 @@ from l2o_gym.registry import (
     l2o_env_ids,
     make_family,
     make_sb3_vec_env,
-    register_builtin_envs,
+    register_envs_from_entry_points,
     register_family,
     register_objective,
 )
@@ -19,7 +20,7 @@ from l2o_gym.state import OptimizationState
 
 __version__ = "0.4.0"  # 0.4: rows may carry time features; 0.3: quasi-Newton features; 0.2: 2H + 9 features
 
-register_builtin_envs()
+register_envs_from_entry_points()
 
 __all__ = [
     "SPLITS",

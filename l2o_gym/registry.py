@@ -1,12 +1,19 @@
-"""Environment ids: the built-in families and plug-in registration of new objectives.
+"""Environment ids: registration of task families and plug-in objectives, and the entry-point
+group through which packages of tasks register their ids.
 
-Built-in ids point at `tasks` by string entry points, so importing `l2o_gym` imports no task.
-Each id is registered with the single env as `entry_point` and the native vector env as
-`vector_entry_point`: ``gymnasium.make(id)`` and ``gymnasium.make_vec(id, num_envs=B)`` both work.
+l2o_gym names no task. When it is imported it calls every function declared in the entry-point
+group ``l2o_gym.envs`` (``[project.entry-points."l2o_gym.envs"]`` in a package's pyproject.toml);
+the project's own tasks declare ``builtin = "tasks.registration:register_envs"`` there. Ids point at
+their families by string entry points, so importing l2o_gym imports no task module. Each id is
+registered with the single env as `entry_point` and the native vector env as `vector_entry_point`:
+``gymnasium.make(id)`` and ``gymnasium.make_vec(id, num_envs=B)`` both work.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import warnings
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import gymnasium as gym
@@ -20,17 +27,10 @@ from l2o_gym.problem import TaskFamily
 ENV_ENTRY_POINT = "l2o_gym.envs.optimization_env:OptimizationEnv"
 VECTOR_ENTRY_POINT = "l2o_gym.envs.optimization_vector_env:OptimizationVectorEnv"
 
-BUILTIN_FAMILIES: dict[str, str] = {
-    "l2o/Quadratic-v0": "tasks.quadratic:QuadraticFamily",
-    "l2o/Rosenbrock-v0": "tasks.rosenbrock:RosenbrockFamily",
-    "l2o/LogisticRegression-v0": "tasks.logistic_regression:LogisticRegressionFamily",
-    "l2o/RobustLinearRegression-v0": "tasks.robust_linear_regression:RobustLinearRegressionFamily",
-    "l2o/TwoLayerNet-v0": "tasks.two_layer_net:TwoLayerNetFamily",
-    "l2o/MAMLSinusoid-v0": "tasks.maml_sinusoid:MAMLSinusoidFamily",
-    "l2o/MAMLDigits-v0": "tasks.maml_digits:MAMLDigitsFamily",
-    "l2o/MANNDigits-v0": "tasks.mann_digits:MANNDigitsFamily",
-    "l2o/HyperNetDigits-v0": "tasks.hypernet_digits:HyperNetDigitsFamily",
-}
+ENTRY_POINT_GROUP = "l2o_gym.envs"
+# The project's own declaration in that group (pyproject.toml), called also where the installed
+# metadata lacks it: a source checkout used without installing, or an install older than it.
+PROJECT_REGISTRATIONS = EntryPoint(name="builtin", value="tasks.registration:register_envs", group=ENTRY_POINT_GROUP)
 
 
 def register_family(env_id: str, family: TaskFamily | type | str, **env_kwargs: Any) -> None:
@@ -110,10 +110,29 @@ def make_sb3_vec_env(
     return OptimizationSB3VecEnv(family, num_envs, seed=seed, **kwargs)
 
 
-def register_builtin_envs() -> None:
-    for env_id, entry_point in BUILTIN_FAMILIES.items():
-        if env_id not in gym.registry:
-            register_family(env_id, entry_point)
+def registration_entry_points() -> list[EntryPoint]:
+    """The functions that register environment ids: the ``l2o_gym.envs`` group of the installed
+    packages, plus the project's own where it is importable and not declared."""
+    declared = list(entry_points(group=ENTRY_POINT_GROUP))
+    own_declared = any(ep.value == PROJECT_REGISTRATIONS.value for ep in declared)
+    if not own_declared and importlib.util.find_spec(PROJECT_REGISTRATIONS.module.split(".")[0]) is not None:
+        declared.append(PROJECT_REGISTRATIONS)
+    return declared
+
+
+def register_envs_from_entry_points() -> None:
+    """Call every registration function (`registration_entry_points`); one that fails is reported
+    as a RuntimeWarning naming it, and the others still register their ids."""
+    for entry_point in registration_entry_points():
+        try:
+            entry_point.load()()
+        except Exception as err:  # a broken plug-in must not make l2o_gym unimportable
+            warnings.warn(
+                f"l2o_gym: the {ENTRY_POINT_GROUP} entry point {entry_point.name} = {entry_point.value!r} "
+                f"failed: {err!r}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
 
 __all__ = [
@@ -123,4 +142,5 @@ __all__ = [
     "make_sb3_vec_env",
     "l2o_env_ids",
     "load_object",
+    "register_envs_from_entry_points",
 ]

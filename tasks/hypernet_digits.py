@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
+from tasks.classification import batched_accuracy, batched_cross_entropy
 from tasks.digits_data import IMAGE_SIDE, digit_classes
 from tasks.flat_parameters import unflatten
 from tasks.split_family import SplitTaskFamily
@@ -135,11 +136,6 @@ class HyperConvClassifier:
         return torch.cat(parts, dim=1)
 
 
-def batched_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy per instance: logits [B, n, C], labels [B, n] -> [B]."""
-    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(dim=1)
-
-
 class HyperNetDigitsProblem(Problem):
     """B classification tasks; loss = training cross-entropy [B]; metrics on the test images."""
 
@@ -160,9 +156,9 @@ class HyperNetDigitsProblem(Problem):
             logits = self.model.forward(x, self.test_x)
             train_logits = self.model.forward(x, self.train_x)
             return {
-                "test_accuracy": (logits.argmax(dim=2) == self.test_y).float().mean(dim=1),
+                "test_accuracy": batched_accuracy(logits, self.test_y),
                 "test_loss": batched_cross_entropy(logits, self.test_y),
-                "train_accuracy": (train_logits.argmax(dim=2) == self.train_y).float().mean(dim=1),
+                "train_accuracy": batched_accuracy(train_logits, self.train_y),
             }
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
 from l2o_gym.solve import minimize_batched
-from tasks.gaussian_data import check_positive_float, gaussian_clusters
+from tasks.gaussian_data import GaussianScales, check_nonnegative_float, gaussian_clusters
 
 
 class LogisticRegressionProblem(Problem):
@@ -57,7 +57,7 @@ class LogisticRegressionProblem(Problem):
         return minimize_batched(self)[1]
 
 
-class LogisticRegressionFamily(TaskFamily):
+class LogisticRegressionFamily(GaussianScales, TaskFamily):
     """L2-regularised logistic regression on two random Gaussian classes (Li & Malik 2017)."""
 
     description = "logistic regression, 2 random Gaussian classes, N=100, λ=5e-4 (Li & Malik 2017)"
@@ -78,12 +78,8 @@ class LogisticRegressionFamily(TaskFamily):
         self.n_points = check_positive_int("n_points", n_points)
         if self.n_points % 2:
             raise ValueError(f"n_points must be even (half from each class), got {n_points}")
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
-            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-        self.lam = float(lam)
-        self.mean_std = check_positive_float("mean_std", mean_std)
-        self.spread = check_positive_float("spread", spread)
-        self.init_std = check_positive_float("init_std", init_std)
+        self.lam = check_nonnegative_float("lam", lam)
+        self.set_scales(mean_std, spread, init_std)
 
     def sample_instances(self, n: int, generator: torch.Generator, device: torch.device) -> LogisticRegressionProblem:
         a, cluster = gaussian_clusters(

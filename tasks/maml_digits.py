@@ -18,25 +18,18 @@ value), meta-batch 32, Adam 1e-3, `meta_iterations` iterations.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
 from tasks.batched_mlp import BatchedMLP
+from tasks.classification import batched_accuracy, batched_cross_entropy
 from tasks.digits_data import NUM_FEATURES, digit_classes
-from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train, start_instances
+from tasks.maml_training import MAMLConfig, MAMLInitialised, start_instances
 from tasks.split_family import SplitTaskFamily
 
 HIDDEN = (32, 32)
-INITS = ("maml", "fomaml", "pretrained", "random")
-
-
-def batched_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean cross-entropy per instance: logits [B, n, C], labels [B, n] -> [B]."""
-    return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(dim=1)
 
 
 class MAMLDigitsProblem(Problem):
@@ -61,11 +54,11 @@ class MAMLDigitsProblem(Problem):
     def metrics(self, x: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():
             logits = self.net.forward(x, self.query_x)
-            accuracy = (logits.argmax(dim=2) == self.query_y).float().mean(dim=1)
+            accuracy = batched_accuracy(logits, self.query_y)
             return {"query_accuracy": accuracy, "query_loss": batched_cross_entropy(logits, self.query_y)}
 
 
-class MAMLDigitsFamily(SplitTaskFamily):
+class MAMLDigitsFamily(MAMLInitialised, SplitTaskFamily):
     """N-way K-shot digit episodes from a meta-learned initialisation."""
 
     description = "N-way K-shot classification on 40 digit pseudo-classes, MLP from a MAML init (Finn et al. 2017)"
@@ -86,21 +79,12 @@ class MAMLDigitsFamily(SplitTaskFamily):
         self.n_way = check_positive_int("n_way", n_way)
         self.k_shot = check_positive_int("k_shot", k_shot)
         self.n_query = check_positive_int("n_query", n_query)
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        self.init = init
-        self.meta_iterations = check_positive_int("meta_iterations", meta_iterations)
         if not inner_lr > 0:
             raise ValueError(f"inner_lr must be > 0, got {inner_lr!r}")
         self.inner_lr = float(inner_lr)
-        self.cache_dir = cache_dir
-        if on_corrupt not in ON_CORRUPT:
-            raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
-        self.on_corrupt = on_corrupt
+        self.set_initialisation(init, meta_iterations, cache_dir, on_corrupt)
         self.net = BatchedMLP((NUM_FEATURES, *HIDDEN, n_way))
         self.dim = self.net.num_params
-        self._init_vector: Tensor | None = None
-        self.init_metadata: dict[str, Any] = {}
 
     def sample_tasks(self, n: int, generator: torch.Generator, split: str) -> MAMLDigitsProblem:
         """n episodes of `split`'s classes, starting at zero parameters (the caller sets x0)."""
@@ -119,24 +103,9 @@ class MAMLDigitsFamily(SplitTaskFamily):
 
     def initial_parameters(self) -> Tensor:
         """The shared initialisation [d] meta-trained on the training classes (cached)."""
-        if self._init_vector is None:
-            config = self.maml_config()
-            key = {
-                "task": "digits",
-                "net": list(self.net.sizes),
-                "k_shot": self.k_shot,
-                "n_query": self.n_query,
-                **config_dict(config),
-            }
-
-            def build() -> tuple[Tensor, dict[str, Any]]:
-                init = self.net.init(1, torch.Generator().manual_seed(config.seed))[0]
-                return meta_train(lambda m, g: self.sample_tasks(m, g, "train"), init, config)
-
-            self._init_vector, self.init_metadata = cached_init(
-                f"digits{self.n_way}way-{self.init}", key, build, self.dim, self.cache_dir, self.on_corrupt
-            )
-        return self._init_vector
+        key = {"task": "digits", "net": list(self.net.sizes), "k_shot": self.k_shot, "n_query": self.n_query}
+        name = f"digits{self.n_way}way-{self.init}"
+        return self.cached_initial_parameters(name, key, lambda m, g: self.sample_tasks(m, g, "train"))
 
     def sample_split_instances(
         self, n: int, generator: torch.Generator, split: str, device: torch.device

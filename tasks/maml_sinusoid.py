@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
 from tasks.batched_mlp import BatchedMLP
-from tasks.maml_training import ON_CORRUPT, MAMLConfig, cached_init, config_dict, meta_train, start_instances
+from tasks.maml_training import MAMLConfig, MAMLInitialised, start_instances
 
 SINE_NET = (1, 40, 40, 1)
 AMPLITUDE_RANGE = (0.1, 5.0)
 PHASE_RANGE = (0.0, math.pi)
 INPUT_RANGE = (-5.0, 5.0)
-INITS = ("maml", "fomaml", "pretrained", "random")
 META_TRAIN_QUERY = 10
 DEFAULT_META_ITERATIONS = 20000
 
@@ -81,7 +79,7 @@ class MAMLSinusoidProblem(Problem):
             return {"query_mse": self.query_loss(x)}
 
 
-class MAMLSinusoidFamily(TaskFamily):
+class MAMLSinusoidFamily(MAMLInitialised, TaskFamily):
     """K-shot sine regression from a meta-learned initialisation."""
 
     description = "K-shot sinusoid regression, 1-40-40-1 ReLU net from a MAML init (Finn et al. 2017)"
@@ -99,18 +97,9 @@ class MAMLSinusoidFamily(TaskFamily):
     ) -> None:
         self.k_shot = check_positive_int("k_shot", k_shot)
         self.n_query = check_positive_int("n_query", n_query)
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        self.init = init
-        self.meta_iterations = check_positive_int("meta_iterations", meta_iterations)
-        self.cache_dir = cache_dir
-        if on_corrupt not in ON_CORRUPT:
-            raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
-        self.on_corrupt = on_corrupt
+        self.set_initialisation(init, meta_iterations, cache_dir, on_corrupt)
         self.net = BatchedMLP(SINE_NET)
         self.dim = self.net.num_params
-        self._init_vector: Tensor | None = None
-        self.init_metadata: dict[str, Any] = {}
 
     def sample_tasks(self, n: int, generator: torch.Generator, n_query: int | None = None) -> MAMLSinusoidProblem:
         """n sine tasks, all starting at zero parameters (the caller sets x0)."""
@@ -133,24 +122,10 @@ class MAMLSinusoidFamily(TaskFamily):
 
     def initial_parameters(self) -> Tensor:
         """The shared initialisation [d] ("maml", "fomaml", "pretrained"), from the cache or meta-trained."""
-        if self._init_vector is None:
-            config = self.maml_config()
-            key = {
-                "task": "sinusoid",
-                "net": list(SINE_NET),
-                "k_shot": self.k_shot,
-                "meta_query": META_TRAIN_QUERY,
-                **config_dict(config),
-            }
-
-            def build() -> tuple[Tensor, dict[str, Any]]:
-                init = self.net.init(1, torch.Generator().manual_seed(config.seed))[0]
-                return meta_train(lambda m, g: self.sample_tasks(m, g, META_TRAIN_QUERY), init, config)
-
-            self._init_vector, self.init_metadata = cached_init(
-                "sinusoid-" + self.init, key, build, self.dim, self.cache_dir, self.on_corrupt
-            )
-        return self._init_vector
+        key = {"task": "sinusoid", "net": list(SINE_NET), "k_shot": self.k_shot, "meta_query": META_TRAIN_QUERY}
+        return self.cached_initial_parameters(
+            "sinusoid-" + self.init, key, lambda m, g: self.sample_tasks(m, g, META_TRAIN_QUERY)
+        )
 
     def sample_instances(self, n: int, generator: torch.Generator, device: torch.device) -> MAMLSinusoidProblem:
         return start_instances(self.sample_tasks(n, generator), self, n, generator, device)

@@ -42,6 +42,7 @@ from l2o_gym.problem import Problem, check_positive_int, split_seed
 CACHE_ENV_VAR = "L2O_GYM_CACHE"
 CACHE_FORMAT = 1
 ON_CORRUPT = ("rebuild", "raise")
+INITS = ("maml", "fomaml", "pretrained", "random")  # where a family's instances start
 LOGGER = logging.getLogger(__name__)
 
 
@@ -197,3 +198,42 @@ def start_instances(problem: Problem, family: Any, n: int, generator: torch.Gene
     for name in ("x0", *problem.instance_fields):
         setattr(problem, name, getattr(problem, name).to(device))
     return problem
+
+
+class MAMLInitialised:
+    """What a family whose instances start at one shared initialisation adds: the choice of that
+    initialisation (`init`: meta-trained by MAML or first-order MAML, pretrained on all tasks, or
+    random per instance), its meta-training length, and its cache. The family provides `net`
+    (a `BatchedMLP`), `dim` and `maml_config()`."""
+
+    def set_initialisation(
+        self, init: str, meta_iterations: int, cache_dir: str | Path | None, on_corrupt: str
+    ) -> None:
+        """Check and keep the initialisation settings (a ValueError naming a bad one)."""
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        self.init = init
+        self.meta_iterations = check_positive_int("meta_iterations", meta_iterations)
+        self.cache_dir = cache_dir
+        if on_corrupt not in ON_CORRUPT:
+            raise ValueError(f"on_corrupt must be one of {ON_CORRUPT}, got {on_corrupt!r}")
+        self.on_corrupt = on_corrupt
+        self._init_vector: Tensor | None = None
+        self.init_metadata: dict[str, Any] = {}
+
+    def cached_initial_parameters(
+        self, name: str, key: dict[str, Any], sample_train_tasks: Callable[[int, torch.Generator], Problem]
+    ) -> Tensor:
+        """The shared initialisation [d]: from the cache entry (name, key + the MAML config), or
+        meta-trained on `sample_train_tasks(m, generator)` and stored there; kept after the first call."""
+        if self._init_vector is None:
+            config = self.maml_config()
+
+            def build() -> tuple[Tensor, dict[str, Any]]:
+                init = self.net.init(1, torch.Generator().manual_seed(config.seed))[0]
+                return meta_train(sample_train_tasks, init, config)
+
+            self._init_vector, self.init_metadata = cached_init(
+                name, {**key, **config_dict(config)}, build, self.dim, self.cache_dir, self.on_corrupt
+            )
+        return self._init_vector

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
-from tasks.gaussian_data import check_positive_float, gaussian_clusters
+from tasks.gaussian_data import GaussianScales, check_nonnegative_float, check_positive_float, gaussian_clusters
 from tasks.multistart_optimum import best_of_starts
 
 
@@ -55,7 +55,7 @@ class RobustLinearRegressionProblem(Problem):
         return best_of_starts(self, self.optimum_starts, self.init_std)[1]
 
 
-class RobustLinearRegressionFamily(TaskFamily):
+class RobustLinearRegressionFamily(GaussianScales, TaskFamily):
     """Geman-McClure linear regression on four random Gaussian clusters (Li & Malik 2017)."""
 
     description = "robust (Geman-McClure, c=1) linear regression, 4 Gaussians x 25 points (Li & Malik 2017)"
@@ -78,13 +78,9 @@ class RobustLinearRegressionFamily(TaskFamily):
         self.dim = self.features + 1
         self.clusters = check_positive_int("clusters", clusters)
         self.points_per_cluster = check_positive_int("points_per_cluster", points_per_cluster)
-        if isinstance(noise_std, bool) or not isinstance(noise_std, (int, float)) or not 0 <= noise_std < float("inf"):
-            raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
-        self.noise_std = float(noise_std)
+        self.noise_std = check_nonnegative_float("noise_std", noise_std)
         self.c = check_positive_float("c", c)
-        self.mean_std = check_positive_float("mean_std", mean_std)
-        self.spread = check_positive_float("spread", spread)
-        self.init_std = check_positive_float("init_std", init_std)
+        self.set_scales(mean_std, spread, init_std)
         self.optimum_starts = check_positive_int("optimum_starts", optimum_starts)
 
     def sample_instances(

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
-from tasks.gaussian_data import check_positive_float, gaussian_clusters
+from tasks.gaussian_data import GaussianScales, check_nonnegative_float, gaussian_clusters
 from tasks.multistart_optimum import best_of_starts
 
 
@@ -75,7 +75,7 @@ class TwoLayerNetProblem(Problem):
         return best_of_starts(self, self.optimum_starts, self.init_std)[1]
 
 
-class TwoLayerNetFamily(TaskFamily):
+class TwoLayerNetFamily(GaussianScales, TaskFamily):
     """One-hidden-layer ReLU classifiers on four random Gaussian clusters (Li & Malik 2017)."""
 
     description = "2-layer ReLU net d=h=p=2, softmax + L2 5e-4, 4 Gaussians x 25 random-label points (Li & Malik 2017)"
@@ -102,12 +102,8 @@ class TwoLayerNetFamily(TaskFamily):
             raise ValueError(f"classes must be >= 2, got {classes}")
         self.clusters = check_positive_int("clusters", clusters)
         self.points_per_cluster = check_positive_int("points_per_cluster", points_per_cluster)
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam < float("inf"):
-            raise ValueError(f"lam must be a finite number >= 0, got {lam!r}")
-        self.lam = float(lam)
-        self.mean_std = check_positive_float("mean_std", mean_std)
-        self.spread = check_positive_float("spread", spread)
-        self.init_std = check_positive_float("init_std", init_std)
+        self.lam = check_nonnegative_float("lam", lam)
+        self.set_scales(mean_std, spread, init_std)
         self.optimum_starts = check_positive_int("optimum_starts", optimum_starts)
         h, d, p = self.hidden, self.input_dim, self.classes
         self.dim = h * d + h + p * h + p

@@ -5,7 +5,6 @@ work."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 
 import pytest
 
@@ -155,8 +154,8 @@ def test_meta_training_takes_a_timesteps_key_and_refuses_unknown_ones(tmp_path, 
 
     seen = {}
 
-    def record(env_id, algo, timesteps, seed, out_dir, **kwargs):
-        seen.update(kwargs, timesteps=timesteps)
+    def record(env_id, algo, timesteps, seed, out_dir, options, **kwargs):
+        seen.update(horizon=options.horizon, lr=options.lr, timesteps=timesteps)
         raise SystemExit(0)
 
     monkeypatch.setattr(agents.meta.meta_training, "train_meta_optimizer", record)
@@ -167,20 +166,20 @@ def test_meta_training_takes_a_timesteps_key_and_refuses_unknown_ones(tmp_path, 
             ["--env", "l2o/Quadratic-v0", "--algo", "l2l", "--config", str(path), "--out", str(tmp_path / "m")]
         )
     assert seen["timesteps"] == 500 and seen["horizon"] == 7 and seen["lr"] == 0.001
-    for text, message in (("horizn: 7\n", "unknown meta-training setting 'horizn'"), ("lr: abc\n", "lr must be")):
+    for text, message in (("horizn: 7\n", "unknown meta-training setting(s) ['horizn']"), ("lr: abc\n", "lr must be")):
         path.write_text(text)
         with pytest.raises(SystemExit) as exit_info:
             train_agent.main(["--env", "l2o/Quadratic-v0", "--algo", "l2l", "--config", str(path)])
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_meta_settings_are_the_meta_trainers_keywords():
-    from agents.meta.meta_training import train_meta_optimizer
-
-    fields = {f.name for f in dataclasses.fields(MetaTrainingConfig)} - {"timesteps"}
-    parameters = set(inspect.signature(train_meta_optimizer).parameters)
-    positional_or_run = {"env_id", "algo", "timesteps", "seed", "out_dir", "progress", "tensorboard_log", "resume"}
-    assert fields == parameters - positional_or_run
+def test_a_meta_config_file_holds_timesteps_and_the_meta_training_options():
+    config = MetaTrainingConfig.parse({"timesteps": 500, "horizon": 7}, "test.yaml")
+    assert config.timesteps == 500 and config.options.horizon == 7 and config.options.truncation == 20
+    with pytest.raises(ConfigError, match="timesteps must be a positive integer"):
+        MetaTrainingConfig.parse({"timesteps": "abc"}, "test.yaml")
+    with pytest.raises(ConfigError, match="unknown meta-training setting"):
+        MetaTrainingConfig.parse({"horizn": 7}, "test.yaml")
 
 
 def test_the_window_teachers_use_the_rows_quasi_newton_pairs():

@@ -25,15 +25,15 @@ from agents.runtime.learned_optimizer import LearnedOptimizer
 from agents.runtime.saved_rules import load_rule
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.quasi_newton import window_direction
-from l2o_gym.registry import BUILTIN_FAMILIES
 from l2o_gym.unroll import unroll
+from tasks.registration import BUILTIN_TASKS
 from tests.tiny_training import TINY_BACKPROP, TINY_POLICY_META, FixedGD, tiny_policy
 
 DEVICE = torch.device(os.environ.get("L2O_TEST_DEVICE", "cuda"))
 CPU = torch.device("cpu")
 pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device")
 
-FAMILIES = sorted(BUILTIN_FAMILIES)
+FAMILIES = sorted(BUILTIN_TASKS)
 N = 4  # instances per check
 STEPS = 5  # env steps per episode check
 RTOL = 1e-3  # float32 on two devices: reductions run in another order

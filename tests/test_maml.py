@@ -118,7 +118,7 @@ def test_cache_is_built_then_used(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("meta_train must not run when the cache is present")
 
-    monkeypatch.setattr("tasks.maml_sinusoid.meta_train", no_training)
+    monkeypatch.setattr("tasks.maml_training.meta_train", no_training)
     again = MAMLSinusoidFamily(meta_iterations=3, cache_dir=tmp_path)
     problem = again.sample(2, torch.Generator().manual_seed(0))
     assert again.init_metadata["from_cache"] is True

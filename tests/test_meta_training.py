@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from agents.meta.meta_training import (
-    apply_meta_gradient,
     latest_checkpoint,
     make_rule,
     meta_train_iteration,
     train_meta_optimizer,
 )
+from agents.meta.meta_training_options import MetaTrainingOptions
+from agents.meta.truncated_unroll import MetaGradientStep, apply_meta_gradient, truncated_unroll
 from agents.runtime.saved_rules import load_rule, read_meta
 from l2o_gym import make_family
 from l2o_gym.problem import Problem
@@ -205,3 +206,56 @@ def test_second_order_option_trains_and_differs_from_first_order(algo):
         assert stats.applied == 1
         weights[second_order] = torch.cat([p.detach().flatten() for p in rule.net.parameters()])
     assert not torch.allclose(weights[False], weights[True])
+
+
+def test_options_refuse_unknown_keys_and_bad_values_in_one_line(tmp_path):
+    with pytest.raises(ValueError, match=r"cfg.yaml: unknown meta-training setting\(s\) \[.horizn.\]; allowed: "):
+        MetaTrainingOptions.from_mapping({"horizn": 5}, "cfg.yaml")
+    with pytest.raises(ValueError, match="unknown meta-training setting"):
+        train_meta_optimizer(QUAD, "l2l", 10, 0, tmp_path, batch=4)
+    for bad in ({"lr": "1e-3"}, {"lr": 0.0}, {"grad_clip": -1.0}, {"truncation": 0}, {"normalize": "yes"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            MetaTrainingOptions.from_mapping(bad)
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_options_object_and_keywords_train_the_same_rule(tmp_path):
+    options = MetaTrainingOptions(horizon=6, truncation=3, batch_size=4, env_kwargs={"dim": 3}, validation_instances=4)
+    by_object = train_meta_optimizer(QUAD, "l2l", 24, 0, tmp_path / "a", options, progress=False)
+    by_keywords = _train(tmp_path / "b", 24)
+    a = torch.load(by_object.parent / "model" / "weights.pt", weights_only=True)
+    b = torch.load(by_keywords.parent / "model" / "weights.pt", weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_truncated_unroll_updates_once_per_piece_and_cuts_the_graph_between_pieces():
+    problem = _family().sample(3, torch.Generator().manual_seed(0))
+    state = OptimizationState.start(problem)
+    weight = torch.nn.Parameter(torch.tensor(0.05))
+    meta_step = MetaGradientStep([weight], torch.optim.SGD([weight], lr=1e-3), grad_clip=10.0)
+    cuts = []
+    pieces = truncated_unroll(
+        state,
+        lambda s: -weight * s.grad,
+        lambda s: s.f.mean(),
+        meta_step,
+        horizon=7,
+        truncation=3,
+        on_cut=lambda: cuts.append(state.x.requires_grad),
+    )
+    assert pieces.applied == 3 and pieces.skipped == 0 and len(pieces.losses) == 3
+    assert cuts == [False, False, False] and int(state.t[0]) == 7
+    assert float(weight.detach()) > 0.05  # a longer gradient step lowers f on a quadratic
+
+
+def test_cli_refuses_a_bad_meta_training_config_with_exit_code_2_before_any_work(tmp_path, capsys):
+    import train_agent
+
+    config = tmp_path / "meta.yaml"
+    for text, message in [("horizn: 5\n", "unknown meta-training setting(s) ['horizn']"), ("lr: 1e-3\n", "lr must be")]:
+        config.write_text(text)
+        argv = ["--env", QUAD, "--algo", "l2l", "--config", str(config), "--out", str(tmp_path / "run")]
+        with pytest.raises(SystemExit) as exit_info:
+            train_agent.main([*argv, "--no-progress"])
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -266,9 +266,9 @@ def test_a_dict_policy_on_another_dimension_is_refused_before_any_work(tmp_path,
 
 
 def test_a_damaged_meta_training_checkpoint_is_one_line(tmp_path, capsys):
-    import agents.meta.meta_training
+    from agents.meta.meta_checkpoints import CHECKPOINT_DIR
 
-    folder = tmp_path / "run" / agents.meta.meta_training.CHECKPOINT_DIR
+    folder = tmp_path / "run" / CHECKPOINT_DIR
     folder.mkdir(parents=True)
     (folder / "meta_100.pt").write_bytes(os.urandom(300))
     argv = ["--env", "l2o/Quadratic-v0", "--algo", "l2l", "--out", str(tmp_path / "run"), "--resume"]

@@ -6,26 +6,22 @@ flattened to B·d rows, preprocessed by LogAndSign (p = 10) into [B·d, 2], fed 
 LSTM of 20 units (hidden state: per layer h, c [B·d, 20]) and a linear head to one number per row,
 scaled by 0.01: Δx [B, d]. `reset(state)` builds the zero hidden state for state's B·d rows.
 
-Saved as a folder in `agents.runtime.saved_rules`' format: ``l2o_meta.json`` (kind "l2l", the architecture)
-and ``weights.pt`` (the state_dict, loaded with ``torch.load(weights_only=True)``).
+Saving and loading: `agents.meta.lstm_rule.LSTMRule` (kind "l2l").
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from agents.meta.log_and_sign import DEFAULT_P, log_and_sign
-from agents.runtime.saved_rules import load_weights, save_rule
+from agents.meta.lstm_rule import LSTMRule
 from l2o_gym.problem import check_positive_int
-from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
-from l2o_gym.update_rule import UpdateRule
+from l2o_gym.state import OptimizationState
 
-WEIGHTS_FILE = "weights.pt"
 Hidden = list[tuple[Tensor, Tensor]]
 
 
@@ -82,55 +78,20 @@ class CoordinatewiseLSTM(nn.Module):
         return self.output_scale * self.head(inputs).squeeze(-1), new_hidden
 
 
-class L2LOptimizer(UpdateRule):
+class L2LOptimizer(LSTMRule):
     """The coordinatewise LSTM as an update rule over B instances of dimension d."""
 
     kind = "l2l"
-    name = "l2l"
+    network = CoordinatewiseLSTM
 
-    def __init__(self, net: CoordinatewiseLSTM | None = None, **architecture: Any) -> None:
-        if net is not None and architecture:
-            raise TypeError("pass either net or architecture keywords, not both")
-        self.net = net if net is not None else CoordinatewiseLSTM(**architecture)
-        self.hidden: Hidden | None = None
-
-    def reset(self, state: OptimizationState) -> None:
-        param = next(self.net.parameters())
-        self.hidden = self.net.initial_hidden(state.x.numel(), param.device, param.dtype)
-
-    def step(self, state: OptimizationState) -> Tensor:
-        if self.hidden is None or self.hidden[0][0].shape[0] != state.x.numel():
-            raise RuntimeError("call reset(state) before step(state) on a state of this batch size and dimension")
+    def lstm_step(self, state: OptimizationState) -> Tensor:
         # state.grad carries a graph only under advance(..., second_order=True)
         grad = state.grad.reshape(-1).to(self.hidden[0][0].dtype)
         update, self.hidden = self.net(grad, self.hidden)
         return update.view_as(state.x).to(state.x.dtype)
 
-    def start_points(self, problem) -> None:
-        """No learned initial state: instances start at their own x0."""
-        return None
-
-    def detach_hidden(self) -> None:
-        """Cut the graph at a truncation boundary (truncated backpropagation through time)."""
-        if self.hidden is not None:
-            self.hidden = [(h.detach(), c.detach()) for h, c in self.hidden]
-
-    def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
-        """Write the weights and metadata into `folder` (atomically, file by file)."""
-        meta = {
-            "kind": self.kind,
-            "env_id": env_id,
-            "observation": "coordinatewise",
-            "history": DEFAULT_HISTORY,
-            "action_scale": self.net.output_scale,
-            "architecture": self.net.architecture(),
-            "training": training or {},
-        }
-        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
+    def action_scale(self) -> float:
+        return self.net.output_scale
 
 
-def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> L2LOptimizer:
-    """Loader for `agents.runtime.saved_rules.load_rule` (kind "l2l")."""
-    net = CoordinatewiseLSTM(**meta["architecture"])
-    load_weights(net, Path(folder) / WEIGHTS_FILE, device)
-    return L2LOptimizer(net)
+load = L2LOptimizer.load  # the loader `agents.runtime.saved_rules.load_rule` finds for kind "l2l"

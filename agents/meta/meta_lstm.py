@@ -25,19 +25,16 @@ instance there, and `apply_initial_point(problem)` writes it into a problem's x0
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from agents.meta.log_and_sign import DEFAULT_P, log_and_sign
-from agents.runtime.saved_rules import load_weights, save_rule
+from agents.meta.lstm_rule import LSTMRule
 from l2o_gym.problem import Problem, check_positive_int
-from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
-from l2o_gym.update_rule import UpdateRule
+from l2o_gym.state import OptimizationState
 
-WEIGHTS_FILE = "weights.pt"
 # per row: first LSTM (h, c) [N, hidden], previous forget and input gates [N]
 Hidden = tuple[Tensor, Tensor, Tensor, Tensor]
 
@@ -105,25 +102,13 @@ class MetaLearnerLSTM(nn.Module):
         return step.view(batch, dim), (h, c, f, i)
 
 
-class MetaLSTMOptimizer(UpdateRule):
+class MetaLSTMOptimizer(LSTMRule):
     """The meta-learner LSTM as an update rule over B instances of dimension d."""
 
     kind = "meta_lstm"
-    name = "meta_lstm"
+    network = MetaLearnerLSTM
 
-    def __init__(self, net: MetaLearnerLSTM | None = None, **architecture: Any) -> None:
-        if net is not None and architecture:
-            raise TypeError("pass either net or architecture keywords, not both")
-        self.net = net if net is not None else MetaLearnerLSTM(**architecture)
-        self.hidden: Hidden | None = None
-
-    def reset(self, state: OptimizationState) -> None:
-        param = self.net.W_F
-        self.hidden = self.net.initial_hidden(state.x.numel(), param.device, param.dtype)
-
-    def step(self, state: OptimizationState) -> Tensor:
-        if self.hidden is None or self.hidden[0].shape[0] != state.x.numel():
-            raise RuntimeError("call reset(state) before step(state) on a state of this batch size and dimension")
+    def lstm_step(self, state: OptimizationState) -> Tensor:
         dtype = self.net.W_F.dtype
         # θ is the cell state (keeps its graph). The gradient and loss inputs carry a graph only under
         # advance(..., second_order=True) (state.grad then has one); otherwise they are detached.
@@ -131,11 +116,6 @@ class MetaLSTMOptimizer(UpdateRule):
         loss = state.f if second_order else state.f.detach()
         step, self.hidden = self.net(state.grad.to(dtype), loss.to(dtype), state.x.to(dtype), self.hidden)
         return step.to(state.x.dtype)
-
-    def detach_hidden(self) -> None:
-        """Cut the graph at a truncation boundary (truncated backpropagation through time)."""
-        if self.hidden is not None:
-            self.hidden = tuple(t.detach() for t in self.hidden)
 
     def start_points(self, problem: Problem) -> Tensor | None:
         """θ_0 broadcast to [B, d] (keeping its graph), or None without a learned initial state."""
@@ -145,28 +125,5 @@ class MetaLSTMOptimizer(UpdateRule):
             raise ValueError(f"problem has dim {problem.dim}, the learned θ_0 has dim {self.net.dim}")
         return self.net.theta0.to(problem.x0.dtype).unsqueeze(0).expand(problem.batch_size, -1)
 
-    def apply_initial_point(self, problem: Problem) -> None:
-        """Start `problem`'s instances at the learned θ_0 (in place; no-op without one)."""
-        start = self.start_points(problem)
-        if start is not None:
-            problem.x0.copy_(start.detach())
 
-    def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
-        """Write the weights and metadata into `folder` (atomically, file by file)."""
-        meta = {
-            "kind": self.kind,
-            "env_id": env_id,
-            "observation": "coordinatewise",
-            "history": DEFAULT_HISTORY,
-            "action_scale": 1.0,
-            "architecture": self.net.architecture(),
-            "training": training or {},
-        }
-        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
-
-
-def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> MetaLSTMOptimizer:
-    """Loader for `agents.runtime.saved_rules.load_rule` (kind "meta_lstm")."""
-    net = MetaLearnerLSTM(**meta["architecture"])
-    load_weights(net, Path(folder) / WEIGHTS_FILE, device)
-    return MetaLSTMOptimizer(net)
+load = MetaLSTMOptimizer.load  # the loader `agents.runtime.saved_rules.load_rule` finds for kind "meta_lstm"

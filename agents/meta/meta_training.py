@@ -24,28 +24,26 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from torch import Tensor
 
 from agents.meta.l2l_lstm import CoordinatewiseLSTM, L2LOptimizer
+from agents.meta.meta_checkpoints import MetaProgress, latest_checkpoint, restore_checkpoint, save_checkpoint
 from agents.meta.meta_lstm import MetaLearnerLSTM, MetaLSTMOptimizer
-from l2o_gym.atomic_io import atomic_write, atomic_write_json
+from agents.meta.meta_training_log import MetaTrainingLog
+from agents.meta.meta_training_options import ALGOS, MetaTrainingOptions
+from agents.meta.truncated_unroll import MetaGradientStep, truncated_unroll
+from l2o_gym.atomic_io import atomic_write_json
 from l2o_gym.family_loader import split_kwargs
-from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from l2o_gym.problem import Problem, TaskFamily
 from l2o_gym.registry import env_options, make_family
 from l2o_gym.state import DEFAULT_EXPLODE_RATIO, DEFAULT_HISTORY, OptimizationState
 from l2o_gym.unroll import Curves, unroll
 
-ALGOS = ("l2l", "meta_lstm")
-DEFAULT_GRAD_CLIP = {"l2l": 1.0, "meta_lstm": 0.25}  # Ravi & Larochelle clip at 0.25
-CHECKPOINT_DIR = "checkpoints"
-CHECKPOINT_PATTERN = re.compile(r"meta_(\d+)\.pt$")
 MetaRule = L2LOptimizer | MetaLSTMOptimizer
 
 
@@ -81,31 +79,6 @@ def make_rule(algo: str, family: TaskFamily, generator: torch.Generator, learn_i
     raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
 
 
-def detach_state(state: OptimizationState) -> None:
-    """Cut every tensor of the state from its graph (a truncation boundary)."""
-    for field in fields(state):
-        value = getattr(state, field.name)
-        if isinstance(value, Tensor):
-            setattr(state, field.name, value.detach())
-
-
-def apply_meta_gradient(
-    loss: Tensor, params: list[Tensor], meta_optimizer: torch.optim.Optimizer, grad_clip: float
-) -> bool:
-    """Backpropagate `loss`, clip the gradient norm and step; skip (return False, weights untouched)
-    when the loss or the gradient is not finite."""
-    meta_optimizer.zero_grad(set_to_none=True)
-    if not torch.isfinite(loss) or not loss.requires_grad:  # nothing to learn from (e.g. all diverged)
-        return False
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(params, grad_clip)
-    if not torch.isfinite(norm):
-        meta_optimizer.zero_grad(set_to_none=True)
-        return False
-    meta_optimizer.step()
-    return True
-
-
 def start_state(rule: MetaRule, problem: Problem, history: int, explode_ratio: float) -> OptimizationState:
     """The state at the problem's x0, or at the rule's learned θ_0 (keeping θ_0's graph) if it has one."""
     start = rule.start_points(problem)
@@ -131,33 +104,26 @@ def meta_train_iteration(
     explode_ratio: float = DEFAULT_EXPLODE_RATIO,
 ) -> PieceStats:
     """One truncated-BPTT pass of `horizon` steps over all B instances of `problem`."""
-    check_positive_int("horizon", horizon)
-    check_positive_int("truncation", truncation)
     params = [p for p in rule.net.parameters() if p.requires_grad]
     with torch.enable_grad():
         state = start_state(rule, problem, history, explode_ratio)
         rule.reset(state)
         scale = state.f0.abs() + 1e-12 if normalize else torch.ones_like(state.f0)
-        losses, applied, skipped = [], 0, 0
-        for begin in range(0, horizon, truncation):
-            steps = min(truncation, horizon - begin)
-            total = torch.zeros((), dtype=state.f.dtype)
-            for _ in range(steps):
-                state.advance(rule.step(state), differentiable=True, second_order=second_order)
-                total = total + (state.f / scale).mean()
-            piece_loss = total / steps
-            losses.append(float(piece_loss.detach()))
-            if apply_meta_gradient(piece_loss, params, meta_optimizer, grad_clip):
-                applied += 1
-            else:
-                skipped += 1
-            detach_state(state)
-            rule.detach_hidden()
-    finite = [v for v in losses if math.isfinite(v)]
+        pieces = truncated_unroll(
+            state,
+            rule.step,
+            lambda s: (s.f / scale).mean(),
+            MetaGradientStep(params, meta_optimizer, grad_clip),
+            horizon=horizon,
+            truncation=truncation,
+            second_order=second_order,
+            on_cut=rule.detach_hidden,
+        )
+    finite = [v for v in pieces.losses if math.isfinite(v)]
     return PieceStats(
         meta_loss=sum(finite) / len(finite) if finite else float("nan"),
-        applied=applied,
-        skipped=skipped,
+        applied=pieces.applied,
+        skipped=pieces.skipped,
         timesteps=problem.batch_size * horizon,
         final_ratio=float((state.f / scale).mean()),
     )
@@ -165,51 +131,102 @@ def meta_train_iteration(
 
 def evaluate_rule(rule: MetaRule, problem: Problem, horizon: int, history: int, explode_ratio: float) -> Curves:
     """Unroll the rule (no graph) on `problem`, starting at its learned θ_0 where it has one."""
-    if hasattr(rule, "apply_initial_point"):
-        rule.apply_initial_point(problem)
+    rule.apply_initial_point(problem)
     return unroll(rule, problem, horizon, history=history, explode_ratio=explode_ratio)
 
 
 # ---------------------------------------------------------------------------------------------
-# the training run: progress bar, TensorBoard, checkpoints, resume
+# the training run
 
 
-def _checkpoints(out_dir: Path) -> list[tuple[int, Path]]:
-    folder = out_dir / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := CHECKPOINT_PATTERN.search(p.name))]
-    return sorted(found)
+@dataclass
+class MetaRun:
+    """What a run trains and with what: the rule, its meta-optimizer, the training-instance generator,
+    the fixed validation instances, the family and the run's configuration (as recorded)."""
+
+    rule: MetaRule
+    meta_optimizer: torch.optim.Optimizer
+    sample_generator: torch.Generator
+    validation: Problem
+    family: TaskFamily
+    config: dict[str, Any]
+
+    @property
+    def history(self) -> int:
+        return self.config["history"]
+
+    @property
+    def explode_ratio(self) -> float:
+        return self.config["explode_ratio"]
 
 
-def latest_checkpoint(out_dir: str | Path) -> Path | None:
-    """The checkpoint with the most timesteps in out_dir, or None."""
-    found = _checkpoints(Path(out_dir))
-    return found[-1][1] if found else None
+def build_run(env_id: str, algo: str, seed: int, options: MetaTrainingOptions) -> MetaRun:
+    """The rule (weights from `seed`), Adam, the training generator (seed + 1) and the validation
+    instances (seed) of a fresh run of `algo` on `env_id`."""
+    episode_kwargs, family_kwargs = split_kwargs(dict(options.env_kwargs or {}))
+    episode = {**env_options(env_id), **episode_kwargs}
+    family = make_family(env_id, **family_kwargs)
+    rule = make_rule(algo, family, torch.Generator().manual_seed(seed), options.learn_init)
+    meta_optimizer = torch.optim.Adam(rule.net.parameters(), lr=options.lr)
+    sample_generator = torch.Generator().manual_seed(seed + 1)
+    validation = family.sample(options.validation_instances, torch.Generator().manual_seed(seed), split="validation")
+    config = {
+        "env_id": env_id,
+        "algo": algo,
+        "seed": seed,
+        "horizon": options.horizon,
+        "truncation": options.truncation,
+        "batch_size": options.batch_size,
+        "lr": options.lr,
+        "grad_clip": options.clip_for(algo),
+        "normalize": options.normalize,
+        "second_order": options.second_order,
+        "history": int(episode.get("history", DEFAULT_HISTORY)),
+        "explode_ratio": float(episode.get("explode_ratio", DEFAULT_EXPLODE_RATIO)),
+        "family_kwargs": family_kwargs,
+    }
+    return MetaRun(rule, meta_optimizer, sample_generator, validation, family, config)
 
 
-def _save_checkpoint(out_dir: Path, payload: dict[str, Any]) -> Path:
-    path = out_dir / CHECKPOINT_DIR / f"meta_{payload['timesteps']:012d}.pt"
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+def train_step(run: MetaRun, options: MetaTrainingOptions) -> PieceStats:
+    """One meta-iteration on a fresh batch of training instances."""
+    problem = run.family.sample(options.batch_size, run.sample_generator, split="train")
+    return meta_train_iteration(
+        run.rule,
+        problem,
+        run.meta_optimizer,
+        horizon=options.horizon,
+        truncation=options.truncation,
+        grad_clip=run.config["grad_clip"],
+        normalize=options.normalize,
+        second_order=options.second_order,
+        history=run.history,
+        explode_ratio=run.explode_ratio,
+    )
 
 
-def _validation_figure(curves: Curves, label: str):
-    import matplotlib
+def validate(run: MetaRun, progress: MetaProgress, out_dir: Path, log: MetaTrainingLog) -> None:
+    """Unroll the rule on the validation instances; save it as ``best_model`` when it is the best yet."""
+    curves = evaluate_rule(run.rule, run.validation, run.config["horizon"], run.history, run.explode_ratio)
+    mean_final = float(curves.final.mean())
+    log.validation(curves, progress.timesteps)
+    if mean_final < progress.best_validation:
+        progress.best_validation = mean_final
+        run.rule.save(out_dir / "best_model", run.config["env_id"], {**run.config, "timesteps": progress.timesteps})
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    objectives = curves.objectives.clamp_min(1e-12)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    steps = torch.arange(objectives.shape[0])
-    ax.fill_between(steps, objectives.quantile(0.25, dim=1), objectives.quantile(0.75, dim=1), alpha=0.3)
-    ax.plot(steps, objectives.median(dim=1).values, label=label)
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("objective (median, quartiles)")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+def finish(run: MetaRun, progress: MetaProgress, out_dir: Path) -> Path:
+    """Save the final rule as ``model`` and the summary as ``training.json``; return the folder to use."""
+    summary = {**run.config, "timesteps": progress.timesteps, "iterations": progress.iteration}
+    summary.update(
+        skipped_pieces=progress.skipped,
+        wall_time_s=progress.wall_time_s,
+        best_validation_mean_final=progress.best_validation,
+    )
+    run.rule.save(out_dir / "model", run.config["env_id"], summary)
+    atomic_write_json(out_dir / "training.json", summary)
+    best_dir = out_dir / "best_model"
+    return best_dir if best_dir.is_dir() else out_dir / "model"
 
 
 def train_meta_optimizer(
@@ -218,167 +235,57 @@ def train_meta_optimizer(
     timesteps: int,
     seed: int,
     out_dir: Path,
+    options: MetaTrainingOptions | None = None,
     *,
-    horizon: int = 100,
-    truncation: int = 20,
-    batch_size: int = 128,
     progress: bool = True,
     tensorboard_log: Path | None = None,
-    checkpoint_every: int = 100_000,
     resume: bool = False,
-    env_kwargs: dict[str, Any] | None = None,
-    lr: float = 1e-3,
-    grad_clip: float | None = None,
-    normalize: bool = True,
-    second_order: bool = False,
-    learn_init: bool | None = None,
-    validation_instances: int = 64,
-    validation_every: int = 10,
+    **settings: Any,
 ) -> Path:
     """Meta-train `algo` on `env_id` for `timesteps` inner steps; return the saved model's folder.
 
+    options: the settings (`MetaTrainingOptions`); `settings` keywords override its fields.
     Writes into out_dir: ``checkpoints/meta_<timesteps>.pt`` every `checkpoint_every` timesteps and
     at the end (atomic; `resume=True` continues from the latest, step count, weights, Adam state and
-    sampling generator included, and starts fresh when there is none), ``model/``
-    (the final rule) and ``best_model/`` (the rule with the lowest mean final objective on
-    `validation_instances` fixed validation instances, checked every `validation_every`
-    meta-iterations), both saved-rule folders, and ``training.json`` (summary). Returns
-    ``best_model`` (``model`` if no validation ran). env_kwargs: the family's keywords plus the
-    episode options ``history`` and ``explode_ratio`` (other episode options do not apply here).
-    learn_init: meta_lstm's learned θ_0 (see `make_rule`); grad_clip: default 1.0 (l2l), 0.25
-    (meta_lstm, as Ravi & Larochelle).
+    sampling generator included, and starts fresh when there is none), ``model/`` (the final rule)
+    and ``best_model/`` (the rule with the lowest mean final objective on the fixed validation
+    instances), both saved-rule folders, and ``training.json`` (summary). Returns ``best_model``
+    (``model`` if no validation ran). tensorboard_log: a folder for TensorBoard's event files.
     """
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
-    check_positive_int("timesteps", timesteps)
-    check_positive_int("horizon", horizon)
-    check_positive_int("truncation", truncation)
-    check_positive_int("batch_size", batch_size)
-    check_positive_int("checkpoint_every", checkpoint_every)
-    check_positive_int("validation_every", validation_every)
-    check_positive_int("validation_instances", validation_instances)
+    check_timesteps_and_seed(timesteps, seed)
+    options = (options or MetaTrainingOptions()).with_settings(settings, "train_meta_optimizer")
+    out_dir = Path(out_dir)
+    run = build_run(env_id, algo, seed, options)
+    so_far = MetaProgress()
+    if resume and (path := latest_checkpoint(out_dir)) is not None:
+        so_far = restore_checkpoint(path, run.rule, run.meta_optimizer, run.sample_generator, env_id, algo)
+    log = MetaTrainingLog(algo, timesteps, so_far.timesteps, progress, tensorboard_log, f"{algo}_{env_id}_{seed}")
+    last_checkpoint = so_far.timesteps
+    try:
+        while so_far.timesteps < timesteps:
+            began = time.perf_counter()
+            stats = train_step(run, options)
+            so_far.advance(stats.timesteps, stats.skipped, time.perf_counter() - began)
+            log.iteration(stats, so_far)
+            if so_far.iteration % options.validation_every == 0 or so_far.timesteps >= timesteps:
+                validate(run, so_far, out_dir, log)
+            if so_far.timesteps - last_checkpoint >= options.checkpoint_every:
+                save_checkpoint(out_dir, run.config, run.rule, run.meta_optimizer, run.sample_generator, so_far)
+                last_checkpoint = so_far.timesteps
+    finally:
+        log.close()
+    save_checkpoint(out_dir, run.config, run.rule, run.meta_optimizer, run.sample_generator, so_far)
+    return finish(run, so_far, out_dir)
+
+
+def check_timesteps_and_seed(timesteps: int, seed: int) -> None:
+    """One-line ValueErrors for a non-positive step budget or a bad seed."""
+    if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps < 1:
+        raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    clip = DEFAULT_GRAD_CLIP[algo] if grad_clip is None else float(grad_clip)
-    if not clip > 0:
-        raise ValueError(f"grad_clip must be > 0, got {grad_clip!r}")
-    out_dir = Path(out_dir)
-    episode_kwargs, family_kwargs = split_kwargs(dict(env_kwargs or {}))
-    episode = {**env_options(env_id), **episode_kwargs}
-    history = int(episode.get("history", DEFAULT_HISTORY))
-    explode_ratio = float(episode.get("explode_ratio", DEFAULT_EXPLODE_RATIO))
-    family = make_family(env_id, **family_kwargs)
-
-    rule = make_rule(algo, family, torch.Generator().manual_seed(seed), learn_init)
-    meta_optimizer = torch.optim.Adam(rule.net.parameters(), lr=lr)
-    sample_generator = torch.Generator().manual_seed(seed + 1)
-    validation = family.sample(validation_instances, torch.Generator().manual_seed(seed), split="validation")
-    config = {
-        "env_id": env_id,
-        "algo": algo,
-        "seed": seed,
-        "horizon": horizon,
-        "truncation": truncation,
-        "batch_size": batch_size,
-        "lr": lr,
-        "grad_clip": clip,
-        "normalize": normalize,
-        "second_order": second_order,
-        "history": history,
-        "explode_ratio": explode_ratio,
-        "family_kwargs": family_kwargs,
-    }
-    done, iteration, skipped, wall = 0, 0, 0, 0.0
-    best = float("inf")
-    if resume:
-        path = latest_checkpoint(out_dir)
-        if path is not None:
-            ckpt = torch.load(path, weights_only=True)
-            if ckpt["config"]["algo"] != algo or ckpt["config"]["env_id"] != env_id:
-                raise ValueError(f"{path} is a {ckpt['config']['algo']} run on {ckpt['config']['env_id']}")
-            rule.net.load_state_dict(ckpt["net"])
-            meta_optimizer.load_state_dict(ckpt["meta_optimizer"])
-            sample_generator.set_state(ckpt["sample_generator"])
-            done, iteration, skipped = ckpt["timesteps"], ckpt["iteration"], ckpt["skipped"]
-            wall, best = ckpt["wall_time_s"], ckpt["best_validation"]
-
-    writer = None
-    if tensorboard_log is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(log_dir=str(Path(tensorboard_log) / f"{algo}_{env_id.replace('/', '_')}_{seed}"))
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=timesteps, initial=min(done, timesteps), disable=not progress, unit="step", desc=algo)
-    training_info = dict(config)
-
-    def checkpoint() -> None:
-        payload = {
-            "config": config,
-            "net": rule.net.state_dict(),
-            "meta_optimizer": meta_optimizer.state_dict(),
-            "sample_generator": sample_generator.get_state(),
-            "timesteps": done,
-            "iteration": iteration,
-            "skipped": skipped,
-            "wall_time_s": wall,
-            "best_validation": best,
-        }
-        _save_checkpoint(out_dir, payload)
-
-    last_checkpoint = done
-    try:
-        while done < timesteps:
-            began = time.perf_counter()
-            problem = family.sample(batch_size, sample_generator, split="train")
-            stats = meta_train_iteration(
-                rule,
-                problem,
-                meta_optimizer,
-                horizon=horizon,
-                truncation=truncation,
-                grad_clip=clip,
-                normalize=normalize,
-                second_order=second_order,
-                history=history,
-                explode_ratio=explode_ratio,
-            )
-            done += stats.timesteps
-            iteration += 1
-            skipped += stats.skipped
-            wall += time.perf_counter() - began
-            bar.update(stats.timesteps)
-            bar.set_postfix(meta_loss=f"{stats.meta_loss:.4g}", skipped=skipped)
-            if writer is not None:
-                writer.add_scalar("meta/loss", stats.meta_loss, done)
-                writer.add_scalar("meta/final_over_f0", stats.final_ratio, done)
-                writer.add_scalar("meta/skipped_pieces", skipped, done)
-            if iteration % validation_every == 0 or done >= timesteps:
-                curves = evaluate_rule(rule, validation, horizon, history, explode_ratio)
-                mean_final = float(curves.final.mean())
-                if writer is not None:
-                    writer.add_scalar("validation/mean_final_objective", mean_final, done)
-                    writer.add_scalar("validation/median_final_objective", float(curves.final.median()), done)
-                    writer.add_figure("validation/curves", _validation_figure(curves, algo), done)
-                if mean_final < best:
-                    best = mean_final
-                    rule.save(out_dir / "best_model", env_id, {**training_info, "timesteps": done})
-            if done - last_checkpoint >= checkpoint_every:
-                checkpoint()
-                last_checkpoint = done
-    finally:
-        bar.close()
-        if writer is not None:
-            writer.close()
-    checkpoint()
-    summary = {**training_info, "timesteps": done, "iterations": iteration, "skipped_pieces": skipped}
-    summary.update({"wall_time_s": wall, "best_validation_mean_final": best})
-    rule.save(out_dir / "model", env_id, summary)
-    atomic_write_json(out_dir / "training.json", summary)
-    best_dir = out_dir / "best_model"
-    return best_dir if best_dir.is_dir() else out_dir / "model"
 
 
 def load_training_summary(out_dir: str | Path) -> dict[str, Any]:

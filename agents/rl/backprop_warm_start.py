@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from agents.meta.meta_training import apply_meta_gradient, detach_state
+from agents.meta.truncated_unroll import MetaGradientStep, truncated_unroll
 from agents.rl.config import BackpropSettings, check_warm_start_policy
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from l2o_gym.problem import Problem, TaskFamily
@@ -90,7 +90,7 @@ def backprop_warm_start(
     validation.optimum()
     reward = LogSuboptimalityReward()
     params = [p for p in policy.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
+    meta_step = MetaGradientStep(params, torch.optim.Adam(params, lr=lr), grad_clip)
     policy.set_training_mode(False)
 
     horizons = list(validation_horizons or [high])
@@ -104,16 +104,15 @@ def backprop_warm_start(
         index = torch.randint(pool_size, (batch_size,), generator=generator)
         horizon = int(torch.randint(low, high + 1, (1,), generator=generator))
         state = OptimizationState.start(pool.select_rows(index), history=rule.observation_spec.history)
-        for begin in range(0, horizon, truncation):
-            steps = min(truncation, horizon - begin)
-            with torch.enable_grad():
-                total = torch.zeros((), dtype=state.f.dtype)
-                for _ in range(steps):
-                    state.advance(policy_steps(rule, state), differentiable=True)
-                    total = total + reward.log_gap(state.f, state).mean()
-                if not apply_meta_gradient(total / steps, params, optimizer, grad_clip):
-                    skipped += 1
-            detach_state(state)
+        pieces = truncated_unroll(
+            state,
+            lambda s: policy_steps(rule, s),
+            lambda s: reward.log_gap(s.f, s).mean(),
+            meta_step,
+            horizon=horizon,
+            truncation=truncation,
+        )
+        skipped += pieces.skipped
         if iteration % max(1, iterations // 10) == 0 or iteration == iterations:
             current = score()
             if current < best_score:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agents.meta.meta_training_options import MetaTrainingOptions
 from agents.runtime.step_forms import DEFAULT_LOG_RANGE, STEP_FORMS, StepForm
 
 if TYPE_CHECKING:
@@ -382,35 +383,33 @@ def check_keywords(cls: type, given: Mapping[str, Any], section: str, source: st
 
 @dataclass(frozen=True)
 class MetaTrainingConfig:
-    """A --config file of `train_meta_optimizer` keywords; None leaves that function's default."""
+    """A --config file for meta-training: `timesteps` and the `MetaTrainingOptions` fields (their
+    defaults and checks live there, in one place)."""
 
-    timesteps: int | None = setting(None, positive_int)
-    horizon: int | None = setting(None, positive_int)
-    truncation: int | None = setting(None, positive_int)
-    batch_size: int | None = setting(None, positive_int)
-    checkpoint_every: int | None = setting(None, positive_int)
-    env_kwargs: dict[str, Any] | None = setting(None, mapping)
-    lr: float | None = setting(None, positive_float)
-    grad_clip: float | None = setting(None, positive_float)
-    normalize: bool | None = setting(None, boolean)
-    second_order: bool | None = setting(None, boolean)
-    learn_init: bool | None = setting(None, boolean)
-    validation_instances: int | None = setting(None, positive_int)
-    validation_every: int | None = setting(None, positive_int)
+    timesteps: int | None
+    options: MetaTrainingOptions
 
     DEFAULT_TIMESTEPS = 200_000
 
     @classmethod
     def parse(cls, data: Any, source: str) -> MetaTrainingConfig:
-        return parse_section(cls, data or {}, "meta-training", source)
-
-    def keywords(self) -> dict[str, Any]:
-        """The set keywords of `train_meta_optimizer`, timesteps aside."""
-        return {
-            f.name: getattr(self, f.name)
-            for f in dataclasses.fields(self)
-            if f.name != "timesteps" and getattr(self, f.name) is not None
-        }
+        """One-line ConfigError for a non-mapping, an unknown key or a bad value, naming `source`."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: the meta-training settings must be a mapping, got {type(data).__name__}")
+        settings = dict(data)
+        timesteps = settings.pop("timesteps", None)
+        if timesteps is not None:
+            try:
+                timesteps = positive_int(timesteps)
+            except _Bad as bad:
+                raise _fail(source, "timesteps", timesteps, bad.allowed) from None
+        try:
+            options = MetaTrainingOptions.from_mapping(settings, source)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        return cls(timesteps, options)
 
 
 def load_training_config(
