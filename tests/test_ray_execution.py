@@ -8,8 +8,7 @@ import pytest
 import torch
 
 import train_agent
-from agents.hand_designed import make_optimizer
-from agents.hand_designed import tuning
+from agents.hand_designed import make_optimizer, tuning
 from agents.hand_designed.tuning import ensure_tuned, load_tuned, tune
 from l2o_gym.evaluation import evaluate
 from l2o_gym.evaluation_sweep import EvaluationSpec, decode_curves, encode_curves, evaluate_many
