@@ -283,7 +283,8 @@ def check_backend_args(args: argparse.Namespace) -> None:
     try:
         check_backend(args.backend, args.address)
     except ValueError as err:
-        raise UsageError(f"--backend: {err}") from None
+        option = "--address" if args.address is not None and args.backend != "ray" else "--backend"
+        raise UsageError(f"{option}: {err}") from None
 
 
 def add_tune(subparsers) -> None:

@@ -81,11 +81,18 @@ class EvaluationSpec:
 
 
 def rule_fingerprint(rule: UpdateRule) -> str:
-    """A short hash of the rule's pickled state (its class name where it cannot be pickled)."""
+    """A short hash of the rule's pickled state; for a rule that cannot be pickled, of its class name
+    and the weights of the torch modules it holds."""
     try:
         data = pickle.dumps(rule, protocol=4)
-    except Exception:  # a rule holding something unpicklable: its class names it
-        data = f"{type(rule).__module__}.{type(rule).__qualname__}".encode()
+    except Exception:  # a rule holding something unpicklable: its class and weights name it
+        digest = hashlib.sha1(f"{type(rule).__module__}.{type(rule).__qualname__}".encode())
+        for name, value in sorted(vars(rule).items()):
+            if isinstance(value, torch.nn.Module):
+                for key, tensor in value.state_dict().items():
+                    digest.update(f"{name}.{key}".encode())
+                    digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:12]
     return hashlib.sha1(data).hexdigest()[:12]
 
 

@@ -3,6 +3,7 @@ evaluation and tuning sweeps built on it give the numbers of evaluate() and tune
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -213,3 +214,54 @@ def test_ensure_tuned_checks_its_requests_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="horizon"):
         ensure_tuned([("adam", ENV, 0, None)], tmp_path / "t.json")
     assert not (tmp_path / "t.json").exists()
+
+
+def fake_train_sb3(env_id, algo, *, out_dir, timesteps, seed, **options):
+    """Stands in for SB3 training: saves a 'best model' whose step is the seed."""
+    from types import SimpleNamespace
+
+    from agents.runtime.saved_rules import write_meta
+    from tests.test_cli import TEST_META
+
+    best = write_meta(Path(out_dir) / "best_model", {**TEST_META, "timesteps": seed}).parent
+    return SimpleNamespace(best=best, timesteps=timesteps or 100)
+
+
+def test_training_runs_over_seeds_each_in_its_folder_and_resume(tmp_path, monkeypatch):
+    from agents.rl import sb3_training
+    from agents.rl.training_runs import TrainingRun, train_runs
+
+    monkeypatch.setattr(sb3_training, "train_sb3", fake_train_sb3)
+    runs = [TrainingRun(ENV, "ppo", seed, tmp_path / f"s{seed}", timesteps=50) for seed in (0, 1, 2)]
+    done = train_runs(runs, progress=False, results_dir=tmp_path / "cells")
+    assert [done[r.key()]["best_step"] for r in runs] == [0, 1, 2]
+    assert all(
+        done[r.key()]["best"] == str(r.out_dir / "best_model") and done[r.key()]["timesteps"] == 50 for r in runs
+    )
+    monkeypatch.setattr(sb3_training, "train_sb3", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert train_runs(runs, progress=False, results_dir=tmp_path / "cells") == done
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"algo": "dqn9"}, "algo must be one of"),
+        ({"env_id": "l2o/Nothing-v0"}, "not registered"),
+        ({"seed": -1}, "seed must be an int >= 0"),
+    ],
+)
+def test_bad_training_runs_fail_before_any_work(change, message, tmp_path):
+    from agents.rl.training_runs import TrainingRun, train_runs
+
+    run = TrainingRun(**{**dict(env_id=ENV, algo="ppo", seed=0, out_dir=tmp_path / "a"), **change})
+    with pytest.raises(ValueError, match=message):
+        train_runs([run], progress=False)
+    with pytest.raises(ValueError, match="same folder"):
+        train_runs([TrainingRun(ENV, "ppo", 0, tmp_path / "a"), TrainingRun(ENV, "ppo", 1, tmp_path / "a")])
+
+
+def test_an_address_without_ray_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        train_agent.main(["tune", "--env", ENV, "--address", "head:6379"])
+    assert caught.value.code == 2
+    assert "--address: address applies to backend 'ray' only" in capsys.readouterr().err

@@ -247,7 +247,7 @@ def tuned_optimizer(
 TuningRequest = tuple[str, str, int, "dict[str, Any] | None"]  # (optimizer, env id, horizon, family kwargs)
 
 
-def _tune_cell(arguments: dict[str, Any]) -> dict[str, Any]:
+def tune_cell(arguments: dict[str, Any]) -> dict[str, Any]:
     """One tuning cell: `tune(**arguments)` as a JSON-able dict."""
     return asdict(tune(**arguments))
 
@@ -288,7 +288,7 @@ def ensure_tuned(
         save_tuned([*existing, TunedSetting(**setting)], path)
 
     if cells:
-        run_cells(_tune_cell, cells, backend=backend, address=address, progress=progress, desc="tuning", on_result=save)
+        run_cells(tune_cell, cells, backend=backend, address=address, progress=progress, desc="tuning", on_result=save)
     settings = []
     for name, env_id, horizon, kwargs in requests:
         setting = find_tuned(name, env_id, horizon, path, kwargs)
@@ -308,5 +308,6 @@ __all__ = [
     "load_tuned",
     "save_tuned",
     "tune",
+    "tune_cell",
     "tuned_optimizer",
 ]
