@@ -21,7 +21,7 @@ import hashlib
 import json
 import pickle
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +198,8 @@ def evaluate_many(
     if not specs:
         raise ValueError("specs must hold at least one EvaluationSpec")
     options = dict(backend=backend, address=address, progress=progress, results_dir=results_dir, num_cpus=num_cpus)
-    optimum_cells = {f"optimum|{spec.instances_key()}": spec for spec in specs}
+    # each cell gets only the rule it runs (no rule at all for an optimum)
+    optimum_cells = {f"optimum|{spec.instances_key()}": replace(spec, rules={}) for spec in specs}
     optima = run_cells(
         optimum_cell, optimum_cells, encode=_encode_optimum, decode=_decode_optimum, desc="optima", **options
     )
@@ -208,7 +209,7 @@ def evaluate_many(
     for spec, spec_keys in zip(specs, keys, strict=True):
         f_star = optima[f"optimum|{spec.instances_key()}"]["f_star"]
         for method, key in spec_keys.items():
-            unroll_cells[key] = (spec, method, f_star)
+            unroll_cells[key] = (replace(spec, rules={method: spec.rules[method]}), method, f_star)
     runs = run_cells(unroll_cell, unroll_cells, encode=_encode_unroll, decode=_decode_unroll, desc="unrolls", **options)
     return [
         _assemble(spec, optima[f"optimum|{spec.instances_key()}"], {m: runs[k] for m, k in spec_keys.items()})
