@@ -7,7 +7,7 @@ after cell, and on a local Ray with `--num-cpus` workers (its start-up counted a
 its own). Both runs must write byte-identical reports. Prints a markdown table and, with
 `--write-docs`, puts it into docs/ray.md between its markers.
 
-    python benchmarks/ray_speedup.py [--envs ...] [--optimizers adam,rmsprop,gd,cg] [--horizons 40]
+    python benchmarks/ray_speedup.py [--envs ...] [--optimizers adam,rmsprop,gd,cg] [--horizons 40,100]
                                      [--instances 100] [--tune-instances 100] [--num-cpus 2] [--write-docs]
 """
 
@@ -88,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", default=",".join(FAMILIES))
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
-    parser.add_argument("--horizons", default="40")
+    parser.add_argument("--horizons", default="40,100")
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--tune-instances", type=int, default=100)
     parser.add_argument("--num-cpus", type=int, default=2)
