@@ -54,14 +54,18 @@ def evaluation_table(args: argparse.Namespace, backend: str, folder: Path) -> fl
     return time.perf_counter() - start
 
 
-def markdown(args: argparse.Namespace, local: float, ray_start: float, ray_cells: float, identical: bool) -> str:
+def markdown(
+    args: argparse.Namespace, local: float, ray_start: float, ray_cells: float, identical: bool, load: list[float]
+) -> str:
     cells = len(args.envs) * len(args.horizons) * len(args.optimizers)
     lines = [
         f"Measured by `python benchmarks/ray_speedup.py` on {os.cpu_count()} cores ({platform.machine()}), "
         f"Ray with {args.num_cpus} workers: {len(args.envs)} families x {len(args.horizons)} horizons "
         f"({', '.join(map(str, args.horizons))}) x {len(args.optimizers)} optimizers "
         f"({', '.join(args.optimizers)}) = {cells} tuning cells and {cells} unroll cells, "
-        f"{args.instances} test / {args.tune_instances} validation instances.",
+        f"{args.instances} test / {args.tune_instances} validation instances. The machine's 1-minute load "
+        f"average (other processes included) was {load[0]:.1f} at the start, {load[1]:.1f} between the runs and "
+        f"{load[2]:.1f} at the end.",
         "",
         "| backend | wall time | ratio to in-process |",
         "|---|---:|---:|",
@@ -101,21 +105,24 @@ def main() -> None:
     except ValueError as err:
         parser.exit(2, f"{parser.prog}: {err}\n")
     torch.set_num_threads(1)
+    load = [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         local = evaluation_table(args, "local", folder / "local")
+        load.append(os.getloadavg()[0])
         print(f"in-process: {local:.1f} s", flush=True)
         start = time.perf_counter()
         start_ray(num_cpus=args.num_cpus)
         ray_start = time.perf_counter() - start
         ray_cells = evaluation_table(args, "ray", folder / "ray")
         shutdown_backend()
+        load.append(os.getloadavg()[0])
         print(f"ray: {ray_cells:.1f} s (+ {ray_start:.1f} s start-up)", flush=True)
         identical = all(
             (folder / "local" / "report" / name).read_bytes() == (folder / "ray" / "report" / name).read_bytes()
             for name in ("report.md", "report.json")
         )
-    table = markdown(args, local, ray_start, ray_cells, identical)
+    table = markdown(args, local, ray_start, ray_cells, identical, load)
     print(table)
     if args.write_docs:
         write_docs(table)
