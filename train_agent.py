@@ -184,23 +184,25 @@ def check_policy_dimensions(policies: dict, env_ids: Sequence[str], family_kwarg
 
 def tuned_rules(
     names: Sequence[str],
-    env_id: str,
+    env_ids: Sequence[str],
     horizon: int,
     cache: Path | None,
     instances: int,
     seed: int,
     family_kwargs: dict | None = None,
-) -> dict:
-    """Hand-designed rules tuned on the validation split of `env_id` (cached in `cache`)."""
-    from agents.hand_designed.tuning import tuned_optimizer
+    backend: str = "local",
+    address: str | None = None,
+) -> dict[str, dict]:
+    """{env id: {name: rule}}: hand-designed rules tuned on each env's validation split (cached in `cache`;
+    the missing settings tuned as cells on `backend`)."""
+    from agents.hand_designed import make_optimizer
+    from agents.hand_designed.tuning import ensure_tuned
 
-    rules = {}
-    for name in names:
-        start = time.perf_counter()
-        rules[name] = tuned_optimizer(
-            name, env_id, horizon, cache_path=cache, family_kwargs=family_kwargs, instances=instances, seed=seed
-        )
-        print(f"  {name}: ready ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+    requests = [(name, env_id, horizon, family_kwargs) for env_id in env_ids for name in names]
+    settings = ensure_tuned(requests, cache, instances=instances, seed=seed, backend=backend, address=address)
+    rules: dict[str, dict] = {env_id: {} for env_id in env_ids}
+    for (name, env_id, _, _), setting in zip(requests, settings, strict=True):
+        rules[env_id][name] = make_optimizer(name, **setting.hparams)
     return rules
 
 
@@ -217,31 +219,38 @@ def evaluate_and_report(
     cache: Path | None,
     tune_instances: int,
     family_kwargs: dict | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> int:
-    """Tune the baselines, evaluate them and the policies on every env, write one report, print the tables."""
-    from l2o_gym.evaluation import evaluate
+    """Tune the baselines, evaluate them and the policies on every env (cells on `backend`; finished
+    cells kept in OUT/cells so that a run interrupted resumes), write one report, print the tables."""
+    from l2o_gym.evaluation_sweep import EvaluationSpec, evaluate_many
     from l2o_gym.report import markdown_table, write_report
 
     names = list(optimizers)
     if REFERENCE not in names:
         names.append(REFERENCE)
         print(f"(adding tuned {REFERENCE}: the reference of the speed-up and win-rate columns)", file=sys.stderr)
-    results = []
-    for env_id in env_ids:
-        print(f"tuning {', '.join(names)} on {env_id} (validation split; cache {cache_path(cache)})", file=sys.stderr)
-        rules = {**tuned_rules(names, env_id, horizon, cache, tune_instances, seed, family_kwargs), **policies}
-        print(f"evaluating on {instances} {split} instances, {horizon} steps", file=sys.stderr, flush=True)
-        result = evaluate(
-            rules,
+    print(
+        f"tuning {', '.join(names)} on {', '.join(env_ids)} (validation split; cache {cache_path(cache)})",
+        file=sys.stderr,
+    )
+    tuned = tuned_rules(names, env_ids, horizon, cache, tune_instances, seed, family_kwargs, backend, address)
+    print(f"evaluating on {instances} {split} instances, {horizon} steps", file=sys.stderr, flush=True)
+    specs = [
+        EvaluationSpec(
             env_id,
+            {**tuned[env_id], **policies},
             split=split,
             instances=instances,
             horizon=horizon,
             seed=seed,
             reference=REFERENCE,
-            family_kwargs=family_kwargs,
+            family_kwargs=family_kwargs or {},
         )
-        results.append(result)
+        for env_id in env_ids
+    ]
+    results = evaluate_many(specs, backend=backend, address=address, results_dir=out / "cells")
     report = write_report(results, out)
     for result in results:
         print(markdown_table(result))
@@ -296,6 +305,20 @@ def _add_common(parser: argparse.ArgumentParser, *, env_required: bool = True) -
     parser.add_argument(
         "--tune-instances", type=positive_int, default=100, help="validation instances used to tune (default 100)"
     )
+    parser.add_argument(
+        "--backend", choices=("local", "ray"), default="local", help="run the cells in this process or on Ray"
+    )
+    parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
+
+
+def check_backend_args(args: argparse.Namespace) -> None:
+    from l2o_gym.execution import check_backend
+
+    try:
+        check_backend(args.backend, args.address)
+    except ValueError as err:
+        option = "--address" if args.address is not None and args.backend != "ray" else "--backend"
+        raise UsageError(f"{option}: {err}") from None
 
 
 def add_tune(subparsers) -> None:
@@ -310,11 +333,22 @@ def run_tune(args: argparse.Namespace) -> int:
     names = parse_optimizers(args.optimizers)
     family_kwargs = parse_family_kwargs(args.family_kwarg, env_ids)
     check_cache(args.cache)
+    check_backend_args(args)
     from agents.hand_designed.tuning import find_tuned
 
+    tuned_rules(
+        names,
+        env_ids,
+        args.horizon,
+        args.cache,
+        args.tune_instances,
+        args.seed,
+        family_kwargs,
+        args.backend,
+        args.address,
+    )
     for env_id in env_ids:
         print(f"{env_id} (validation split, horizon {args.horizon}) {family_kwargs or ''}", flush=True)
-        tuned_rules(names, env_id, args.horizon, args.cache, args.tune_instances, args.seed, family_kwargs)
         for name in names:
             setting = find_tuned(name, env_id, args.horizon, args.cache, family_kwargs)
             settings = ", ".join(f"{k}={v:.4g}" for k, v in setting.hparams.items())
@@ -356,6 +390,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     clash = sorted(set(policies) & {*optimizers, REFERENCE})
     if clash:
         raise UsageError(f"--policy: {', '.join(clash)} is also a hand-designed optimizer's name; rename the folder")
+    check_backend_args(args)
     return evaluate_and_report(
         env_ids,
         optimizers,
@@ -368,6 +403,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         cache=args.cache,
         tune_instances=args.tune_instances,
         family_kwargs=family_kwargs,
+        backend=args.backend,
+        address=args.address,
     )
 
 

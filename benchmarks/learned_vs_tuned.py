@@ -8,7 +8,12 @@ hand-designed baselines on validation instances, and evaluate everything with
 `l2o_gym.evaluate` on the same 100 test instances (disjoint seeds). Every figure is measured in
 this run; wins and speed-ups are against tuned Adam run on the same instances.
 
-    python benchmarks/learned_vs_tuned.py [--envs ...] [--meta] [--out reports/learned_vs_tuned]
+The work runs as cells (`l2o_gym.execution`): one per training run, per tuned setting and per
+evaluated (table, method), in this process or on Ray (`--backend ray`; `--address` or
+$RAY_ADDRESS for a cluster, whose nodes must share --out). Finished cells are kept in OUT/cells,
+so a run interrupted resumes where it stopped; the figures do not depend on the backend.
+
+    python benchmarks/learned_vs_tuned.py [--envs ...] [--meta] [--out reports/learned_vs_tuned] [--backend ray]
 
 The recorded figures live in docs/results.md ("Learned optimizers against tuned baselines on held-out problems");
 a new run's figures replace them there.
@@ -18,15 +23,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
 
 import torch
 
-from agents.hand_designed.tuning import tuned_optimizer
-from agents.rl.sb3_training import train_sb3
-from agents.runtime.saved_rules import load_rule, read_meta
-from l2o_gym.evaluation import EvaluationResult, evaluate
+from agents.hand_designed import make_optimizer
+from agents.hand_designed.tuning import ensure_tuned
+from agents.rl.training_runs import TrainingRun, train_runs
+from agents.runtime.saved_rules import load_rule
+from l2o_gym.evaluation import EvaluationResult
+from l2o_gym.evaluation_sweep import EvaluationSpec, evaluate_many
+from l2o_gym.execution import BACKENDS, check_backend
 from l2o_gym.report import write_report
 
 FAMILIES = ("l2o/LogisticRegression-v0", "l2o/RobustLinearRegression-v0", "l2o/TwoLayerNet-v0")
@@ -39,9 +46,26 @@ VARIANTS = {
 }
 
 
-def rules_for(env_id: str, horizon: int, learned: dict, family_kwargs: dict | None = None) -> dict:
-    rules = {name: tuned_optimizer(name, env_id, horizon, family_kwargs=family_kwargs or None) for name in BASELINES}
-    return {**rules, **learned}
+def tables(env_id: str) -> list[tuple[str, int, dict]]:
+    """(label, horizon, family kwargs) of every table of a family."""
+    short = env_id.split("/")[1].removesuffix("-v0")
+    found = [(f"{short}, T={horizon}", horizon, {}) for horizon in (40, 100)]
+    return found + [(f"{short} {label}, T=40", 40, kwargs) for label, kwargs in VARIANTS.get(env_id, ())]
+
+
+def training_runs(args: argparse.Namespace, env_ids: list[str]) -> dict[tuple[str, str], TrainingRun]:
+    runs = {}
+    for env_id in env_ids:
+        short = env_id.split("/")[1].removesuffix("-v0")
+        folder = args.out / "runs"
+        runs[env_id, "ppo"] = TrainingRun(env_id, "ppo", args.seed, folder / f"{short}_ppo", args.timesteps)
+        if args.meta:
+            for algo in ("l2l", "meta_lstm"):
+                options = {"horizon": 40}
+                runs[env_id, algo] = TrainingRun(
+                    env_id, algo, args.seed, folder / f"{short}_{algo}", args.meta_timesteps, options
+                )
+    return runs
 
 
 def row(result: EvaluationResult, method: str, label: str, wall: dict) -> str:
@@ -69,66 +93,48 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports") / "learned_vs_tuned")
+    parser.add_argument("--backend", choices=BACKENDS, default="local", help="where the cells run")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
     args = parser.parse_args()
+    try:
+        check_backend(args.backend, args.address)
+    except ValueError as err:
+        parser.error(f"--backend: {err}")
     torch.set_num_threads(1)
+    backend = dict(backend=args.backend, address=args.address)
+    env_ids = args.envs.split(",")
+
+    runs = training_runs(args, env_ids)
+    trained = train_runs(list(runs.values()), results_dir=args.out / "cells", **backend)
+    learned: dict[str, dict] = {env_id: {} for env_id in env_ids}
+    wall: dict[str, dict] = {env_id: {} for env_id in env_ids}
+    notes = []
+    for (env_id, algo), run in runs.items():
+        done = trained[run.key()]
+        learned[env_id][algo] = load_rule(done["best"])
+        wall[env_id][algo] = done["wall_s"]
+        if algo == "ppo":
+            short = env_id.split("/")[1].removesuffix("-v0")
+            steps = f"{done['best_step']:,} of {done['timesteps']:,}"
+            notes.append(f"- {short}: PPO best model from step {steps} (0: the warm start)")
+            print(notes[-1], flush=True)
+
+    requests = [(name, e, h, kw or None) for e in env_ids for _, h, kw in tables(e) for name in BASELINES]
+    settings = iter(ensure_tuned(requests, **backend))
+    specs, labels = [], []
+    for env_id in env_ids:
+        for label, horizon, kwargs in tables(env_id):
+            rules = {name: make_optimizer(name, **next(settings).hparams) for name in BASELINES}
+            all_rules = {**rules, **learned[env_id]}
+            specs.append(EvaluationSpec(env_id, all_rules, instances=args.instances, horizon=horizon, seed=args.seed))
+            specs[-1].family_kwargs = kwargs
+            labels.append(label)
+    results = evaluate_many(specs, results_dir=args.out / "cells", **backend)
 
     header = "| family | method | mean final f - f* | median | wins vs Adam | speed-up | diverged | training |"
     lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|"]
-    results, notes = [], []
-    for env_id in args.envs.split(","):
-        short = env_id.split("/")[1].removesuffix("-v0")
-        learned, wall = {}, {}
-        start = time.perf_counter()
-        trained = train_sb3(
-            env_id,
-            "ppo",
-            out_dir=args.out / "runs" / f"{short}_ppo",
-            timesteps=args.timesteps,
-            seed=args.seed,
-            progress_bar=False,
-        )
-        wall["ppo"] = time.perf_counter() - start
-        learned["ppo"] = load_rule(trained.best)
-        best_step = read_meta(trained.best)["timesteps"]
-        notes.append(f"- {short}: PPO best model from step {best_step:,} of {trained.timesteps:,} (0: the warm start)")
-        print(notes[-1], flush=True)
-        if args.meta:
-            from agents.meta.meta_training import train_meta_optimizer
-
-            for algo in ("l2l", "meta_lstm"):
-                start = time.perf_counter()
-                best = train_meta_optimizer(
-                    env_id,
-                    algo,
-                    args.meta_timesteps,
-                    args.seed,
-                    args.out / "runs" / f"{short}_{algo}",
-                    horizon=40,
-                    progress=False,
-                )
-                wall[algo] = time.perf_counter() - start
-                learned[algo] = load_rule(best)
-        for horizon in (40, 100):
-            result = evaluate(
-                rules_for(env_id, horizon, learned), env_id, instances=args.instances, horizon=horizon, seed=args.seed
-            )
-            results.append(result)
-            for method in result.methods:
-                lines.append(row(result, method, f"{short}, T={horizon}", wall))
-            print("\n".join(lines[-len(result.methods) :]), flush=True)
-        for label, kwargs in VARIANTS.get(env_id, ()):
-            result = evaluate(
-                rules_for(env_id, 40, learned, kwargs),
-                env_id,
-                instances=args.instances,
-                horizon=40,
-                seed=args.seed,
-                family_kwargs=kwargs,
-            )
-            results.append(result)
-            for method in result.methods:
-                lines.append(row(result, method, f"{short} {label}, T=40", wall))
-            print("\n".join(lines[-len(result.methods) :]), flush=True)
+    for result, label in zip(results, labels, strict=True):
+        lines += [row(result, method, label, wall[result.env_id]) for method in result.methods]
     report = write_report(results, args.out / "report")
     table = "\n".join(lines + [""] + notes)
     (args.out / "table.md").write_text(table + "\n")

@@ -5,7 +5,9 @@ optimizer's default log grid, mean Li & Malik cost), then run the tuned setting 
 instances (the same instances for every optimizer) and print the mean final objective, the mean
 final suboptimality f(x_T) - f*, the ratio of the mean final objective to tuned Adam's (measured
 in this run), the mean cost and the divergence rate. Then check Li & Malik's qualitative
-findings. Usage: python benchmarks/tuned_baselines.py [--save tuned.json] [--instances 100]
+findings. The tuning runs as one cell per (family, optimizer), in this process or on Ray
+(`--backend ray`, `--address` or $RAY_ADDRESS for a cluster); the figures do not depend on it.
+Usage: python benchmarks/tuned_baselines.py [--save tuned.json] [--instances 100] [--backend ray]
 
 The recorded figures live in docs/results.md ("Hand-designed baselines and Li & Malik's findings");
 a new run's figures replace them there.
@@ -14,13 +16,13 @@ a new run's figures replace them there.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 import l2o_gym  # noqa: F401  (registers the env ids)
 from agents.hand_designed import HAND_DESIGNED, make_optimizer
-from agents.hand_designed.tuning import li_malik_cost, save_tuned, tune
+from agents.hand_designed.tuning import TunedSetting, li_malik_cost, save_tuned, tune_cell
+from l2o_gym.execution import BACKENDS, check_backend, run_cells
 from l2o_gym.registry import make_family
 from l2o_gym.unroll import unroll
 
@@ -36,8 +38,20 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--horizon", type=int, default=40)
     parser.add_argument("--save", default=None, help="write the tuned settings to this JSON file")
+    parser.add_argument("--backend", choices=BACKENDS, default="local", help="where the tuning cells run")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
     args = parser.parse_args()
+    try:
+        check_backend(args.backend, args.address)
+    except ValueError as err:
+        parser.error(f"--backend: {err}")
     torch.set_num_threads(1)
+    cells = {
+        f"{env_id}|{name}": dict(name=name, family=env_id, instances=args.instances, horizon=args.horizon, seed=0)
+        for env_id in FAMILIES
+        for name in HAND_DESIGNED
+    }
+    tuned = run_cells(tune_cell, cells, backend=args.backend, address=args.address, desc="tuning")
     settings = []
     results: dict[str, dict[str, dict[str, float]]] = {}
     for env_id in FAMILIES:
@@ -46,8 +60,7 @@ def main() -> None:
         f_star = test.optimum()
         rows = {}
         for name in HAND_DESIGNED:
-            start = time.perf_counter()
-            setting = tune(name, env_id, instances=args.instances, horizon=args.horizon, seed=0)
+            setting = TunedSetting(**tuned[f"{env_id}|{name}"])
             settings.append(setting)
             curves = unroll(make_optimizer(name, **setting.hparams), test, args.horizon)
             rows[name] = {
@@ -58,7 +71,6 @@ def main() -> None:
                 "median_subopt": float((curves.final - f_star).median()),
                 "cost": float(li_malik_cost(curves).mean()),
                 "diverged": float(curves.diverged.float().mean()),
-                "seconds": time.perf_counter() - start,
             }
         results[env_id] = rows
         adam_final = rows["adam"]["final"]

@@ -11,6 +11,11 @@ Settings are saved as JSON (`save_tuned` / `load_tuned`); `tuned_optimizer` reus
 setting keyed by (env id or family class, family kwargs, horizon, optimizer name) or tunes and
 saves one. Default cache: $L2O_GYM_CACHE/tuned.json if that variable is set (a directory), else
 ~/.cache/l2o_gym/tuned.json.
+
+`ensure_tuned(requests)` does the same for many (optimizer, env id, horizon, family kwargs)
+at once: the settings missing from the cache are tuned as independent cells on a backend of
+`l2o_gym.execution` (in-process by default, or Ray), each saved to the cache as it finishes, so
+an interrupted tuning sweep resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from torch import Tensor
 
 from agents.hand_designed import make_optimizer, optimizer_class
 from l2o_gym.atomic_io import atomic_write_json
+from l2o_gym.execution import check_backend, run_cells
 from l2o_gym.problem import TaskFamily, check_positive_int, check_split
 from l2o_gym.registry import make_family
 from l2o_gym.unroll import Curves, unroll
@@ -238,14 +244,70 @@ def tuned_optimizer(
     return make_optimizer(name, **setting.hparams)
 
 
+TuningRequest = tuple[str, str, int, "dict[str, Any] | None"]  # (optimizer, env id, horizon, family kwargs)
+
+
+def tune_cell(arguments: dict[str, Any]) -> dict[str, Any]:
+    """One tuning cell: `tune(**arguments)` as a JSON-able dict."""
+    return asdict(tune(**arguments))
+
+
+def ensure_tuned(
+    requests: Iterable[TuningRequest],
+    cache_path: str | Path | None = None,
+    *,
+    instances: int = 100,
+    seed: int = 0,
+    backend: str = "local",
+    address: str | None = None,
+    progress: bool = True,
+) -> list[TunedSetting]:
+    """The tuned setting of every (optimizer, env id, horizon, family kwargs) request, in order: from
+    the cache where there, else tuned now on `backend` (one cell per request; each saved to the cache
+    as it finishes). A cached setting is reused whatever `instances` and `seed` say."""
+    check_backend(backend, address)
+    check_positive_int("instances", instances)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    path = Path(cache_path) if cache_path is not None else default_cache_path()
+    requests = [(name, env_id, horizon, dict(kwargs or {})) for name, env_id, horizon, kwargs in requests]
+    cells: dict[str, dict[str, Any]] = {}
+    for name, env_id, horizon, kwargs in requests:
+        optimizer_class(name)
+        check_positive_int("horizon", horizon)
+        if not isinstance(env_id, str):
+            raise TypeError(f"env id must be a registered id (str), got {env_id!r}")
+        if find_tuned(name, env_id, horizon, path, kwargs) is None:
+            _grid_points(name, None)
+            cells[cache_key(name, env_id, kwargs, horizon)] = dict(
+                name=name, family=env_id, horizon=horizon, family_kwargs=kwargs, instances=instances, seed=seed
+            )
+
+    def save(_: str, setting: dict[str, Any]) -> None:
+        existing = load_tuned(path) if path.exists() else []
+        save_tuned([*existing, TunedSetting(**setting)], path)
+
+    if cells:
+        run_cells(tune_cell, cells, backend=backend, address=address, progress=progress, desc="tuning", on_result=save)
+    settings = []
+    for name, env_id, horizon, kwargs in requests:
+        setting = find_tuned(name, env_id, horizon, path, kwargs)
+        if setting is None:
+            raise RuntimeError(f"tuned setting of {name} on {env_id} (horizon {horizon}) missing from {path}")
+        settings.append(setting)
+    return settings
+
+
 __all__ = [
     "DIVERGED_COST_PER_STEP",
     "TunedSetting",
     "default_cache_path",
+    "ensure_tuned",
     "find_tuned",
     "li_malik_cost",
     "load_tuned",
     "save_tuned",
     "tune",
+    "tune_cell",
     "tuned_optimizer",
 ]
