@@ -183,8 +183,11 @@ def evaluate_and_report(
     cache: Path | None,
     tune_instances: int,
     family_kwargs: dict | None = None,
+    rule_specs: Sequence = (),
 ) -> int:
-    """Tune the baselines, evaluate them and the policies on every env, write one report, print the tables."""
+    """Tune the baselines, evaluate them, the policies and the --rule specs on every env, write one
+    report, print the tables."""
+    from agents.runtime.cli_rules import rules_for_env
     from l2o_gym.evaluation import evaluate
     from l2o_gym.report import markdown_table, write_report
 
@@ -196,6 +199,9 @@ def evaluate_and_report(
     for env_id in env_ids:
         print(f"tuning {', '.join(names)} on {env_id} (validation split; cache {cache_path(cache)})", file=sys.stderr)
         rules = {**tuned_rules(names, env_id, horizon, cache, tune_instances, seed, family_kwargs), **policies}
+        rules.update(
+            rules_for_env(rule_specs, env_id, horizon, instances=tune_instances, seed=seed, family_kwargs=family_kwargs)
+        )
         print(f"evaluating on {instances} {split} instances, {horizon} steps", file=sys.stderr, flush=True)
         result = evaluate(
             rules,
@@ -306,6 +312,9 @@ def add_evaluate(subparsers) -> None:
     parser.add_argument("--split", choices=l2o_gym.SPLITS, default="test", help="instances to evaluate on")
     parser.add_argument("--instances", type=positive_int, default=100, help="instances (default 100)")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/<env>)")
+    from agents.runtime.cli_rules import add_rule_option
+
+    add_rule_option(parser)
     parser.set_defaults(run=run_evaluate, parser=parser)
 
 
@@ -319,6 +328,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     clash = sorted(set(policies) & {*optimizers, REFERENCE})
     if clash:
         raise UsageError(f"--policy: {', '.join(clash)} is also a hand-designed optimizer's name; rename the folder")
+    from agents.runtime.cli_rules import parse_rule_options
+
+    try:
+        rule_specs = parse_rule_options(args.rule, taken={*optimizers, REFERENCE, *policies})
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     return evaluate_and_report(
         env_ids,
         optimizers,
@@ -331,6 +346,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         cache=args.cache,
         tune_instances=args.tune_instances,
         family_kwargs=family_kwargs,
+        rule_specs=rule_specs,
     )
 
 
