@@ -1,0 +1,82 @@
+"""The held-out task suite: test-only ids that no training family contains.
+
+Problems built from scikit-learn's bundled tables (`tasks.table_models`: linear models and small
+MLPs, classification and regression, full-batch and minibatch) and shifted standard test functions
+in several dimensions (`tasks.test_functions`). Every family refuses the "train" split, so no
+policy can be trained on them; "validation" (disjoint rows, or its own seed stream) serves only to
+tune the baselines, "test" to score. `SUITE_GROUPS` sorts the ids into the task families the
+suite's report gives one row each (docs/heldout_suite.md, benchmarks/heldout_suite.py).
+
+This module imports nothing heavy: `register_heldout_suite` registers string entry points with
+their keyword arguments; the families are built only when an id is made.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TABLES = "tasks.table_models:TableModelFamily"
+FUNCTIONS = "tasks.test_functions:ShiftedTestFunctionFamily"
+
+# id -> (entry point, family keywords)
+HELDOUT_IDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "l2o/HeldoutIrisSoftmax-v0": (TABLES, {"dataset": "iris"}),
+    "l2o/HeldoutWineSoftmax-v0": (TABLES, {"dataset": "wine"}),
+    "l2o/HeldoutBreastCancerLogistic-v0": (TABLES, {"dataset": "breast_cancer"}),
+    "l2o/HeldoutDiabetesRidge-v0": (TABLES, {"dataset": "diabetes"}),
+    "l2o/HeldoutBreastCancerLogisticMinibatch-v0": (TABLES, {"dataset": "breast_cancer", "batch_size": 32}),
+    "l2o/HeldoutDigitsSoftmaxMinibatch-v0": (TABLES, {"dataset": "digits", "batch_size": 64}),
+    "l2o/HeldoutDiabetesRidgeMinibatch-v0": (TABLES, {"dataset": "diabetes", "batch_size": 32}),
+    "l2o/HeldoutIrisMLP-v0": (TABLES, {"dataset": "iris", "hidden": 8}),
+    "l2o/HeldoutWineMLP-v0": (TABLES, {"dataset": "wine", "hidden": 8}),
+    "l2o/HeldoutDiabetesMLP-v0": (TABLES, {"dataset": "diabetes", "hidden": 16}),
+    "l2o/HeldoutBreastCancerMLPMinibatch-v0": (TABLES, {"dataset": "breast_cancer", "hidden": 16, "batch_size": 32}),
+    "l2o/HeldoutRastrigin2-v0": (FUNCTIONS, {"kind": "rastrigin", "dim": 2}),
+    "l2o/HeldoutRastrigin10-v0": (FUNCTIONS, {"kind": "rastrigin", "dim": 10}),
+    "l2o/HeldoutStyblinskiTang2-v0": (FUNCTIONS, {"kind": "styblinski_tang", "dim": 2}),
+    "l2o/HeldoutStyblinskiTang10-v0": (FUNCTIONS, {"kind": "styblinski_tang", "dim": 10}),
+    "l2o/HeldoutBeale-v0": (FUNCTIONS, {"kind": "beale", "dim": 2}),
+}
+
+SUITE_GROUPS: dict[str, tuple[str, ...]] = {
+    "linear, full batch": (
+        "l2o/HeldoutIrisSoftmax-v0",
+        "l2o/HeldoutWineSoftmax-v0",
+        "l2o/HeldoutBreastCancerLogistic-v0",
+        "l2o/HeldoutDiabetesRidge-v0",
+    ),
+    "linear, minibatch": (
+        "l2o/HeldoutBreastCancerLogisticMinibatch-v0",
+        "l2o/HeldoutDigitsSoftmaxMinibatch-v0",
+        "l2o/HeldoutDiabetesRidgeMinibatch-v0",
+    ),
+    "MLP": (
+        "l2o/HeldoutIrisMLP-v0",
+        "l2o/HeldoutWineMLP-v0",
+        "l2o/HeldoutDiabetesMLP-v0",
+        "l2o/HeldoutBreastCancerMLPMinibatch-v0",
+    ),
+    "test functions": (
+        "l2o/HeldoutRastrigin2-v0",
+        "l2o/HeldoutRastrigin10-v0",
+        "l2o/HeldoutStyblinskiTang2-v0",
+        "l2o/HeldoutStyblinskiTang10-v0",
+        "l2o/HeldoutBeale-v0",
+    ),
+}
+
+
+def register_heldout_suite() -> None:
+    """Register every held-out id (skipping ids already registered)."""
+    import gymnasium as gym
+
+    from l2o_gym.registry import register_family
+
+    for env_id, (entry_point, kwargs) in HELDOUT_IDS.items():
+        if env_id not in gym.registry:
+            register_family(env_id, entry_point, split="test", **kwargs)
+
+
+def is_heldout(env_id: str) -> bool:
+    """Whether `env_id` belongs to the held-out (test-only) suite."""
+    return env_id in HELDOUT_IDS
