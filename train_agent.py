@@ -302,7 +302,7 @@ def cache_path(cache: Path | None) -> Path:
 
 def add_evaluate(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="evaluate optimizers on held-out instances and write a report")
-    _add_common(parser)
+    _add_common(parser, env_required=False)
     parser.add_argument(
         "--optimizers", help="comma-separated hand-designed names (default: all); tuned adam is always added"
     )
@@ -315,16 +315,34 @@ def add_evaluate(subparsers) -> None:
     from agents.runtime.cli_rules import add_rule_option
 
     add_rule_option(parser)
+    from tasks.heldout_suite import add_suite_option
+
+    add_suite_option(parser)
     parser.set_defaults(run=run_evaluate, parser=parser)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    env_ids = parse_envs(args.env)
+    from tasks.heldout_suite import check_heldout_split, check_unseen, suite_env_ids
+
+    if args.env is None and args.suite is None:
+        raise UsageError("--env or --suite: give the environment(s) to evaluate on")
+    env_ids = suite_env_ids(args.suite, parse_envs(args.env) if args.env is not None else [])
+    try:
+        check_heldout_split(env_ids, args.split)
+    except ValueError as err:
+        raise UsageError(f"--split: {err}") from None
     optimizers = parse_optimizers(args.optimizers)
-    default_out = Path("reports") / "_".join(e.replace("/", "_") for e in env_ids)
+    default_out = Path("reports") / (
+        f"{args.suite}_suite" if args.suite else "_".join(e.replace("/", "_") for e in env_ids)
+    )
     out = check_out(args.out if args.out is not None else default_out)
     family_kwargs = parse_family_kwargs(args.family_kwarg, env_ids)
     policies = load_policies(args.policy)
+    if args.suite is not None:
+        try:
+            check_unseen(policies, env_ids)
+        except ValueError as err:
+            raise UsageError(f"--policy: {err}") from None
     clash = sorted(set(policies) & {*optimizers, REFERENCE})
     if clash:
         raise UsageError(f"--policy: {', '.join(clash)} is also a hand-designed optimizer's name; rename the folder")

@@ -80,3 +80,43 @@ def register_heldout_suite() -> None:
 def is_heldout(env_id: str) -> bool:
     """Whether `env_id` belongs to the held-out (test-only) suite."""
     return env_id in HELDOUT_IDS
+
+
+SUITES: dict[str, tuple[str, ...]] = {"heldout": tuple(HELDOUT_IDS)}
+
+
+def add_suite_option(parser: Any) -> None:
+    """Register ``--suite NAME`` on an argparse parser (``l2o-gym evaluate``)."""
+    parser.add_argument(
+        "--suite",
+        choices=sorted(SUITES),
+        default=None,
+        help="evaluate on every id of a suite (heldout: the test-only held-out families, each with its own "
+        "tuned baselines; policies must not have been trained on any of them)",
+    )
+
+
+def suite_env_ids(suite: str | None, env_ids: list[str]) -> list[str]:
+    """`env_ids` followed by the suite's ids (each once)."""
+    extra = SUITES[suite] if suite is not None else ()
+    return [*env_ids, *(e for e in extra if e not in env_ids)]
+
+
+def check_unseen(policies: dict[str, Any], env_ids: list[str]) -> None:
+    """Leave-one-family-out: a ValueError if a policy was trained on a family it is evaluated on
+    (its metadata's env_id, or env_ids for a policy trained on several)."""
+    for name, rule in policies.items():
+        meta = getattr(rule, "meta", None) or {}
+        trained = set(meta.get("env_ids", [])) | ({meta["env_id"]} if "env_id" in meta else set())
+        seen = sorted(trained & set(env_ids))
+        if seen:
+            raise ValueError(
+                f"policy {name!r} was trained on {', '.join(seen)}: a held-out evaluation needs families it never saw"
+            )
+
+
+def check_heldout_split(env_ids: list[str], split: str) -> None:
+    """A ValueError if a held-out id is asked for its (non-existent) training split."""
+    heldout = [e for e in env_ids if is_heldout(e)]
+    if split == "train" and heldout:
+        raise ValueError(f"{heldout[0]} is a held-out (test-only) task: use --split test (or validation)")
