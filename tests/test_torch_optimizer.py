@@ -258,6 +258,21 @@ def test_a_non_finite_step_is_a_divergence_and_strict_mode_raises():
     assert torch.equal(torch.nn.utils.parameters_to_vector(model.parameters()), good)
 
 
+def test_a_loss_rising_above_its_start_is_warned_once_and_counted():
+    class Ascent(UpdateRule):
+        def step(self, state):
+            return 0.1 * state.grad.sign()
+
+    model = _model()
+    optimizer = LearnedTorchOptimizer(model.parameters(), Ascent())
+    with pytest.warns(RuntimeWarning, match="rose") as caught:
+        for _ in range(30):
+            optimizer.step(_closure(model, optimizer))
+    assert len([w for w in caught if "rose" in str(w.message)]) == 1
+    assert optimizer.rises > 0 and optimizer.divergences == 0
+    assert optimizer.state_dict()["learned"]["rises"] == optimizer.rises
+
+
 def test_bad_arguments_are_one_line_errors():
     params = list(_model().parameters())
     with pytest.raises(ValueError, match="on_divergence"):

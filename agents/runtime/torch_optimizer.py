@@ -24,11 +24,13 @@ torch.optim conventions (details and examples in docs/torch_optimizer.md):
 - Divergence (a non-finite step, loss or gradient, or a loss above f0 + explode_ratio·(|f0| + 1)):
   the last good parameters are restored; ``on_divergence="backoff"`` (default) warns once and
   multiplies later steps by ``backoff``; ``"raise"`` raises `DivergenceError`. ``divergences``
-  counts them.
+  counts them. A loss above f0 + rise_ratio·(|f0| + 1) that stays below the divergence threshold
+  is a rise: warned once, counted in ``rises``, no action.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import fields
@@ -120,6 +122,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         on_divergence: str = "backoff",
         backoff: float = 0.5,
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
+        rise_ratio: float = 1.0,
         history: int | None = None,
     ) -> None:
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr >= 0:
@@ -130,6 +133,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             raise ValueError(f"backoff must lie in (0, 1], got {backoff!r}")
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
+        if not 0 < rise_ratio <= explode_ratio:
+            raise ValueError(f"rise_ratio must lie in (0, explode_ratio], got {rise_ratio!r}")
         self.optimization_state: OptimizationState | None = None
         super().__init__(params, defaults={"lr": float(lr)})
         self.rule = load_rule(rule) if isinstance(rule, (str, Path)) else rule
@@ -140,9 +145,12 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         self.on_divergence = on_divergence
         self.backoff = float(backoff)
         self.explode_ratio = float(explode_ratio)
+        self.rise_ratio = float(rise_ratio)
         self.divergences = 0
+        self.rises = 0
         self.step_multiplier = 1.0
         self._warned = False
+        self._warned_rise = False
 
     # -- parameters ------------------------------------------------------------------------------
 
@@ -188,6 +196,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             self._complete_transition()
         state = self.optimization_state
         problem = state.problem
+        self._check_rise(problem.last_loss, state.f0)
         with torch.no_grad():
             proposed = self._propose(state)
             if not torch.isfinite(proposed).all():
@@ -226,6 +235,25 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         write_parameters(self._params(), state.x, [True] * len(self._params()))
         self._diverged(f"the loss reached {value:.4g} (start {float(state.f0[0]):.4g}) or a value was not finite")
 
+    def _check_rise(self, loss: Tensor, f0: Tensor) -> None:
+        """Count (and warn once about) a finite loss above f0 + rise_ratio·(|f0| + 1)."""
+        value, start = float(loss.detach()), float(f0[0])
+        scale = abs(start) + 1.0
+        if (
+            not math.isfinite(value)
+            or not start + self.rise_ratio * scale < value <= start + self.explode_ratio * scale
+        ):
+            return  # no rise, or a divergence (handled on its own)
+        self.rises += 1
+        if not self._warned_rise:
+            self._warned_rise = True
+            warnings.warn(
+                f"LearnedTorchOptimizer: the loss rose to {value:.4g} from {start:.4g} at the start "
+                f"(warned once; `rises` counts such steps; divergence acts above {self.explode_ratio:g}x)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
     def _diverged(self, what: str) -> None:
         """Count a divergence (parameters already at the last good point); raise or back off."""
         self.divergences += 1
@@ -260,6 +288,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             "history": self.history,
             "rule_state": None if state is None else rule_state(self.rule),
             "divergences": self.divergences,
+            "rises": self.rises,
+            "warned_rise": self._warned_rise,
             "step_multiplier": self.step_multiplier,
             "warned": self._warned,
         }
@@ -278,6 +308,8 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         self.history = int(learned["history"])
         self.explode_ratio = float(learned["explode_ratio"])
         self.divergences = int(learned["divergences"])
+        self.rises = int(learned["rises"])
+        self._warned_rise = bool(learned["warned_rise"])
         self.step_multiplier = float(learned["step_multiplier"])
         self._warned = bool(learned["warned"])
         self.optimization_state = None
