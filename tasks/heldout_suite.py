@@ -38,6 +38,22 @@ HELDOUT_IDS: dict[str, tuple[str, dict[str, Any]]] = {
     "l2o/HeldoutBeale-v0": (FUNCTIONS, {"kind": "beale", "dim": 2}),
 }
 
+# The training side of the protocol: one policy trained on a mixture of the training families
+# (tasks/mixture_family.py), then scored on the held-out ids above, which it never saw.
+TRAINING_MIXTURE_ID = "l2o/TrainingMixture-v0"
+TRAINING_MIXTURE: tuple[str, dict[str, Any]] = (
+    "tasks.mixture_family:MixtureFamily",
+    {
+        "members": [
+            "l2o/LogisticRegression-v0",
+            "l2o/RobustLinearRegression-v0",
+            "l2o/TwoLayerNet-v0",
+            "l2o/Quadratic-v0",
+        ],
+        "action_scale": 1.0,
+    },
+)
+
 SUITE_GROUPS: dict[str, tuple[str, ...]] = {
     "linear, full batch": (
         "l2o/HeldoutIrisSoftmax-v0",
@@ -67,7 +83,7 @@ SUITE_GROUPS: dict[str, tuple[str, ...]] = {
 
 
 def register_heldout_suite() -> None:
-    """Register every held-out id (skipping ids already registered)."""
+    """Register every held-out id and the training mixture (skipping ids already registered)."""
     import gymnasium as gym
 
     from l2o_gym.registry import register_family
@@ -75,6 +91,8 @@ def register_heldout_suite() -> None:
     for env_id, (entry_point, kwargs) in HELDOUT_IDS.items():
         if env_id not in gym.registry:
             register_family(env_id, entry_point, split="test", **kwargs)
+    if TRAINING_MIXTURE_ID not in gym.registry:
+        register_family(TRAINING_MIXTURE_ID, TRAINING_MIXTURE[0], **TRAINING_MIXTURE[1])
 
 
 def is_heldout(env_id: str) -> bool:
