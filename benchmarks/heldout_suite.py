@@ -12,7 +12,7 @@ the whole suite. Failures are counted for every method (`EvaluationResult.failur
 or ended above its start). L-BFGS's function evaluations per step are counted on a copy (every
 other method evaluates once per step). Everything is measured in this run.
 
-    python benchmarks/heldout_suite.py --policy runs/logreg_ppo/best_model [--instances 50]
+    python benchmarks/heldout_suite.py --policy runs/logreg_ppo/best_model [--policy ...] [--instances 50]
         [--horizon 40] [--ids ID,ID] [--out docs/heldout_suite.md]
 """
 
@@ -38,7 +38,6 @@ from l2o_gym.unroll import unroll
 from l2o_gym.update_rule import UpdateRule
 from tasks.heldout_suite import HELDOUT_IDS, SUITE_GROUPS, check_unseen
 
-POLICY = "policy"
 BASELINES = ("adam", "lbfgs", "window_qn")
 
 
@@ -96,14 +95,14 @@ def evaluations_per_step(rule: UpdateRule, problem: Problem, horizon: int) -> fl
     return (counter.calls - 1) / horizon
 
 
-def evaluate_id(env_id: str, policy: UpdateRule, args: argparse.Namespace) -> dict:
-    """One held-out id: tune, evaluate, and the figures of its report row."""
+def evaluate_id(env_id: str, policies: dict[str, UpdateRule], args: argparse.Namespace) -> dict:
+    """One held-out id: tune, evaluate every policy beside the baselines, the figures of its rows."""
     start = time.perf_counter()
     rules = {
         name: tuned_optimizer(name, env_id, args.horizon, args.cache, instances=args.tune_instances, seed=args.seed)
         for name in args.baselines
     }
-    rules[POLICY] = policy
+    rules.update(policies)
     result = evaluate(
         rules,
         env_id,
@@ -118,14 +117,14 @@ def evaluate_id(env_id: str, policy: UpdateRule, args: argparse.Namespace) -> di
         "env_id": env_id,
         "dim": result.dim,
         "n": args.instances,
-        "wins": {b: int(wins_against(result, POLICY, b).sum()) for b in args.baselines},
+        "wins": {p: {b: int(wins_against(result, p, b).sum()) for b in args.baselines} for p in policies},
         "median": {m: float(final_values(result, m).median()) for m in rules},
         "failures": result.failures(),
         "lbfgs_evals": evaluations_per_step(rules["lbfgs"], problem, args.horizon) if "lbfgs" in rules else None,
         "seconds": time.perf_counter() - start,
     }
     print(
-        f"{env_id}: wins {row['wins']} of {args.instances}, medians "
+        f"{env_id} ({args.instances} instances): wins {row['wins']}, medians "
         + ", ".join(f"{m} {v:.3g}" for m, v in row["median"].items())
         + f" ({row['seconds']:.0f} s)",
         file=sys.stderr,
@@ -148,58 +147,66 @@ def _failures(row: dict) -> str:
     return "; ".join(parts) or "none"
 
 
-def markdown(rows: list[dict], args: argparse.Namespace, wall: float) -> str:
-    """The report: per id, per task family and over the suite."""
-    baselines = list(args.baselines)
-    head = "| " + " | ".join(f"wins vs {b} [95 % CI]" for b in baselines) + " |"
+def _header(args: argparse.Namespace, wall: float) -> list[str]:
     lines = [
         "# The held-out suite",
         "",
-        "Written by `benchmarks/heldout_suite.py` (regenerate with the command below); every figure was measured",
-        "in that one run. The policy never saw these families: every held-out id refuses its training split.",
+        "Written by `benchmarks/heldout_suite.py`; every figure below was measured in one run of",
         "",
         "```",
         "python benchmarks/heldout_suite.py " + " ".join(args.argv),
         "```",
         "",
-        f"Policy: `{args.policy}` ({args.policy_about}).",
-        f"Baselines tuned per held-out id on its validation split: {', '.join(baselines)}.",
-        f"{args.instances} test instances per id, horizon T = {args.horizon}, seed {args.seed}; {wall / 60:.0f} min.",
+        f"({wall / 60:.0f} min on this machine). The suite's ids are test-only: every one refuses the training",
+        "split (`tasks/heldout_suite.py`), so no policy has seen them; `l2o-gym evaluate --suite heldout` runs them",
+        "from the command line and refuses a policy whose metadata names an evaluated id as its training env.",
+        "",
+        "Policies: " + "; ".join(f"`{name}`: {about}" for name, about in args.policy_about.items()) + ".",
+        f"Baselines tuned per held-out id on its validation split: {', '.join(args.baselines)}.",
+        f"{args.instances} test instances per id, horizon T = {args.horizon}, seed {args.seed}.",
         "A win: the policy did not diverge and the baseline diverged or ended strictly lower (f - f* where f* is",
         "known, else f; minibatch tasks: the full-batch objective at x_T). Intervals: Wilson 95 %.",
         "",
-        "## Per task family",
-        "",
-        "| task family | ids | instances " + head,
-        "|---|---:|---:|" + "---:|" * len(baselines),
+        "| id | d | task |",
+        "|---|---:|---|",
     ]
+    return lines + [f"| {e} | {make_family(e).dim} | {make_family(e).description} |" for e in args.ids]
+
+
+def markdown(rows: list[dict], args: argparse.Namespace, wall: float) -> str:
+    """The report: per task family and over the suite, per id, and every failure."""
+    baselines, policies = list(args.baselines), list(args.policy_about)
+    head = " | ".join(f"wins vs {b} [95 % CI]" for b in baselines)
+    lines = _header(args, wall) + ["", "## Per task family", "", f"| task family | policy | instances | {head} |"]
+    lines.append("|---|---|---:|" + "---:|" * len(baselines))
     by_id = {r["env_id"]: r for r in rows}
     groups = {**{g: [e for e in ids if e in by_id] for g, ids in SUITE_GROUPS.items()}, "whole suite": list(by_id)}
     for group, ids in groups.items():
-        if not ids:
-            continue
-        n = sum(by_id[e]["n"] for e in ids)
-        rates = " | ".join(_rate(sum(by_id[e]["wins"][b] for e in ids), n) for b in baselines)
-        lines.append(f"| {group} | {len(ids)} | {n} | {rates} |")
+        for policy in policies if ids else []:
+            n = sum(by_id[e]["n"] for e in ids)
+            rates = " | ".join(_rate(sum(by_id[e]["wins"][policy][b] for e in ids), n) for b in baselines)
+            lines.append(f"| {group} | {policy} | {n} | {rates} |")
+    medians = " | ".join(f"median {m}" for m in [*policies, *baselines])
     lines += [
         "",
         "## Per held-out id",
         "",
-        "Medians of the final value (f - f*, or f where f* is unknown) per method; L-BFGS's evaluations per step",
-        "are batched objective calls (its line search), every other method makes one per step.",
+        "Medians of the final value (f - f*, or f where f* is unknown; minibatch tasks: full-batch objective).",
+        "L-BFGS's evaluations per step are batched objective calls (its line search); every other method makes",
+        "one per step.",
         "",
-        "| id | d "
-        + head
-        + " median policy | "
-        + " | ".join(f"median {b}" for b in baselines)
-        + " | L-BFGS evals/step |",
-        "|---|---:|" + "---:|" * (2 * len(baselines) + 2),
+        f"| id | policy | {head} |",
+        "|---|---|" + "---:|" * len(baselines),
     ]
     for r in rows:
-        rates = " | ".join(_rate(r["wins"][b], r["n"]) for b in baselines)
-        medians = " | ".join(f"{r['median'][m]:.3g}" for m in [POLICY, *baselines])
+        for policy in policies:
+            rates = " | ".join(_rate(r["wins"][policy][b], r["n"]) for b in baselines)
+            lines.append(f"| {r['env_id']} | {policy} | {rates} |")
+    lines += ["", f"| id | {medians} | L-BFGS evals/step |", "|---|" + "---:|" * (len(policies) + len(baselines) + 1)]
+    for r in rows:
+        values = " | ".join(f"{r['median'][m]:.3g}" for m in [*policies, *baselines])
         evals = "—" if r["lbfgs_evals"] is None else f"{r['lbfgs_evals']:.1f}"
-        lines.append(f"| {r['env_id']} | {r['dim']} | {rates} | {medians} | {evals} |")
+        lines.append(f"| {r['env_id']} | {values} | {evals} |")
     lines += ["", "## Failures (diverged, or ended above the starting objective)", ""]
     lines += [f"- {r['env_id']}: {_failures(r)}" for r in rows]
     return "\n".join(lines) + "\n"
@@ -207,7 +214,9 @@ def markdown(rows: list[dict], args: argparse.Namespace, wall: float) -> str:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--policy", required=True, help="a saved learned optimizer (folder)")
+    parser.add_argument(
+        "--policy", action="append", required=True, help="a saved learned optimizer (folder; repeatable)"
+    )
     parser.add_argument("--instances", type=int, default=50)
     parser.add_argument("--tune-instances", type=int, default=50)
     parser.add_argument("--horizon", type=int, default=40)
@@ -233,15 +242,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        policy = load_rule(args.policy)
-        check_unseen({POLICY: policy}, args.ids)
-        meta = getattr(policy, "meta", {})
-        args.policy_about = ", ".join(f"{k} {meta[k]}" for k in ("kind", "algo", "env_id", "observation") if k in meta)
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"--policy: {err}")
+    policies, args.policy_about = {}, {}
+    for path in args.policy:
+        name = Path(path).resolve().parent.name if Path(path).name == "best_model" else Path(path).resolve().name
+        try:
+            policies[name] = load_rule(path)
+            check_unseen({name: policies[name]}, args.ids)
+        except (FileNotFoundError, ValueError) as err:
+            sys.exit(f"--policy {path}: {err}")
+        meta = getattr(policies[name], "meta", {})
+        about = ", ".join(f"{k} {meta[k]}" for k in ("kind", "algo", "env_id", "observation") if k in meta)
+        args.policy_about[name] = f"{about} ({path})"
     start = time.perf_counter()
-    rows = [evaluate_id(env_id, policy, args) for env_id in args.ids]
+    rows = [evaluate_id(env_id, policies, args) for env_id in args.ids]
     text = markdown(rows, args, time.perf_counter() - start)
     atomic_write_text(args.out, text)
     print(text)
