@@ -410,7 +410,13 @@ def parse_horizons(text: str) -> list[int]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from tasks.heldout_suite import check_trainable
+
     env_id = check_env(args.env)
+    try:
+        check_trainable(env_id)
+    except ValueError as err:
+        raise UsageError(f"--env: {err}") from None
     horizons = parse_horizons(args.report_horizons)
     out = check_out(args.out if args.out is not None else Path("runs") / f"{env_id.replace('/', '_')}_{args.algo}")
     if args.config is not None and not args.config.is_file():

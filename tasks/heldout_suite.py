@@ -138,3 +138,12 @@ def check_heldout_split(env_ids: list[str], split: str) -> None:
     heldout = [e for e in env_ids if is_heldout(e)]
     if split == "train" and heldout:
         raise ValueError(f"{heldout[0]} is a held-out (test-only) task: use --split test (or validation)")
+
+
+def check_trainable(env_id: str) -> str:
+    """`env_id`, or a ValueError if it is a held-out id (its registered episodes serve the test split)."""
+    if is_heldout(env_id):
+        raise ValueError(
+            f"{env_id} is a held-out (test-only) task: train on training families, e.g. {TRAINING_MIXTURE_ID}"
+        )
+    return env_id

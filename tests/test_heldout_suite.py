@@ -122,3 +122,9 @@ def test_evaluate_cli_on_a_heldout_id_and_its_usage_errors(tmp_path, capsys):
             train_agent.main(args)
         assert exit_info.value.code == 2
         assert (message or "--env or --suite") in capsys.readouterr().err
+
+
+def test_training_on_a_heldout_id_is_refused_before_any_work(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_agent.main(["train", "--env", "l2o/HeldoutBeale-v0", "--timesteps", "10"])
+    assert exit_info.value.code == 2 and "held-out" in capsys.readouterr().err
