@@ -281,3 +281,17 @@ def test_bad_arguments_are_one_line_errors():
         LearnedTorchOptimizer(params, FixedGD(), lr=-1.0)
     with pytest.raises(TypeError, match="UpdateRule"):
         LearnedTorchOptimizer(params, torch.optim.SGD)
+
+
+def test_the_documented_example_runs(tmp_path):
+    import re
+    from pathlib import Path
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "torch_optimizer.md"
+    block = re.findall(r"```python\n(.*?)```", doc.read_text(), flags=re.S)[0]
+    block = block.replace('"runs/default/best_model"', 'make_optimizer("adam", lr=0.01)')
+    block = block.replace('"checkpoint.pt"', repr(str(tmp_path / "checkpoint.pt")))
+    namespace: dict = {"make_optimizer": make_optimizer}
+    exec(compile(block, str(doc), "exec"), namespace)
+    assert namespace["optimizer"].param_groups[1]["lr"] == pytest.approx(0.5 * 0.25)
+    assert (tmp_path / "checkpoint.pt").is_file()
