@@ -38,7 +38,7 @@ class MixtureProblem(Problem):
         self.stochastic = any(m is not None and m.stochastic for m in members)
 
     def _dtype(self) -> torch.dtype:
-        return next(m.x0.dtype for m in self.members if m is not None)
+        return next((m.x0.dtype for m in self.members if m is not None), torch.get_default_dtype())
 
     def _groups(self) -> list[tuple[int, Tensor]]:
         """(member index, its rows [n_k]) for every member holding instances."""

@@ -49,6 +49,14 @@ def test_rows_can_be_selected_joined_and_replaced():
     assert problem.f_star is not None and problem.f_star.shape == (9,)
 
 
+def test_an_emptied_pool_is_refilled():
+    problem, fresh = _problem(n=4, seed=0), _problem(n=3, seed=1)
+    empty = problem.select_rows(torch.arange(4)[4:])
+    assert empty.batch_size == 0 and empty.dim == 10
+    refilled = empty.cat_rows(fresh)
+    torch.testing.assert_close(refilled.loss(refilled.x0), fresh.loss(fresh.x0))
+
+
 def test_evaluation_runs_rules_on_a_mixture():
     result = l2o_gym.evaluate({"adam": make_optimizer("adam", lr=0.05)}, MixtureFamily(MEMBERS), instances=6, horizon=5)
     assert result.has_optimum and result.curves["adam"].objectives.shape == (6, 6)
