@@ -157,7 +157,8 @@ def _header(args: argparse.Namespace, wall: float) -> list[str]:
         "python benchmarks/heldout_suite.py " + " ".join(args.argv),
         "```",
         "",
-        f"({wall / 60:.0f} min on this machine). The suite's ids are test-only: every one refuses the training",
+        f"({wall / 60:.0f} min on this machine; baselines' tuned settings are read from the cache when there).",
+        "The suite's ids are test-only: every one refuses the training",
         "split (`tasks/heldout_suite.py`), so no policy has seen them; `l2o-gym evaluate --suite heldout` runs them",
         "from the command line and refuses a policy whose metadata names an evaluated id as its training env.",
         "Protocol: a policy is trained on training families only — one (e.g. `l2o/LogisticRegression-v0`) or the",
@@ -166,6 +167,13 @@ def _header(args: argparse.Namespace, wall: float) -> list[str]:
         "l2o/TrainingMixture-v0`) — and scored on every held-out family, each one never seen in training.",
         "",
         "Policies: " + "; ".join(f"`{name}`: {about}" for name, about in args.policy_about.items()) + ".",
+        *(
+            ["(timesteps 0: the validation's best checkpoint was the imitation warm start, before any PPO update.)"]
+            if any("timesteps 0 " in about for about in args.policy_about.values())
+            else []
+        ),
+        "They come from `l2o-gym train --env ID --algo ppo --out runs/NAME` with agents/rl/hyperparams.yaml",
+        "(logistic regression: `--timesteps 100000`; the mixture: its own entry, 100k steps).",
         f"Baselines tuned per held-out id on its validation split: {', '.join(args.baselines)}.",
         f"{args.instances} test instances per id, horizon T = {args.horizon}, seed {args.seed}.",
         "A win: the policy did not diverge and the baseline diverged or ended strictly lower (f - f* where f* is",
@@ -255,7 +263,8 @@ def main(argv: list[str] | None = None) -> None:
         except (FileNotFoundError, ValueError) as err:
             sys.exit(f"--policy {path}: {err}")
         meta = getattr(policies[name], "meta", {})
-        about = ", ".join(f"{k} {meta[k]}" for k in ("kind", "algo", "env_id", "observation") if k in meta)
+        keys = ("kind", "algo", "env_id", "observation", "timesteps")
+        about = ", ".join(f"{k} {meta[k]}" for k in keys if k in meta)
         args.policy_about[name] = f"{about} ({path})"
     start = time.perf_counter()
     rows = [evaluate_id(env_id, policies, args) for env_id in args.ids]
