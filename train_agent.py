@@ -221,9 +221,12 @@ def evaluate_and_report(
     family_kwargs: dict | None = None,
     backend: str = "local",
     address: str | None = None,
+    rule_specs: Sequence = (),
 ) -> int:
-    """Tune the baselines, evaluate them and the policies on every env (cells on `backend`; finished
-    cells kept in OUT/cells so that a run interrupted resumes), write one report, print the tables."""
+    """Tune the baselines, evaluate them, the policies and the --rule specs on every env (cells on
+    `backend`; finished cells kept in OUT/cells so that a run interrupted resumes), write one
+    report, print the tables."""
+    from agents.runtime.cli_rules import rules_for_env
     from l2o_gym.evaluation_sweep import EvaluationSpec, evaluate_many
     from l2o_gym.report import markdown_table, write_report
 
@@ -240,7 +243,13 @@ def evaluate_and_report(
     specs = [
         EvaluationSpec(
             env_id,
-            {**tuned[env_id], **policies},
+            {
+                **tuned[env_id],
+                **policies,
+                **rules_for_env(
+                    rule_specs, env_id, horizon, instances=tune_instances, seed=seed, family_kwargs=family_kwargs
+                ),
+            },
             split=split,
             instances=instances,
             horizon=horizon,
@@ -365,7 +374,7 @@ def cache_path(cache: Path | None) -> Path:
 
 def add_evaluate(subparsers) -> None:
     parser = subparsers.add_parser("evaluate", help="evaluate optimizers on held-out instances and write a report")
-    _add_common(parser)
+    _add_common(parser, env_required=False)
     parser.add_argument(
         "--optimizers", help="comma-separated hand-designed names (default: all); tuned adam is always added"
     )
@@ -375,22 +384,49 @@ def add_evaluate(subparsers) -> None:
     parser.add_argument("--split", choices=l2o_gym.SPLITS, default="test", help="instances to evaluate on")
     parser.add_argument("--instances", type=positive_int, default=100, help="instances (default 100)")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/<env>)")
+    from agents.runtime.cli_rules import add_rule_option
+
+    add_rule_option(parser)
+    from tasks.heldout_suite import add_suite_option
+
+    add_suite_option(parser)
     parser.set_defaults(run=run_evaluate, parser=parser)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    env_ids = parse_envs(args.env)
+    from tasks.heldout_suite import check_heldout_split, check_unseen, suite_env_ids
+
+    if args.env is None and args.suite is None:
+        raise UsageError("--env or --suite: give the environment(s) to evaluate on")
+    env_ids = suite_env_ids(args.suite, parse_envs(args.env) if args.env is not None else [])
+    try:
+        check_heldout_split(env_ids, args.split)
+    except ValueError as err:
+        raise UsageError(f"--split: {err}") from None
     optimizers = parse_optimizers(args.optimizers)
-    default_out = Path("reports") / "_".join(e.replace("/", "_") for e in env_ids)
+    default_out = Path("reports") / (
+        f"{args.suite}_suite" if args.suite else "_".join(e.replace("/", "_") for e in env_ids)
+    )
     out = check_out(args.out if args.out is not None else default_out)
     family_kwargs = parse_family_kwargs(args.family_kwarg, env_ids)
     check_cache(args.cache)
     policies = load_policies(args.policy)
     check_policy_dimensions(policies, env_ids, family_kwargs)
+    if args.suite is not None:
+        try:
+            check_unseen(policies, env_ids)
+        except ValueError as err:
+            raise UsageError(f"--policy: {err}") from None
     clash = sorted(set(policies) & {*optimizers, REFERENCE})
     if clash:
         raise UsageError(f"--policy: {', '.join(clash)} is also a hand-designed optimizer's name; rename the folder")
     check_backend_args(args)
+    from agents.runtime.cli_rules import parse_rule_options
+
+    try:
+        rule_specs = parse_rule_options(args.rule, taken={*optimizers, REFERENCE, *policies})
+    except ValueError as err:
+        raise UsageError(str(err)) from None
     return evaluate_and_report(
         env_ids,
         optimizers,
@@ -405,6 +441,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         family_kwargs=family_kwargs,
         backend=args.backend,
         address=args.address,
+        rule_specs=rule_specs,
     )
 
 
@@ -453,7 +490,13 @@ def parse_horizons(text: str) -> list[int]:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from tasks.heldout_suite import check_trainable
+
     env_id = check_env(args.env)
+    try:
+        check_trainable(env_id)
+    except ValueError as err:
+        raise UsageError(f"--env: {err}") from None
     horizons = parse_horizons(args.report_horizons)
     out = args.out if args.out is not None else Path("runs") / f"{env_id.replace('/', '_')}_{args.algo}"
     check_cache(args.cache)

@@ -5,7 +5,8 @@ computes each instance's optimum f* once where the family knows it, and unrolls 
 its own deep copy of that problem through `l2o_gym.unroll.unroll`, so all rules start from the
 same x_0 on the same objectives. Curves are objectives [T + 1, B] per method; the metrics are
 those of `l2o_gym.metrics` (suboptimality where f* is known), relative to the `reference` rule
-(tuned Adam by convention). The reference is also run for `reference_horizon` steps (default
+(tuned Adam by convention); `EvaluationResult.failures` counts each method's diverged instances
+and those that ended above their start. The reference is also run for `reference_horizon` steps (default
 4 T) on another copy, so that speed-ups up to reference_horizon / T can be measured.
 """
 
@@ -74,6 +75,18 @@ class EvaluationResult:
     def quantiles(self, method: str) -> torch.Tensor:
         """25 %, 50 % and 75 % quantiles of the method's values over instances: [3, T + 1]."""
         return curve_quantiles(self.values(method))
+
+    def failures(self) -> dict[str, dict[str, int]]:
+        """Per method, instances that failed: "diverged" (a non-finite or exploding objective; the
+        run stopped at its last finite point) and "above_start" (finished above f(x_0) without
+        crossing the divergence threshold): every blow-up is counted, none is silent."""
+        return {
+            name: {
+                "diverged": int(c.diverged.sum()),
+                "above_start": int((~c.diverged & (c.objectives[-1] > c.objectives[0])).sum()),
+            }
+            for name, c in self.curves.items()
+        }
 
     def margin_curve(self, method: str) -> torch.Tensor | None:
         """Li & Malik's margin of victory at each step [T + 1], or None with a single method."""

@@ -31,3 +31,6 @@ def register_envs() -> None:
     for env_id, entry_point in BUILTIN_TASKS.items():
         if env_id not in gym.registry:
             register_family(env_id, entry_point)
+    from tasks.heldout_suite import register_heldout_suite
+
+    register_heldout_suite()  # the test-only ids, listed in tasks/heldout_suite.py

@@ -250,4 +250,4 @@ def test_the_torch_optimizer_keeps_the_history_of_the_saved_policy():
     first = float(closure())
     for _ in range(5):
         optimizer.step(closure)
-    assert optimizer.state_.history == 6 and float(closure()) < first
+    assert optimizer.optimization_state.history == 6 and float(closure()) < first
