@@ -18,7 +18,7 @@ included) and its per-step time is divided by the bare loop's:
 Prints a markdown table and writes it to docs/speed.md (``--out``). ``--quick`` runs tiny sizes
 (a smoke test, its figures mean nothing).
 
-    python benchmarks/env_overhead.py [--quick] [--out docs/speed.md] [--seconds 0.5]
+    python -m benchmarks.env_overhead [--quick] [--out docs/speed.md] [--seconds 0.6]
 """
 
 from __future__ import annotations
@@ -166,7 +166,9 @@ def ppo_throughput(table: Table, seconds: float, quick: bool) -> None:
     num_envs = int(params["num_envs"])
     if quick:
         num_envs, algo = 2, {**algo, "n_steps": 4, "batch_size": 16, "n_epochs": 1}
-    raw = l2o_gym.make_sb3_vec_env(PPO_ENV, num_envs, seed=0, coordinatewise=True, **{**env_options(PPO_ENV), **params["env"]})
+    raw = l2o_gym.make_sb3_vec_env(
+        PPO_ENV, num_envs, seed=0, coordinatewise=True, **{**env_options(PPO_ENV), **params["env"]}
+    )
     venv = StepFormVecEnv(raw, step_form_from_config(params.get("step")))
     model = PPO(
         policy_name("ppo", True), venv, seed=0, policy_kwargs=policy_kwargs_from_config(params.get("policy")), **algo
@@ -227,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         [
             "# Environment overhead",
             "",
-            "Written by `python benchmarks/env_overhead.py`"
+            "Written by `python -m benchmarks.env_overhead`"
             + (" --quick (tiny sizes: not a measurement)" if q else "")
             + f" ({elapsed:.0f} s, torch {torch.__version__}, 1 thread). Each env form steps B instances",
             "with fixed random actions (autoresets included); the ratio is its time per step over a",
