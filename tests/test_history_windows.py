@@ -301,7 +301,8 @@ class Shadow:
 
         def shadow_replace_rows(mask, other):
             before = self.observation()  # copied: the reference's location is its x, replaced in place
-            self.before_reset = {k: v.clone() for k, v in before.items()} if isinstance(before, dict) else before.clone()
+            is_dict = isinstance(before, dict)
+            self.before_reset = {k: v.clone() for k, v in before.items()} if is_dict else before.clone()
             fresh = RefState.start(other.problem, x0=other.x, history=other.history)
             replace_rows(mask, other)
             self.ref.replace_rows(mask, fresh)

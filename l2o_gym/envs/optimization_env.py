@@ -78,7 +78,8 @@ class OptimizationEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self.episodes.reset(generator_from(self.np_random))
+        # a seeded reset starts the instance stream afresh; an unseeded one goes on with the pool's
+        self.episodes.reset(generator_from(self.np_random), fresh_pool=seed is not None)
         self._done = False
         return self._obs(), self._info()
 
