@@ -77,23 +77,29 @@ def window_averages(history: Tensor, steps: Tensor, betas: tuple[float, ...]) ->
     """Exponential moving averages over a history window, bias-corrected for its filled part.
 
     history [B, H, ...] (oldest first, newest last, zero-filled before the first `steps` + 1
-    entries); steps [B]; returns [B, len(betas), ...].
+    entries); steps [B]; returns [B, len(betas), ...]. The zero-filled entries add nothing, so
+    the weighted sum takes one weight table for all rows (one matrix product) and the bias
+    correction divides by the filled weights' sum, Σ_{a <= min(steps, H - 1)} β^a, afterwards.
     """
     window = history.shape[1]
-    table = _window_weights(window, tuple(betas), history.dtype, history.device)  # [H, n, H]
-    weights = table[steps.to(torch.long).clamp(0, window - 1)]  # [B, n, H]: a row's weights depend on min(t, H - 1)
-    return torch.einsum("bnh,bh...->bn...", weights, history)
+    decay, totals = _window_weights(window, tuple(betas), history.dtype, history.device)  # [n, H], [H, n]
+    batch = history.shape[0]
+    rows = history.reshape(batch, window, -1).transpose(1, 2).reshape(-1, window)  # [B·D, H]
+    sums = (rows @ decay.T).reshape(batch, -1, len(betas)).transpose(1, 2)  # [B, n, D]: one matrix product
+    total = totals[steps.to(torch.long).clamp(0, window - 1)].unsqueeze(2)  # [B, n, 1]
+    return (sums / total).reshape(batch, len(betas), *history.shape[2:])
 
 
 @lru_cache(maxsize=64)
-def _window_weights(window: int, betas: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Normalised weights [H, n, H] of `window_averages` for min(steps, H - 1) = 0 .. H - 1."""
-    steps = torch.arange(window, device=device, dtype=dtype)
+def _window_weights(
+    window: int, betas: tuple[float, ...], dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """β^age [n, H] (oldest first, newest age 0) and the sums of its newest m + 1 entries [H, n]
+    for m = min(steps, H - 1) = 0 .. H - 1."""
     age = torch.arange(window - 1, -1, -1, device=device, dtype=dtype)  # newest: 0
-    filled = (age.unsqueeze(0) <= steps.unsqueeze(1)).to(dtype)  # [H, H]
     decay = torch.tensor(betas, device=device, dtype=dtype).unsqueeze(1) ** age  # [n, H]
-    weights = decay.unsqueeze(0) * filled.unsqueeze(1)  # [H, n, H]
-    return weights / weights.sum(dim=2, keepdim=True)
+    filled = (age.unsqueeze(0) <= torch.arange(window, device=device, dtype=dtype).unsqueeze(1)).to(dtype)
+    return decay, (decay.unsqueeze(0) * filled.unsqueeze(1)).sum(dim=2)  # [H, n]
 
 
 def window_adam_directions(
