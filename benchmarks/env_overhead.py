@@ -15,8 +15,10 @@ included) and its per-step time is divided by the bare loop's:
   whatever d) and the share of the wall time spent in the update, against the bare loop's
   problem-steps/s on the same instances.
 
-Prints a markdown table and writes it to docs/speed.md (``--out``). ``--quick`` runs tiny sizes
-(a smoke test, its figures mean nothing).
+Prints a markdown table and writes it to docs/speed.md (``--out``; notes below the file's
+keep-marker survive the rewrite). ``--quick`` runs tiny sizes (a smoke test, its figures mean
+nothing). ``--device cuda`` adds the Quadratic forms on that device at ``--device-batch``
+instances (default 65,536).
 
     python -m benchmarks.env_overhead [--quick] [--out docs/speed.md] [--seconds 0.6]
 """
@@ -39,6 +41,7 @@ from l2o_gym.atomic_io import atomic_write_text
 from l2o_gym.registry import make_family
 
 QUAD = "l2o/Quadratic-v0"
+KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -->"
 META_FAMILIES = ("l2o/MAMLSinusoid-v0", "l2o/MAMLDigits-v0", "l2o/MANNDigits-v0", "l2o/HyperNetDigits-v0")
 PPO_ENV = "l2o/LogisticRegression-v0"
 
@@ -58,9 +61,9 @@ def per_call(fn: Callable[[], object], seconds: float, rounds: int = 3) -> float
     return best
 
 
-def bare_loop(env_id: str, batch: int, seconds: float, **family_kwargs) -> float:
+def bare_loop(env_id: str, batch: int, seconds: float, device: str = "cpu", **family_kwargs) -> float:
     """Seconds per step of loss, autograd gradient and x -= lr · g on `batch` instances."""
-    problem = make_family(env_id, **family_kwargs).sample(batch, torch.Generator().manual_seed(0))
+    problem = make_family(env_id, **family_kwargs).sample(batch, torch.Generator().manual_seed(0), device=device)
     x = problem.init()
 
     def step() -> None:
@@ -69,6 +72,8 @@ def bare_loop(env_id: str, batch: int, seconds: float, **family_kwargs) -> float
             leaf = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(problem.loss(leaf).sum(), leaf)
         x = leaf.detach() - 1e-4 * grad
+        if x.is_cuda:
+            torch.cuda.synchronize()
 
     return per_call(step, seconds)
 
@@ -86,8 +91,8 @@ def vector_env_step(env_id: str, batch: int, seconds: float, **kwargs) -> float:
     return per_call(lambda: env.step(actions), seconds)
 
 
-def sb3_step(env_id: str, batch: int, seconds: float, coordinatewise: bool) -> float:
-    venv = l2o_gym.make_sb3_vec_env(env_id, batch, seed=0, coordinatewise=coordinatewise)
+def sb3_step(env_id: str, batch: int, seconds: float, coordinatewise: bool, device: str = "cpu") -> float:
+    venv = l2o_gym.make_sb3_vec_env(env_id, batch, seed=0, coordinatewise=coordinatewise, device=device)
     venv.reset()
     actions = actions_for(gym.spaces.Box(-1.0, 1.0, (venv.num_envs, *venv.action_space.shape)))
 
@@ -113,11 +118,15 @@ class Table:
         return ratio
 
 
-def quadratic_forms(table: Table, batch: int, seconds: float) -> None:
-    bare = bare_loop(QUAD, batch, seconds)
-    table.add(f"Quadratic d=10 B={batch}: make_vec (dict)", bare, vector_env_step(QUAD, batch, seconds))
-    table.add(f"Quadratic d=10 B={batch}: SB3 dict VecEnv", bare, sb3_step(QUAD, batch, seconds, False))
-    table.add(f"Quadratic d=10 B={batch}: SB3 coordinatewise VecEnv", bare, sb3_step(QUAD, batch, seconds, True))
+def quadratic_forms(table: Table, batch: int, seconds: float, device: str = "cpu") -> None:
+    bare = bare_loop(QUAD, batch, seconds, device)
+    on = "" if device == "cpu" else f" on {device}"
+    table.add(
+        f"Quadratic d=10 B={batch}{on}: make_vec (dict)", bare, vector_env_step(QUAD, batch, seconds, device=device)
+    )
+    for form, coordinatewise in (("dict", False), ("coordinatewise", True)):
+        env = sb3_step(QUAD, batch, seconds, coordinatewise, device)
+        table.add(f"Quadratic d=10 B={batch}{on}: SB3 {form} VecEnv", bare, env)
 
 
 def dimensions(table: Table, dims: tuple[int, ...], batch: int, seconds: float) -> None:
@@ -210,9 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test, not a measurement")
     parser.add_argument("--out", default="docs/speed.md", help="where the markdown table goes")
     parser.add_argument("--seconds", type=float, default=0.6, help="time per measurement")
+    parser.add_argument("--device", default=None, help="also run the Quadratic forms on this device (e.g. cuda)")
+    parser.add_argument("--device-batch", type=int, default=65536, help="instances on --device (default 65,536)")
     args = parser.parse_args(argv)
     if not args.seconds > 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
+    if args.device_batch < 1:
+        parser.error(f"--device-batch must be a positive integer, got {args.device_batch}")
+    if args.device is not None:
+        try:
+            torch.empty(0, device=args.device)
+        except (RuntimeError, ValueError) as err:
+            parser.error(f"--device {args.device!r} is not usable here: {str(err).splitlines()[0]}")
     torch.set_num_threads(1)
     q = args.quick
     seconds = 0.01 if q else args.seconds
@@ -220,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"env step vs bare loop (loss + autograd gradient + x -= lr·g), 1 torch thread{' (quick)' if q else ''}\n")
     table = Table()
     quadratic_forms(table, 8 if q else 1024, seconds)
+    if args.device is not None:
+        quadratic_forms(table, 8 if q else args.device_batch, seconds, args.device)
     dimensions(table, (10, 100) if q else (10, 100, 1000, 10000), 4 if q else 64, seconds)
     histories(table, (5, 25, 100), 8 if q else 1024, seconds)
     meta_families(table, META_FAMILIES[:1] if q else META_FAMILIES, 2 if q else 16, seconds, 1 if q else 20)
@@ -242,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, text)
+    kept = out.read_text().partition(KEEP_MARKER)[2] if out.is_file() else ""
+    atomic_write_text(out, text + "\n" + KEEP_MARKER + (kept or "\n"))
     print(f"\nwrote {out} ({elapsed:.0f} s)")
     return 0
 

@@ -40,8 +40,8 @@ class EpisodeBatch:
     expensive multistart solve, with staggered episode ends). Still one seeded stream: the pool's
     instances are those of ``family.sample(P, generator)``, handed out in order. The default
     (None) is `DEFAULT_INSTANCE_POOL` where the reward needs f*, so every instance's f* is solved
-    once, in a batch; 0 samples each reset's instances directly (the stream of library versions
-    before 0.5, and the default where no f* is needed).
+    once, in a batch; 0 samples each reset's instances directly (as every reset once did; the
+    default where no f* is needed).
     ``quasi_newton_pairs`` > 0 adds the quasi-Newton features to coordinatewise rows, and
     ``time_features`` the step count t (`l2o_gym.features`).
     """

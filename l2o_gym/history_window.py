@@ -79,7 +79,3 @@ class HistoryWindow:
     def replace_rows(self, mask: Tensor, other: HistoryWindow) -> None:
         """Rows where mask [B] is true take `other`'s windows (other has mask.sum() rows)."""
         self.set_rows(mask, other.view())
-
-    def to(self, *args, **kwargs) -> HistoryWindow:
-        """The window with its buffer converted (`Tensor.to`'s arguments)."""
-        return HistoryWindow(self.buffer.to(*args, **kwargs), self.head)
