@@ -120,7 +120,9 @@ class EpisodeBatch:
 
     def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
         problem = self._draw(n, generator)
-        state = OptimizationState.start(problem, history=self.history, explode_ratio=self.explode_ratio)
+        state = OptimizationState.start(
+            problem, history=self.history, explode_ratio=self.explode_ratio, coordinate_major=self.coordinatewise
+        )
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)
         return state, horizon

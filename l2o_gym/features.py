@@ -170,7 +170,18 @@ class CoordinatewiseObservation:
             columns += [signed_log(newton).unsqueeze(2), (newton / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)]
         if self.time_features:
             columns.append(time_columns(state.t, dim, state.x.dtype))
-        return torch.cat(columns, dim=2)
+        return _side_by_side(columns, batch, dim, self.num_features, state.x)
+
+
+def _side_by_side(columns: list[Tensor], batch: int, dim: int, width: int, like: Tensor) -> Tensor:
+    """torch.cat(columns, dim=2) [B, d, F], written block by block into one buffer (faster than
+    cat for many narrow, strided or broadcast blocks)."""
+    out = like.new_empty((batch, dim, width))
+    start = 0
+    for block in columns:
+        out[:, :, start : start + block.shape[2]] = block
+        start += block.shape[2]
+    return out
 
 
 def time_columns(t: Tensor, dim: int, dtype: torch.dtype) -> Tensor:

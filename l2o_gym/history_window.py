@@ -2,8 +2,10 @@
 
 Slot k of the ring is stored at positions k and k + H of a buffer [B, 2H, ...], so the window,
 oldest first, is always the contiguous slice ``buffer[:, p : p + H]`` (a view, no copy) where p is
-the oldest slot. A push writes the new item [B, ...] at slot p (both copies) and moves p on: O(1)
-per step whatever H. The head p is shared by all rows; a row that must not move (a diverged,
+the oldest slot. With ``time_last`` the buffer is laid out [B, ..., 2H] instead (each coordinate's
+window contiguous, as coordinatewise rows read it); the window is still seen as [B, H, ...].
+A push writes the new item [B, ...] at slot p (both copies) and moves p on: O(1) per step
+whatever H. The head p is shared by all rows; a row that must not move (a diverged,
 frozen instance) or that starts afresh (autoreset) has its whole window rewritten instead, O(H)
 for that row only.
 
@@ -19,42 +21,49 @@ from torch import Tensor
 
 
 class HistoryWindow:
-    """buffer [B, 2H, ...] (slot k at k and k + H), head p: the oldest slot (the next written)."""
+    """buffer [B, 2H, ...] ([B, ..., 2H] with time_last; slot k at k and k + H), head p: the
+    oldest slot (the next written)."""
 
-    def __init__(self, buffer: Tensor, head: int) -> None:
-        if buffer.dim() < 2 or buffer.shape[1] % 2 or not 0 <= head < buffer.shape[1] // 2:
-            raise ValueError(f"buffer must be [B, 2H, ...] and 0 <= head < H, got {tuple(buffer.shape)}, {head}")
-        self.buffer, self.head = buffer, head
+    def __init__(self, buffer: Tensor, head: int, time_last: bool = False) -> None:
+        self.time_dim = buffer.dim() - 1 if time_last else 1
+        if buffer.dim() < 2 or buffer.shape[self.time_dim] % 2 or not 0 <= head < buffer.shape[self.time_dim] // 2:
+            raise ValueError(f"buffer must hold 2H items and 0 <= head < H, got {tuple(buffer.shape)}, {head}")
+        self.buffer, self.head, self.time_last = buffer, head, time_last
 
     @classmethod
-    def from_ordered(cls, items: Tensor) -> HistoryWindow:
+    def from_ordered(cls, items: Tensor, time_last: bool = False) -> HistoryWindow:
         """A window holding items [B, H, ...] (oldest first)."""
-        return cls(torch.cat([items, items], dim=1), 0)
+        twice = torch.cat([items, items], dim=1)
+        return cls(twice.movedim(1, -1).contiguous() if time_last else twice, 0, time_last)
 
     @classmethod
-    def starting_with(cls, newest: Tensor, length: int) -> HistoryWindow:
+    def starting_with(cls, newest: Tensor, length: int, time_last: bool = False) -> HistoryWindow:
         """A zero-filled window of `length` items whose newest is `newest` [B, ...]."""
-        buffer = newest.new_zeros((newest.shape[0], 2 * length, *newest.shape[1:]))
-        window = cls(buffer, 0)
+        batch, rest = newest.shape[0], tuple(newest.shape[1:])
+        shape = (batch, *rest, 2 * length) if time_last else (batch, 2 * length, *rest)
+        window = cls(newest.new_zeros(shape), 0, time_last)
         window.push(newest)
         return window
 
     @property
     def length(self) -> int:
-        return self.buffer.shape[1] // 2
+        return self.buffer.shape[self.time_dim] // 2
+
+    def _items(self, start: int, count: int) -> Tensor:
+        items = self.buffer.narrow(self.time_dim, start, count)
+        return items.movedim(-1, 1) if self.time_last else items
 
     def view(self) -> Tensor:
         """The window [B, H, ...], oldest first: a view, valid until the next push."""
-        return self.buffer[:, self.head : self.head + self.length]
+        return self._items(self.head, self.length)
 
     def newest(self, count: int) -> Tensor:
         """The newest `count` items [B, count, ...], oldest first (a view)."""
-        end = self.head + self.length
-        return self.buffer[:, end - count : end]
+        return self._items(self.head + self.length - count, count)
 
     def ordered(self) -> Tensor:
-        """The window [B, H, ...], oldest first, as a copy."""
-        return self.view().clone()
+        """The window [B, H, ...], oldest first, as a (contiguous) copy."""
+        return self.view().clone(memory_format=torch.contiguous_format)
 
     def push(self, new: Tensor, frozen: Tensor | None = None) -> None:
         """Append new [B, ...] as the newest item of every row but `frozen` (an index [n] of rows
@@ -63,8 +72,8 @@ class HistoryWindow:
             self.buffer = self.buffer.clone()
         kept = None if frozen is None else self.view()[frozen].clone()
         slot, length = self.head, self.length
-        self.buffer[:, slot] = new
-        self.buffer[:, slot + length] = new
+        self.buffer.select(self.time_dim, slot).copy_(new)
+        self.buffer.select(self.time_dim, slot + length).copy_(new)
         self.head = (slot + 1) % length
         if kept is not None:
             self.set_rows(frozen, kept)
@@ -73,8 +82,8 @@ class HistoryWindow:
         """Make the window of rows (an index [n] or a mask [B]) hold items [n, H, ...] (oldest first)."""
         if self.buffer.requires_grad or items.requires_grad:
             self.buffer = self.buffer.clone()
-        twice = torch.cat([items, items], dim=1).to(self.buffer)
-        self.buffer[rows] = torch.roll(twice, shifts=self.head, dims=1)
+        twice = torch.roll(torch.cat([items, items], dim=1).to(self.buffer), shifts=self.head, dims=1)
+        self.buffer[rows] = twice.movedim(1, -1) if self.time_last else twice
 
     def replace_rows(self, mask: Tensor, other: HistoryWindow) -> None:
         """Rows where mask [B] is true take `other`'s windows (other has mask.sum() rows)."""

@@ -226,16 +226,17 @@ LAYOUTS = [
 # ---- the state and its features -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("coordinate_major", [False, True])
 @pytest.mark.parametrize("history", [2, 5, 25])
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_state_histories_and_features_match_the_reference(history, layout):
+def test_state_histories_and_features_match_the_reference(history, layout, coordinate_major):
     layout = dict(layout)
     if layout.get("quasi_newton_pairs", 0) >= history:
         layout["quasi_newton_pairs"] = history - 1
     coordinatewise = layout.pop("coordinatewise")
     family = make_family("l2o/Rosenbrock-v0", dim=5)
     generator = torch.Generator().manual_seed(history)
-    state = OptimizationState.start(family.sample(12, generator), history=history)
+    state = OptimizationState.start(family.sample(12, generator), history=history, coordinate_major=coordinate_major)
     ref = RefState.start(state.problem, history=history)
     observe = make_observation(coordinatewise, 5, history, **layout)
     steps = random_steps(generator, 12, 5, 3 * history + 7, 0.05)
@@ -243,7 +244,7 @@ def test_state_histories_and_features_match_the_reference(history, layout):
         if t == history + 2:  # some rows start afresh (as an autoreset does)
             mask = torch.rand(12, generator=generator) < 0.4
             fresh = family.sample(int(mask.sum()), generator)
-            new_rows = OptimizationState.start(fresh, history=history)
+            new_rows = OptimizationState.start(fresh, history=history, coordinate_major=coordinate_major)
             state.replace_rows(mask, new_rows)  # replaces the shared problem's rows too
             ref.replace_rows(mask, RefState.start(fresh, history=history))
         ref.advance(steps[t])
@@ -271,12 +272,17 @@ def test_history_setters_take_ordered_tensors():
     assert torch.equal(held, grads) and torch.equal(state.grad_history[:, :-1], grads[:, 1:])
 
 
-def test_window_keeps_frozen_rows_and_is_written_once():
-    window = HistoryWindow.starting_with(torch.tensor([[1.0], [10.0]]), 3)
+@pytest.mark.parametrize("time_last", [False, True])
+def test_window_keeps_frozen_rows_and_is_written_once(time_last):
+    window = HistoryWindow.starting_with(torch.tensor([[1.0, -1.0], [10.0, -10.0]]), 3, time_last)
     for k in range(2, 6):
-        window.push(torch.tensor([[float(k)], [10.0 * k]]), frozen=torch.tensor([1]) if k >= 4 else None)
+        new = torch.tensor([[float(k), -float(k)], [10.0 * k, -10.0 * k]])
+        window.push(new, frozen=torch.tensor([1]) if k >= 4 else None)
     assert window.ordered()[:, :, 0].tolist() == [[3.0, 4.0, 5.0], [10.0, 20.0, 30.0]]
+    assert torch.equal(window.ordered()[:, :, 1], -window.ordered()[:, :, 0])
     assert window.newest(2)[:, :, 0].tolist() == [[4.0, 5.0], [20.0, 30.0]]
+    window.replace_rows(torch.tensor([True, False]), HistoryWindow.from_ordered(torch.ones(1, 3, 2), time_last))
+    assert window.ordered()[0].eq(1).all() and window.ordered()[1, :, 0].tolist() == [10.0, 20.0, 30.0]
 
 
 # ---- the env forms, with a reference state shadowing the env's own --------------------------------
