@@ -13,7 +13,7 @@ included) and its per-step time is divided by the bare loop's:
 * PPO end to end with the logistic-regression training configuration (agents/rl/hyperparams.yaml,
   no warm start, no validation): problem-steps/s (instance steps, one per B instances and step,
   whatever d) and the share of the wall time spent in the update, against the bare loop's
-  problem-steps/s on the same instances.
+  problem-steps/s on the same instances; then the same with agents/rl/ppo_fast.yaml over it.
 
 Prints a markdown table and writes it to docs/speed.md (``--out``; notes below the file's
 keep-marker survive the rewrite). ``--quick`` runs tiny sizes (a smoke test, its figures mean
@@ -44,6 +44,7 @@ QUAD = "l2o/Quadratic-v0"
 KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -->"
 META_FAMILIES = ("l2o/MAMLSinusoid-v0", "l2o/MAMLDigits-v0", "l2o/MANNDigits-v0", "l2o/HyperNetDigits-v0")
 PPO_ENV = "l2o/LogisticRegression-v0"
+PPO_FAST = "agents/rl/ppo_fast.yaml"  # faster update settings, an option (docs/speed.md)
 
 
 def per_call(fn: Callable[[], object], seconds: float, rounds: int = 3) -> float:
@@ -159,8 +160,9 @@ def meta_families(table: Table, families: tuple[str, ...], batch: int, seconds: 
             table.add(f"{env_id} d={dim} B={batch}: make_vec (coordinatewise)", bare, env)
 
 
-def ppo_throughput(table: Table, seconds: float, quick: bool) -> None:
-    """PPO with the logistic-regression configuration: problem-steps/s and the update's share."""
+def ppo_throughput(table: Table, seconds: float, quick: bool, config: str | None = None) -> None:
+    """PPO with the logistic-regression configuration (and a --config file over it):
+    problem-steps/s and the update's share."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -170,7 +172,7 @@ def ppo_throughput(table: Table, seconds: float, quick: bool) -> None:
     from agents.runtime.step_forms import StepFormVecEnv
     from l2o_gym.registry import env_options
 
-    params = load_hyperparams(PPO_ENV, "ppo")
+    params = load_hyperparams(PPO_ENV, "ppo", config)
     algo = with_schedules(params["algo"])
     num_envs = int(params["num_envs"])
     if quick:
@@ -211,7 +213,8 @@ def ppo_throughput(table: Table, seconds: float, quick: bool) -> None:
         f"{problem_steps / wall:,.0f} problem-steps/s ({num_envs} instances × d={raw.dim}); "
         f"update {100 * (1 - clock.collecting / wall):.0f} % of the time"
     )
-    table.add(f"PPO on {PPO_ENV}, its training configuration", bare, wall / (rollouts * algo["n_steps"]), note)
+    what = f"PPO on {PPO_ENV}, its training configuration" + (f" + {config}" if config else "")
+    table.add(what, bare, wall / (rollouts * algo["n_steps"]), note)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     histories(table, (5, 25, 100), 8 if q else 1024, seconds)
     meta_families(table, META_FAMILIES[:1] if q else META_FAMILIES, 2 if q else 16, seconds, 1 if q else 20)
     ppo_throughput(table, 0.01 if q else 4.0, q)
+    if Path(PPO_FAST).is_file():
+        ppo_throughput(table, 0.01 if q else 4.0, q, PPO_FAST)
     elapsed = time.perf_counter() - started
     text = "\n".join(
         [
