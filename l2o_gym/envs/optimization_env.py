@@ -34,7 +34,8 @@ the family's own metrics.
 ``family`` (a TaskFamily, its class or "module:Class"), the episode options ``horizon``,
 ``history`` (H, default 25), ``reward``, ``action_scale`` (default: the family's),
 ``coordinatewise``, ``split`` ("train", "validation" or "test"), ``device``,
-``divergence_penalty``, ``explode_ratio``, ``instance_pool``, ``quasi_newton_pairs`` (coordinatewise
+``divergence_penalty``, ``explode_ratio``, ``instance_pool`` (fresh instances from a pool
+sampled and solved P at a time; default 64 where the reward needs f*, else 0), ``quasi_newton_pairs`` (coordinatewise
 rows with the L-BFGS direction of the history window's newest pairs; 0, the default, for none),
 ``time_features`` (coordinatewise rows with the step count; default false);
 every other keyword goes to the family.
