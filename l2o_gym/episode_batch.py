@@ -134,14 +134,17 @@ class EpisodeBatch:
             self._pool = None
         self.state, self.horizon = self._new_episodes(self.num_instances, generator)
 
-    def reset_rows(self, mask: Tensor, generator: torch.Generator) -> None:
-        """Start fresh episodes, on new instances, where mask [B] is true."""
+    def reset_rows(self, mask: Tensor, generator: torch.Generator) -> OptimizationState | None:
+        """Start fresh episodes, on new instances, where mask [B] is true; returns the fresh
+        episodes' own state (mask.sum() rows: their observation is that of the rows replaced),
+        None where mask is all false."""
         n = int(mask.sum())
         if n == 0:
-            return
+            return None
         state, horizon = self._new_episodes(n, generator)
         self.require_state().replace_rows(mask, state)
         self.horizon[mask] = horizon
+        return state
 
     def require_state(self) -> OptimizationState:
         if self.state is None:

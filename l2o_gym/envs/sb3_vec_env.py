@@ -111,8 +111,10 @@ class OptimizationSB3VecEnv(VecEnv):
         done = terminated | truncated
         infos = self._infos()
         dones = self._per_env(done.cpu().numpy())
-        if done.any():
-            last_obs = self._observation()
+        last_obs = self._observation()
+        if not done.any():
+            obs = last_obs
+        else:
             time_limit = self._per_env((truncated & ~terminated).cpu().numpy())
             for i in np.flatnonzero(dones).tolist():  # the envs whose episode ended, only
                 infos[i] = {
@@ -120,9 +122,23 @@ class OptimizationSB3VecEnv(VecEnv):
                     "terminal_observation": select(last_obs, i),
                     "TimeLimit.truncated": bool(time_limit[i]),
                 }
-            self.episodes.reset_rows(done, self._generator)
+            fresh = self.episodes.reset_rows(done, self._generator)
+            obs = self._with_fresh_rows(last_obs, dones, fresh)
         rewards = self._per_env(reward.cpu().numpy().astype(np.float32))
-        return self._observation(), rewards, dones, infos
+        return obs, rewards, dones, infos
+
+    def _with_fresh_rows(self, last_obs, dones: np.ndarray, fresh):
+        """A copy of last_obs (the terminal ones stay intact) whose ended envs [num_envs] hold the
+        fresh episodes' observations: only the restarted instances' rows are computed."""
+        rows = to_numpy(self.episodes.observation(fresh))
+        if self.coordinatewise:
+            obs = last_obs.copy()
+            obs[dones] = rows.reshape(-1, rows.shape[-1])
+            return obs
+        obs = {key: value.copy() for key, value in last_obs.items()}
+        for key, value in obs.items():
+            value[dones] = rows[key]
+        return obs
 
     def close(self) -> None:
         pass
