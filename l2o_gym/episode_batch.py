@@ -18,6 +18,7 @@ from l2o_gym.state import DEFAULT_EXPLODE_RATIO, OptimizationState
 
 DEFAULT_HORIZON = 40
 DEFAULT_DIVERGENCE_PENALTY = 2.0
+DEFAULT_INSTANCE_POOL = 64  # where the reward needs f*: one batched solve per 64 fresh instances
 
 
 def check_horizon(horizon: int | tuple[int, int]) -> tuple[int, int]:
@@ -54,7 +55,11 @@ class EpisodeBatch:
     the step is ``action_scale * action``. A non-finite action counts as a diverging step.
     With ``instance_pool = P > 0``, instances for ended episodes come from a pool sampled P at a
     time (one batched optimum solve per P instead of one per reset; for families whose f* is an
-    expensive multistart solve, with staggered episode ends). Still one seeded stream.
+    expensive multistart solve, with staggered episode ends). Still one seeded stream: the pool's
+    instances are those of ``family.sample(P, generator)``, handed out in order. The default
+    (None) is `DEFAULT_INSTANCE_POOL` where the reward needs f*, so every instance's f* is solved
+    once, in a batch; 0 samples each reset's instances directly (as every reset once did; the
+    default where no f* is needed).
     The observation is `observation` (an `ObservationSpec`), or the spec the loose layout options
     describe (``coordinatewise``, ``history``, ``action_scale`` (default: the family's),
     ``quasi_newton_pairs``, ``time_features``; unset ones take their defaults), never both.
@@ -75,7 +80,7 @@ class EpisodeBatch:
         device: str | torch.device = "cpu",
         divergence_penalty: float = DEFAULT_DIVERGENCE_PENALTY,
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
-        instance_pool: int = 0,
+        instance_pool: int | None = None,
         quasi_newton_pairs: int | None = None,
         time_features: bool | None = None,
     ) -> None:
@@ -101,8 +106,10 @@ class EpisodeBatch:
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
         self.explode_ratio = float(explode_ratio)
+        if instance_pool is None:
+            instance_pool = DEFAULT_INSTANCE_POOL if self.reward_fn.needs_optimum else 0
         if isinstance(instance_pool, bool) or not isinstance(instance_pool, int) or instance_pool < 0:
-            raise ValueError(f"instance_pool must be an int >= 0, got {instance_pool!r}")
+            raise ValueError(f"instance_pool must be an int >= 0 (or None for the default), got {instance_pool!r}")
         self.instance_pool = instance_pool
         self._pool: Problem | None = None
         self.dim = family.dim
@@ -130,25 +137,32 @@ class EpisodeBatch:
 
     def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
         problem = self._draw(n, generator)
-        history = self.observation_spec.history
-        state = OptimizationState.start(problem, history=history, explode_ratio=self.explode_ratio)
+        spec = self.observation_spec
+        state = OptimizationState.start(
+            problem, history=spec.history, explode_ratio=self.explode_ratio, coordinate_major=spec.coordinatewise
+        )
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)
         return state, horizon
 
-    def reset(self, generator: torch.Generator) -> None:
-        """Start B fresh episodes on new instances drawn from `generator`."""
-        self._pool = None
+    def reset(self, generator: torch.Generator, fresh_pool: bool = True) -> None:
+        """Start B fresh episodes on new instances drawn from `generator` (and the instance pool's
+        remaining instances first, with ``fresh_pool=False``)."""
+        if fresh_pool:
+            self._pool = None
         self.state, self.horizon = self._new_episodes(self.num_instances, generator)
 
-    def reset_rows(self, mask: Tensor, generator: torch.Generator) -> None:
-        """Start fresh episodes, on new instances, where mask [B] is true."""
+    def reset_rows(self, mask: Tensor, generator: torch.Generator) -> OptimizationState | None:
+        """Start fresh episodes, on new instances, where mask [B] is true; returns the fresh
+        episodes' own state (mask.sum() rows: their observation is that of the rows replaced),
+        None where mask is all false."""
         n = int(mask.sum())
         if n == 0:
-            return
+            return None
         state, horizon = self._new_episodes(n, generator)
         self.require_state().replace_rows(mask, state)
         self.horizon[mask] = horizon
+        return state
 
     def require_state(self) -> OptimizationState:
         if self.state is None:

@@ -30,7 +30,7 @@ Both return torch tensors with a leading instance dimension B.
 
 from __future__ import annotations
 
-import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -38,21 +38,14 @@ from gymnasium import spaces
 from torch import Tensor
 
 from l2o_gym.quasi_newton import window_direction
+from l2o_gym.signed_log import SIGNED_LOG_BOUND
+from l2o_gym.signed_log import SIGNED_LOG_EPS as SIGNED_LOG_EPS  # re-exported, as before
+from l2o_gym.signed_log import signed_log as signed_log
 from l2o_gym.state import CHANGE_CLIP, OptimizationState
 
-SIGNED_LOG_EPS = 1e-8
-_SIGNED_LOG_NORM = math.log1p(1.0 / SIGNED_LOG_EPS)
-SIGNED_LOG_BOUND = 6.0  # > signed_log(float32 max) ≈ 5.8
 MOMENTUM_BETAS = (0.5, 0.9, 0.99)  # decay rates of the gradient averages in coordinatewise rows
 RMS_BETA = 0.99  # decay rate of the squared-gradient average that normalises them
 TIME_SCALES = (10.0, 30.0, 100.0, 300.0)  # steps; time features are tanh(t / τ)
-
-
-def signed_log(v: Tensor) -> Tensor:
-    """sign(v) · log(1 + |v| / 1e-8) / log(1 + 1e8): 1e-8 -> 0.04, 1e-3 -> 0.63, 1 -> 1, 1e4 -> 1.5."""
-    # log1p(|v| / eps) as logaddexp(log|v| - log eps, 0): no overflow for |v| up to float32's max
-    log_ratio = torch.log(v.abs()) - math.log(SIGNED_LOG_EPS)
-    return torch.sign(v) * torch.logaddexp(log_ratio, torch.zeros_like(v)) / _SIGNED_LOG_NORM
 
 
 class DictObservation:
@@ -71,11 +64,12 @@ class DictObservation:
         )
 
     def __call__(self, state: OptimizationState) -> dict[str, Tensor]:
-        """Observation of every instance: location [B, d], gradients [B, H, d], improvements [B, H]."""
+        """Observation of every instance: location [B, d], gradients [B, H, d], improvements [B, H]
+        (fresh tensors; the gradients transformed once, when they entered the window)."""
         return {
-            "location": state.x,
-            "gradients": signed_log(state.grad_history),
-            "improvements": state.change_history,
+            "location": state.x.clone(),
+            "gradients": state.log_grad_window.ordered(),
+            "improvements": state.change_window.ordered(),
         }
 
 
@@ -83,15 +77,29 @@ def window_averages(history: Tensor, steps: Tensor, betas: tuple[float, ...]) ->
     """Exponential moving averages over a history window, bias-corrected for its filled part.
 
     history [B, H, ...] (oldest first, newest last, zero-filled before the first `steps` + 1
-    entries); steps [B]; returns [B, len(betas), ...].
+    entries); steps [B]; returns [B, len(betas), ...]. The zero-filled entries add nothing, so
+    the weighted sum takes one weight table for all rows (one matrix product) and the bias
+    correction divides by the filled weights' sum, Σ_{a <= min(steps, H - 1)} β^a, afterwards.
     """
     window = history.shape[1]
-    age = torch.arange(window - 1, -1, -1, device=history.device, dtype=history.dtype)  # newest: 0
-    filled = (age.unsqueeze(0) <= steps.to(history.dtype).unsqueeze(1)).to(history.dtype)  # [B, H]
-    decay = torch.tensor(betas, device=history.device, dtype=history.dtype).unsqueeze(1) ** age  # [n, H]
-    weights = decay.unsqueeze(0) * filled.unsqueeze(1)  # [B, n, H]
-    weights = weights / weights.sum(dim=2, keepdim=True)
-    return torch.einsum("bnh,bh...->bn...", weights, history)
+    decay, totals = _window_weights(window, tuple(betas), history.dtype, history.device)  # [n, H], [H, n]
+    batch = history.shape[0]
+    rows = history.reshape(batch, window, -1).transpose(1, 2).reshape(-1, window)  # [B·D, H]
+    sums = (rows @ decay.T).reshape(batch, -1, len(betas)).transpose(1, 2)  # [B, n, D]: one matrix product
+    total = totals[steps.to(torch.long).clamp(0, window - 1)].unsqueeze(2)  # [B, n, 1]
+    return (sums / total).reshape(batch, len(betas), *history.shape[2:])
+
+
+@lru_cache(maxsize=64)
+def _window_weights(
+    window: int, betas: tuple[float, ...], dtype: torch.dtype, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    """β^age [n, H] (oldest first, newest age 0) and the sums of its newest m + 1 entries [H, n]
+    for m = min(steps, H - 1) = 0 .. H - 1."""
+    age = torch.arange(window - 1, -1, -1, device=device, dtype=dtype)  # newest: 0
+    decay = torch.tensor(betas, device=device, dtype=dtype).unsqueeze(1) ** age  # [n, H]
+    filled = (age.unsqueeze(0) <= torch.arange(window, device=device, dtype=dtype).unsqueeze(1)).to(dtype)
+    return decay, (decay.unsqueeze(0) * filled.unsqueeze(1)).sum(dim=2)  # [H, n]
 
 
 def window_adam_directions(
@@ -102,9 +110,10 @@ def window_adam_directions(
     root-mean-square (RMS_BETA), clipped to [-1, 1].
 
     The same numbers a coordinatewise row holds; [B, len(betas), d]."""
+    grads = state.grad_window.view()  # [B, H, d], oldest first
     if averages is None:
-        averages = window_averages(state.grad_history, state.t, betas)  # [B, n, d]
-    rms = window_averages(state.grad_history.square(), state.t, (RMS_BETA,)).sqrt()  # [B, 1, d]
+        averages = window_averages(grads, state.t, betas)  # [B, n, d]
+    rms = window_averages(grads.square(), state.t, (RMS_BETA,)).sqrt()  # [B, 1, d]
     return (averages / rms.clamp_min(torch.finfo(rms.dtype).tiny)).clamp(-1.0, 1.0)
 
 
@@ -140,12 +149,12 @@ class CoordinatewiseObservation:
     def __call__(self, state: OptimizationState) -> Tensor:
         """Rows of every instance: [B, d, F]."""
         batch, dim = state.x.shape
-        grads = signed_log(state.grad_history).transpose(1, 2)  # [B, d, H]
-        changes = state.change_history.unsqueeze(1).expand(batch, dim, self.history)
+        grads = state.log_grad_window.view().transpose(1, 2)  # [B, d, H], each transformed once
+        changes = state.change_window.view().unsqueeze(1).expand(batch, dim, self.history)
         last_step = signed_log(state.last_step).unsqueeze(2)
         squashed_grad = (state.grad / (1.0 + state.grad.abs())).unsqueeze(2)
         previous_action = (state.last_step / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)
-        averages = window_averages(state.grad_history, state.t, MOMENTUM_BETAS)  # [B, n, d]
+        averages = window_averages(state.grad_window.view(), state.t, MOMENTUM_BETAS)  # [B, n, d]
         direction = window_adam_directions(state, MOMENTUM_BETAS, averages)
         columns = [
             grads,
@@ -161,7 +170,18 @@ class CoordinatewiseObservation:
             columns += [signed_log(newton).unsqueeze(2), (newton / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)]
         if self.time_features:
             columns.append(time_columns(state.t, dim, state.x.dtype))
-        return torch.cat(columns, dim=2)
+        return _side_by_side(columns, batch, dim, self.num_features, state.x)
+
+
+def _side_by_side(columns: list[Tensor], batch: int, dim: int, width: int, like: Tensor) -> Tensor:
+    """torch.cat(columns, dim=2) [B, d, F], written block by block into one buffer (faster than
+    cat for many narrow, strided or broadcast blocks)."""
+    out = like.new_empty((batch, dim, width))
+    start = 0
+    for block in columns:
+        out[:, :, start : start + block.shape[2]] = block
+        start += block.shape[2]
+    return out
 
 
 def time_columns(t: Tensor, dim: int, dtype: torch.dtype) -> Tensor:

@@ -40,8 +40,9 @@ def window_direction(state: OptimizationState, pairs: int) -> Tensor:
     history = state.history
     if isinstance(pairs, bool) or not isinstance(pairs, int) or not 1 <= pairs < history:
         raise ValueError(f"pairs must be an int in [1, {history - 1}] for a history of {history}, got {pairs!r}")
-    S = state.step_history[:, -pairs:]
-    Y = state.grad_history[:, -pairs:] - state.grad_history[:, -pairs - 1 : -1]
+    S = state.step_window.newest(pairs).contiguous()  # [B, m, d]: the newest pairs only, not the window
+    grads = state.grad_window.newest(pairs + 1).contiguous()
+    Y = grads[:, 1:] - grads[:, :-1]
     sy = (S * Y).sum(dim=2)
     scale = S.square().sum(dim=2).sqrt() * Y.square().sum(dim=2).sqrt()
     counted = sy > CURVATURE_EPS * scale.clamp_min(torch.finfo(sy.dtype).tiny)

@@ -15,7 +15,9 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from l2o_gym.history_window import HistoryWindow
 from l2o_gym.problem import Problem, check_positive_int
+from l2o_gym.signed_log import signed_log
 
 DEFAULT_HISTORY = 25
 DEFAULT_EXPLODE_RATIO = 1e4
@@ -28,13 +30,6 @@ def relative_change(f_new: Tensor, f_old: Tensor) -> Tensor:
     return change.clamp(-CHANGE_CLIP, CHANGE_CLIP)
 
 
-def _push(history: Tensor, new: Tensor, where: Tensor) -> Tensor:
-    """Shift history [B, H, ...] left by one and append new [B, ...] in rows where `where` [B]."""
-    shifted = torch.cat([history[:, 1:], new.unsqueeze(1)], dim=1)
-    shape = (-1,) + (1,) * (history.dim() - 1)
-    return torch.where(where.view(shape), shifted, history)
-
-
 @dataclass
 class OptimizationState:
     """B optimizers on `problem` (shapes: B instances, d dims, H history items).
@@ -44,6 +39,10 @@ class OptimizationState:
     last, zero-filled), so step_history[:, j] led from the point of grad_history[:, j - 1] to that
     of grad_history[:, j]; change_history: [B, H] relative objective changes (zero-filled); t: [B]
     steps taken; diverged: [B] bool.
+
+    The histories live in `HistoryWindow`s written once per step (``grad_window``, ``step_window``,
+    ``change_window``, and ``log_grad_window``: the gradients through `signed_log`, each
+    transformed once); ``grad_history`` etc. return ordered copies and accept ordered tensors.
     """
 
     problem: Problem
@@ -51,9 +50,10 @@ class OptimizationState:
     f: Tensor
     grad: Tensor
     f0: Tensor
-    grad_history: Tensor
-    step_history: Tensor
-    change_history: Tensor
+    grad_window: HistoryWindow
+    step_window: HistoryWindow
+    change_window: HistoryWindow
+    log_grad_window: HistoryWindow
     last_step: Tensor
     t: Tensor
     diverged: Tensor
@@ -66,8 +66,12 @@ class OptimizationState:
         x0: Tensor | None = None,
         history: int = DEFAULT_HISTORY,
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
+        coordinate_major: bool = False,
     ) -> OptimizationState:
-        """State at x0 [B, d] (default `problem.init()`), with zero-filled histories."""
+        """State at x0 [B, d] (default `problem.init()`), with zero-filled histories.
+
+        ``coordinate_major`` lays the [B, H, d] windows out with each coordinate's H items
+        contiguous (faster coordinatewise rows); the numbers are the same either way."""
         check_positive_int("history", history)
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
@@ -77,22 +81,46 @@ class OptimizationState:
         f, grad = problem.loss_and_grad(x)
         if not (torch.isfinite(f).all() and torch.isfinite(grad).all()):
             raise ValueError("the objective or its gradient is not finite at the starting point")
-        batch, dim = x.shape
-        grad_history = torch.zeros(batch, history, dim, dtype=x.dtype, device=x.device)
-        grad_history[:, -1] = grad
+        batch = x.shape[0]
+        zeros = torch.zeros_like(x)
         return cls(
             problem=problem,
             x=x,
             f=f,
             grad=grad,
             f0=f.clone(),
-            grad_history=grad_history,
-            step_history=torch.zeros_like(grad_history),
-            change_history=torch.zeros(batch, history, dtype=x.dtype, device=x.device),
-            last_step=torch.zeros_like(x),
+            grad_window=HistoryWindow.starting_with(grad, history, coordinate_major),
+            step_window=HistoryWindow.starting_with(zeros, history, coordinate_major),
+            change_window=HistoryWindow.starting_with(zeros[:, 0], history),
+            log_grad_window=HistoryWindow.starting_with(signed_log(grad), history, coordinate_major),
+            last_step=zeros,
             t=torch.zeros(batch, dtype=torch.long, device=x.device),
             diverged=torch.zeros(batch, dtype=torch.bool, device=x.device),
             explode_ratio=explode_ratio,
+        )
+
+    @classmethod
+    def from_histories(
+        cls,
+        problem: Problem,
+        *,
+        grad_history: Tensor,
+        step_history: Tensor,
+        change_history: Tensor,
+        explode_ratio: float = DEFAULT_EXPLODE_RATIO,
+        **tensors: Tensor,
+    ) -> OptimizationState:
+        """A state from ordered histories (grad_history, step_history [B, H, d], change_history
+        [B, H], oldest first) and the other tensors (x, f, grad, f0, last_step, t, diverged), e.g.
+        as read back from a saved state; the windows are rebuilt as `start` lays them out."""
+        return cls(
+            problem=problem,
+            grad_window=HistoryWindow.from_ordered(grad_history),
+            step_window=HistoryWindow.from_ordered(step_history),
+            change_window=HistoryWindow.from_ordered(change_history),
+            log_grad_window=HistoryWindow.from_ordered(signed_log(grad_history)),
+            explode_ratio=explode_ratio,
+            **tensors,
         )
 
     @property
@@ -101,7 +129,36 @@ class OptimizationState:
 
     @property
     def history(self) -> int:
-        return self.change_history.shape[1]
+        return self.change_window.length
+
+    @property
+    def grad_history(self) -> Tensor:
+        """[B, H, d] the last H gradients, oldest first (a copy)."""
+        return self.grad_window.ordered()
+
+    @grad_history.setter
+    def grad_history(self, value: Tensor) -> None:
+        time_last = self.grad_window.time_last
+        self.grad_window = HistoryWindow.from_ordered(value, time_last)
+        self.log_grad_window = HistoryWindow.from_ordered(signed_log(value), time_last)
+
+    @property
+    def step_history(self) -> Tensor:
+        """[B, H, d] the last H steps taken, oldest first (a copy)."""
+        return self.step_window.ordered()
+
+    @step_history.setter
+    def step_history(self, value: Tensor) -> None:
+        self.step_window = HistoryWindow.from_ordered(value, self.step_window.time_last)
+
+    @property
+    def change_history(self) -> Tensor:
+        """[B, H] the last H relative objective changes, oldest first (a copy)."""
+        return self.change_window.ordered()
+
+    @change_history.setter
+    def change_history(self, value: Tensor) -> None:
+        self.change_window = HistoryWindow.from_ordered(value)
 
     def advance(self, step: Tensor, *, differentiable: bool = False, second_order: bool = False) -> Tensor:
         """Move x by step [B, d] where not yet diverged; return the instances that diverged now [B].
@@ -135,15 +192,22 @@ class OptimizationState:
         )
         diverged_now = active & ~ok
         moved = active & ok
-        change = relative_change(torch.where(moved, f_new, self.f), self.f)
-        m1 = moved.unsqueeze(1)
-        self.last_step = torch.where(m1, safe_step, self.last_step)
-        self.x = torch.where(m1, x_new, self.x)
-        self.f = torch.where(moved, f_new, self.f)
-        self.grad = torch.where(m1, grad_new, self.grad)
-        self.grad_history = _push(self.grad_history, self.grad, moved)
-        self.step_history = _push(self.step_history, self.last_step, moved)
-        self.change_history = _push(self.change_history, change, moved)
+        frozen = (~moved).nonzero().squeeze(1)  # rows that keep their state (one host sync)
+        if frozen.numel():
+            m1 = moved.unsqueeze(1)
+            change = relative_change(torch.where(moved, f_new, self.f), self.f)
+            self.last_step = torch.where(m1, safe_step, self.last_step)
+            self.x = torch.where(m1, x_new, self.x)
+            self.f = torch.where(moved, f_new, self.f)
+            self.grad = torch.where(m1, grad_new, self.grad)
+        else:
+            frozen = None
+            change = relative_change(f_new, self.f)
+            self.last_step, self.x, self.f, self.grad = safe_step, x_new, f_new, grad_new
+        self.grad_window.push(self.grad, frozen)
+        self.log_grad_window.push(signed_log(self.grad), frozen)
+        self.step_window.push(self.last_step, frozen)
+        self.change_window.push(change, frozen)
         self.t = self.t + active.long()
         self.diverged = self.diverged | diverged_now
         return diverged_now
@@ -171,3 +235,5 @@ class OptimizationState:
             value = getattr(self, field.name)
             if isinstance(value, Tensor):
                 value[mask] = getattr(other, field.name)
+            elif isinstance(value, HistoryWindow):
+                value.replace_rows(mask, getattr(other, field.name))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -66,3 +67,30 @@ def test_pool_draws_the_same_instances_as_direct_sampling_in_order():
 def test_bad_instance_pool(bad):
     with pytest.raises(ValueError, match="instance_pool"):
         EpisodeBatch(l2o_gym.make_family("l2o/Quadratic-v0"), 2, instance_pool=bad)
+
+
+def test_by_default_every_form_solves_each_instance_once_in_batches(monkeypatch):
+    """Where the reward needs f*, the env forms draw fresh instances from a pool by default: one
+    batched solve per DEFAULT_INSTANCE_POOL instances, not one per reset."""
+    from l2o_gym.episode_batch import DEFAULT_INSTANCE_POOL
+    from tasks.logistic_regression import LogisticRegressionProblem
+
+    solved: list[int] = []
+    solve = LogisticRegressionProblem.compute_optimum
+    monkeypatch.setattr(
+        LogisticRegressionProblem, "compute_optimum", lambda self: solved.append(self.batch_size) or solve(self)
+    )
+    env = gym.make("l2o/LogisticRegression-v0", horizon=2)
+    env.reset(seed=0)
+    for _ in range(5):  # unseeded resets go on with the pool
+        env.reset()
+    assert solved == [DEFAULT_INSTANCE_POOL]
+    first = env.reset(seed=0)[0]
+    assert solved == [DEFAULT_INSTANCE_POOL] * 2 and np.array_equal(first["location"], env.reset(seed=0)[0]["location"])
+    solved.clear()
+    venv = l2o_gym.make_sb3_vec_env("l2o/LogisticRegression-v0", 4, seed=0, coordinatewise=True, horizon=2)
+    venv.reset()
+    for _ in range(10):
+        venv.step(np.zeros((venv.num_envs, 1), np.float32))
+    assert solved == [DEFAULT_INSTANCE_POOL]  # 4 + 5 · 4 instances, one solve
+    assert EpisodeBatch(l2o_gym.make_family("l2o/LogisticRegression-v0"), 2, reward="cost").instance_pool == 0

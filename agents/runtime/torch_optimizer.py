@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -279,7 +278,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
         state = self.optimization_state
         tensors = None
         if state is not None:
-            tensors = {f.name: getattr(state, f.name).clone() for f in fields(state) if f.name in _TENSOR_FIELDS}
+            tensors = {name: getattr(state, name).clone() for name in _TENSOR_FIELDS}
         saved[STATE_KEY] = {
             "format": STATE_FORMAT,
             "numels": [p.numel() for p in self._params()],
@@ -321,7 +320,7 @@ class LearnedTorchOptimizer(torch.optim.Optimizer):
             name: value.to(like.device, like.dtype if value.is_floating_point() else value.dtype).clone()
             for name, value in learned["optimization_state"].items()
         }
-        state = OptimizationState(problem=problem, explode_ratio=self.explode_ratio, **tensors)
+        state = OptimizationState.from_histories(problem, explode_ratio=self.explode_ratio, **tensors)
         self.rule.reset(state)
         load_rule_state(self.rule, learned["rule_state"])
         self.optimization_state = state

@@ -8,10 +8,11 @@ from torch import Tensor
 
 
 def to_numpy(obs: Tensor | dict[str, Tensor]) -> np.ndarray | dict[str, np.ndarray]:
-    """A tensor or a dict of tensors as float32 numpy arrays."""
+    """A tensor or a dict of tensors as float32 numpy arrays. A float32 CPU tensor is not copied:
+    the array shares its memory, so pass fresh tensors (observations are)."""
     if isinstance(obs, dict):
-        return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in obs.items()}
-    return obs.detach().cpu().numpy().astype(np.float32)
+        return {k: v.detach().cpu().numpy().astype(np.float32, copy=False) for k, v in obs.items()}
+    return obs.detach().cpu().numpy().astype(np.float32, copy=False)
 
 
 def select(obs: np.ndarray | dict[str, np.ndarray], index) -> np.ndarray | dict[str, np.ndarray]:

@@ -33,7 +33,8 @@ the family's own metrics.
 ## Arguments
 ``family`` (a TaskFamily, its class or "module:Class"), the episode options ``horizon``,
 ``reward``, ``split`` ("train", "validation" or "test"), ``device``, ``divergence_penalty``,
-``explode_ratio``, ``instance_pool``; the observation layout as ``observation`` (an
+``explode_ratio``, ``instance_pool`` (fresh instances from a pool sampled and solved P at a time;
+default 64 where the reward needs f*, else 0); the observation layout as ``observation`` (an
 `l2o_gym.observation_spec.ObservationSpec`) or as its options ``coordinatewise``, ``history`` (H,
 default 25), ``action_scale`` (default: the family's), ``quasi_newton_pairs`` (coordinatewise rows
 with the L-BFGS direction of the history window's newest pairs; 0, the default, for none) and
@@ -79,7 +80,8 @@ class OptimizationEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        self.episodes.reset(generator_from(self.np_random))
+        # a seeded reset starts the instance stream afresh; an unseeded one goes on with the pool's
+        self.episodes.reset(generator_from(self.np_random), fresh_pool=seed is not None)
         self._done = False
         return self._obs(), self._info()
 

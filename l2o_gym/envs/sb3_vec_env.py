@@ -9,11 +9,13 @@ small policy learns an update rule that runs on problems of any dimension.
 Autoreset is SB3's: an ended episode restarts on a fresh instance in the same step, its last
 observation in ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` set
 on truncation. Every info carries the raw objective ``objective`` (and ``suboptimality`` where
-known).
+known). In the coordinatewise form the d envs of an instance share one info dict (read-only),
+except where its episode ended: each of those envs has its own, with its terminal row.
 """
 
 from __future__ import annotations
 
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -65,9 +67,13 @@ class OptimizationSB3VecEnv(VecEnv):
         return np.repeat(values, self.dim) if self.coordinatewise else values
 
     def _infos(self) -> list[dict[str, Any]]:
-        columns = {k: self._per_env(v.detach().cpu().numpy()).tolist() for k, v in self.episodes.info().items()}
+        """One info dict per instance, repeated (shared) over its d envs when coordinatewise."""
+        columns = {k: v.detach().cpu().numpy().tolist() for k, v in self.episodes.info().items()}
         keys = list(columns)
-        return [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        per_instance = [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        if not self.coordinatewise:
+            return per_instance
+        return list(chain.from_iterable(repeat(info, self.dim) for info in per_instance))
 
     # -- VecEnv API -----------------------------------------------------------------------
     def seed(self, seed: int | None = None):
@@ -102,15 +108,34 @@ class OptimizationSB3VecEnv(VecEnv):
         done = terminated | truncated
         infos = self._infos()
         dones = self._per_env(done.cpu().numpy())
-        if done.any():
-            last_obs = self._observation()
+        last_obs = self._observation()
+        if not done.any():
+            obs = last_obs
+        else:
             time_limit = self._per_env((truncated & ~terminated).cpu().numpy())
-            for i in np.flatnonzero(dones):
-                infos[i]["terminal_observation"] = select(last_obs, i)
-                infos[i]["TimeLimit.truncated"] = bool(time_limit[i])
-            self.episodes.reset_rows(done, self._generator)
+            for i in np.flatnonzero(dones).tolist():  # the envs whose episode ended, only
+                infos[i] = {
+                    **infos[i],
+                    "terminal_observation": select(last_obs, i),
+                    "TimeLimit.truncated": bool(time_limit[i]),
+                }
+            fresh = self.episodes.reset_rows(done, self._generator)
+            obs = self._with_fresh_rows(last_obs, dones, fresh)
         rewards = self._per_env(reward.cpu().numpy().astype(np.float32))
-        return self._observation(), rewards, dones, infos
+        return obs, rewards, dones, infos
+
+    def _with_fresh_rows(self, last_obs, dones: np.ndarray, fresh):
+        """A copy of last_obs (the terminal ones stay intact) whose ended envs [num_envs] hold the
+        fresh episodes' observations: only the restarted instances' rows are computed."""
+        rows = to_numpy(self.episodes.observation_spec.observe(fresh))
+        if self.coordinatewise:
+            obs = last_obs.copy()
+            obs[dones] = rows.reshape(-1, rows.shape[-1])
+            return obs
+        obs = {key: value.copy() for key, value in last_obs.items()}
+        for key, value in obs.items():
+            value[dones] = rows[key]
+        return obs
 
     def close(self) -> None:
         pass

@@ -1,0 +1,277 @@
+"""What an environment step costs beyond the loss and gradient it wraps: every env form against a
+bare batched torch loop, measured in one run, one torch thread.
+
+The bare loop is what any optimizer must pay: f = loss(x), ∇f by autograd, x -= lr · ∇f, on the
+same B instances. Each env form steps B instances with fixed random actions (autoresets
+included) and its per-step time is divided by the bare loop's:
+
+* the Quadratic (d = 10, B = 1024): ``gymnasium.make_vec`` (dict observation), the SB3 VecEnv in
+  the dict and the coordinatewise form (`l2o_gym.make_sb3_vec_env`);
+* an O(d) objective (Rosenbrock) at d = 10, 100, 1,000, 10,000 (B = 64, ``make_vec``);
+* the history length H = 5, 25, 100 (Quadratic, ``make_vec``), also as a ratio to H = 25;
+* each meta-learning family (B = 16, coordinatewise ``make_vec``) against its own bare loop;
+* PPO end to end with the logistic-regression training configuration (agents/rl/hyperparams.yaml,
+  no warm start, no validation): problem-steps/s (instance steps, one per B instances and step,
+  whatever d) and the share of the wall time spent in the update, against the bare loop's
+  problem-steps/s on the same instances; then the same with agents/rl/ppo_fast.yaml over it.
+
+Prints a markdown table and writes it to docs/speed.md (``--out``; notes below the file's
+keep-marker survive the rewrite). ``--quick`` runs tiny sizes (a smoke test, its figures mean
+nothing). ``--device cuda`` adds the Quadratic forms on that device at ``--device-batch``
+instances (default 65,536).
+
+    python -m benchmarks.env_overhead [--quick] [--out docs/speed.md] [--seconds 0.6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import l2o_gym
+from l2o_gym.atomic_io import atomic_write_text
+from l2o_gym.registry import make_family
+
+QUAD = "l2o/Quadratic-v0"
+KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -->"
+META_FAMILIES = ("l2o/MAMLSinusoid-v0", "l2o/MAMLDigits-v0", "l2o/MANNDigits-v0", "l2o/HyperNetDigits-v0")
+PPO_ENV = "l2o/LogisticRegression-v0"
+PPO_FAST = "agents/rl/ppo_fast.yaml"  # faster update settings, an option (docs/speed.md)
+
+
+def per_call(fn: Callable[[], object], seconds: float, rounds: int = 3) -> float:
+    """Seconds per call of fn: the best of `rounds` rounds, each as many calls as fit `seconds`."""
+    fn()  # warm up
+    start = time.perf_counter()
+    fn()
+    calls = max(1, int(seconds / rounds / max(time.perf_counter() - start, 1e-9)))
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def bare_loop(env_id: str, batch: int, seconds: float, device: str = "cpu", **family_kwargs) -> float:
+    """Seconds per step of loss, autograd gradient and x -= lr · g on `batch` instances."""
+    problem = make_family(env_id, **family_kwargs).sample(batch, torch.Generator().manual_seed(0), device=device)
+    x = problem.init()
+
+    def step() -> None:
+        nonlocal x
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(problem.loss(leaf).sum(), leaf)
+        x = leaf.detach() - 1e-4 * grad
+        if x.is_cuda:
+            torch.cuda.synchronize()
+
+    return per_call(step, seconds)
+
+
+def actions_for(space: gym.spaces.Box, scale: float = 0.3) -> np.ndarray:
+    """Fixed random actions in [-scale, scale] of the space's shape."""
+    rng = np.random.default_rng(0)
+    return (scale * rng.uniform(-1.0, 1.0, space.shape)).astype(np.float32)
+
+
+def vector_env_step(env_id: str, batch: int, seconds: float, **kwargs) -> float:
+    env = gym.make_vec(env_id, num_envs=batch, vectorization_mode="vector_entry_point", **kwargs)
+    env.reset(seed=0)
+    actions = actions_for(env.action_space)
+    return per_call(lambda: env.step(actions), seconds)
+
+
+def sb3_step(env_id: str, batch: int, seconds: float, coordinatewise: bool, device: str = "cpu") -> float:
+    venv = l2o_gym.make_sb3_vec_env(env_id, batch, seed=0, coordinatewise=coordinatewise, device=device)
+    venv.reset()
+    actions = actions_for(gym.spaces.Box(-1.0, 1.0, (venv.num_envs, *venv.action_space.shape)))
+
+    def step() -> None:
+        venv.step_async(actions)
+        venv.step_wait()
+
+    return per_call(step, seconds)
+
+
+class Table:
+    """Rows of (what, bare ms, env ms, ratio, note), printed as they come."""
+
+    def __init__(self) -> None:
+        self.lines = ["| what | bare loop (ms/step) | env (ms/step) | ratio | note |", "|---|---|---|---|---|"]
+        print("\n".join(self.lines), flush=True)
+
+    def add(self, what: str, bare: float, env: float, note: str = "") -> float:
+        ratio = env / bare
+        line = f"| {what} | {1e3 * bare:.3f} | {1e3 * env:.3f} | {ratio:.2f}× | {note} |"
+        self.lines.append(line)
+        print(line, flush=True)
+        return ratio
+
+
+def quadratic_forms(table: Table, batch: int, seconds: float, device: str = "cpu") -> None:
+    bare = bare_loop(QUAD, batch, seconds, device)
+    on = "" if device == "cpu" else f" on {device}"
+    table.add(
+        f"Quadratic d=10 B={batch}{on}: make_vec (dict)", bare, vector_env_step(QUAD, batch, seconds, device=device)
+    )
+    for form, coordinatewise in (("dict", False), ("coordinatewise", True)):
+        env = sb3_step(QUAD, batch, seconds, coordinatewise, device)
+        table.add(f"Quadratic d=10 B={batch}{on}: SB3 {form} VecEnv", bare, env)
+
+
+def dimensions(table: Table, dims: tuple[int, ...], batch: int, seconds: float) -> None:
+    for dim in dims:
+        bare = bare_loop("l2o/Rosenbrock-v0", batch, seconds, dim=dim)
+        env = vector_env_step("l2o/Rosenbrock-v0", batch, seconds, dim=dim)
+        table.add(f"Rosenbrock d={dim} B={batch}: make_vec (dict)", bare, env)
+
+
+def histories(table: Table, lengths: tuple[int, ...], batch: int, seconds: float) -> None:
+    bare = bare_loop(QUAD, batch, seconds)
+    steps = {h: vector_env_step(QUAD, batch, seconds, history=h) for h in lengths}
+    reference = steps.get(25)
+    for h, env in steps.items():
+        note = f"{env / reference:.2f}× H=25" if reference else ""
+        table.add(f"Quadratic d=10 B={batch} H={h}: make_vec (dict)", bare, env, note)
+    coordinatewise = {h: vector_env_step(QUAD, batch, seconds, history=h, coordinatewise=True) for h in lengths}
+    for h, env in coordinatewise.items():
+        note = f"{env / coordinatewise[25]:.2f}× H=25" if 25 in coordinatewise else ""
+        table.add(f"Quadratic d=10 B={batch} H={h}: make_vec (coordinatewise)", bare, env, note)
+
+
+def meta_families(table: Table, families: tuple[str, ...], batch: int, seconds: float, meta_iterations: int) -> None:
+    with tempfile.TemporaryDirectory() as cache:  # the MAML init's quality does not matter here
+        for env_id in families:
+            kwargs = {"meta_iterations": meta_iterations, "cache_dir": cache} if "MAML" in env_id else {}
+            dim = make_family(env_id, **kwargs).dim
+            bare = bare_loop(env_id, batch, seconds, **kwargs)
+            env = vector_env_step(env_id, batch, seconds, coordinatewise=True, **kwargs)
+            table.add(f"{env_id} d={dim} B={batch}: make_vec (coordinatewise)", bare, env)
+
+
+def ppo_throughput(table: Table, seconds: float, quick: bool, config: str | None = None) -> None:
+    """PPO with the logistic-regression configuration (and a --config file over it):
+    problem-steps/s and the update's share."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    from agents.rl.hyperparams import load_hyperparams
+    from agents.rl.sb3_training import policy_name, step_form_from_config, with_schedules
+    from agents.runtime.sb3_policy_io import policy_kwargs_from_config
+    from agents.runtime.step_forms import StepFormVecEnv
+    from l2o_gym.registry import env_options
+
+    params = load_hyperparams(PPO_ENV, "ppo", config)
+    algo = with_schedules(params["algo"])
+    num_envs = int(params["num_envs"])
+    if quick:
+        num_envs, algo = 2, {**algo, "n_steps": 4, "batch_size": 16, "n_epochs": 1}
+    raw = l2o_gym.make_sb3_vec_env(
+        PPO_ENV, num_envs, seed=0, coordinatewise=True, **{**env_options(PPO_ENV), **params["env"]}
+    )
+    venv = StepFormVecEnv(raw, step_form_from_config(params.get("step")))
+    model = PPO(
+        policy_name("ppo", True), venv, seed=0, policy_kwargs=policy_kwargs_from_config(params.get("policy")), **algo
+    )
+
+    class RolloutClock(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.collecting = 0.0
+            self._start = 0.0
+
+        def _on_rollout_start(self) -> None:
+            self._start = time.perf_counter()
+
+        def _on_rollout_end(self) -> None:
+            self.collecting += time.perf_counter() - self._start
+
+        def _on_step(self) -> bool:
+            return True
+
+    per_rollout = algo["n_steps"] * venv.num_envs
+    model.learn(per_rollout)  # warm-up: one rollout and one update
+    clock = RolloutClock()
+    rollouts = 1 if quick else max(1, min(4, int(seconds)))
+    start = time.perf_counter()
+    model.learn(rollouts * per_rollout, reset_num_timesteps=False, callback=clock)
+    wall = time.perf_counter() - start
+    problem_steps = rollouts * algo["n_steps"] * num_envs
+    bare = bare_loop(PPO_ENV, num_envs, seconds)
+    note = (
+        f"{problem_steps / wall:,.0f} problem-steps/s ({num_envs} instances × d={raw.dim}); "
+        f"update {100 * (1 - clock.collecting / wall):.0f} % of the time"
+    )
+    what = f"PPO on {PPO_ENV}, its training configuration" + (f" + {config}" if config else "")
+    table.add(what, bare, wall / (rollouts * algo["n_steps"]), note)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test, not a measurement")
+    parser.add_argument("--out", default="docs/speed.md", help="where the markdown table goes")
+    parser.add_argument("--seconds", type=float, default=0.6, help="time per measurement")
+    parser.add_argument("--device", default=None, help="also run the Quadratic forms on this device (e.g. cuda)")
+    parser.add_argument("--device-batch", type=int, default=65536, help="instances on --device (default 65,536)")
+    args = parser.parse_args(argv)
+    if not args.seconds > 0:
+        parser.error(f"--seconds must be > 0, got {args.seconds}")
+    if args.device_batch < 1:
+        parser.error(f"--device-batch must be a positive integer, got {args.device_batch}")
+    if args.device is not None:
+        try:
+            torch.empty(0, device=args.device)
+        except (RuntimeError, ValueError) as err:
+            parser.error(f"--device {args.device!r} is not usable here: {str(err).splitlines()[0]}")
+    torch.set_num_threads(1)
+    q = args.quick
+    seconds = 0.01 if q else args.seconds
+    started = time.perf_counter()
+    print(f"env step vs bare loop (loss + autograd gradient + x -= lr·g), 1 torch thread{' (quick)' if q else ''}\n")
+    table = Table()
+    quadratic_forms(table, 8 if q else 1024, seconds)
+    if args.device is not None:
+        quadratic_forms(table, 8 if q else args.device_batch, seconds, args.device)
+    dimensions(table, (10, 100) if q else (10, 100, 1000, 10000), 4 if q else 64, seconds)
+    histories(table, (5, 25, 100), 8 if q else 1024, seconds)
+    meta_families(table, META_FAMILIES[:1] if q else META_FAMILIES, 2 if q else 16, seconds, 1 if q else 20)
+    ppo_throughput(table, 0.01 if q else 4.0, q)
+    if Path(PPO_FAST).is_file():
+        ppo_throughput(table, 0.01 if q else 4.0, q, PPO_FAST)
+    elapsed = time.perf_counter() - started
+    text = "\n".join(
+        [
+            "# Environment overhead",
+            "",
+            "Written by `python -m benchmarks.env_overhead`"
+            + (" --quick (tiny sizes: not a measurement)" if q else "")
+            + f" ({elapsed:.0f} s, torch {torch.__version__}, 1 thread). Each env form steps B instances",
+            "with fixed random actions (autoresets included); the ratio is its time per step over a",
+            "bare batched loop (loss, autograd gradient, x -= lr·g) on the same instances, measured in",
+            "the same run. Meta-learning families: coordinatewise rows, H = 25.",
+            "",
+            *table.lines,
+            "",
+        ]
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kept = out.read_text().partition(KEEP_MARKER)[2] if out.is_file() else ""
+    atomic_write_text(out, text + "\n" + KEEP_MARKER + (kept or "\n"))
+    print(f"\nwrote {out} ({elapsed:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

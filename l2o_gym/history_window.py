@@ -1,0 +1,90 @@
+"""The last H items of B streams, written once per step: a ring buffer kept twice over.
+
+Slot k of the ring is stored at positions k and k + H of a buffer [B, 2H, ...], so the window,
+oldest first, is always the contiguous slice ``buffer[:, p : p + H]`` (a view, no copy) where p is
+the oldest slot. With ``time_last`` the buffer is laid out [B, ..., 2H] instead (each coordinate's
+window contiguous, as coordinatewise rows read it); the window is still seen as [B, H, ...].
+A push writes the new item [B, ...] at slot p (both copies) and moves p on: O(1) per step
+whatever H. The head p is shared by all rows; a row that must not move (a diverged,
+frozen instance) or that starts afresh (autoreset) has its whole window rewritten instead, O(H)
+for that row only.
+
+The buffer is written in place: `view()` is valid until the next `push`; `ordered()` is a copy.
+Where an item carries an autograd graph, the buffer is copied before the write, so that views
+saved for a backward pass stay intact.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class HistoryWindow:
+    """buffer [B, 2H, ...] ([B, ..., 2H] with time_last; slot k at k and k + H), head p: the
+    oldest slot (the next written)."""
+
+    def __init__(self, buffer: Tensor, head: int, time_last: bool = False) -> None:
+        self.time_dim = buffer.dim() - 1 if time_last else 1
+        if buffer.dim() < 2 or buffer.shape[self.time_dim] % 2 or not 0 <= head < buffer.shape[self.time_dim] // 2:
+            raise ValueError(f"buffer must hold 2H items and 0 <= head < H, got {tuple(buffer.shape)}, {head}")
+        self.buffer, self.head, self.time_last = buffer, head, time_last
+
+    @classmethod
+    def from_ordered(cls, items: Tensor, time_last: bool = False) -> HistoryWindow:
+        """A window holding items [B, H, ...] (oldest first)."""
+        twice = torch.cat([items, items], dim=1)
+        return cls(twice.movedim(1, -1).contiguous() if time_last else twice, 0, time_last)
+
+    @classmethod
+    def starting_with(cls, newest: Tensor, length: int, time_last: bool = False) -> HistoryWindow:
+        """A zero-filled window of `length` items whose newest is `newest` [B, ...]."""
+        batch, rest = newest.shape[0], tuple(newest.shape[1:])
+        shape = (batch, *rest, 2 * length) if time_last else (batch, 2 * length, *rest)
+        window = cls(newest.new_zeros(shape), 0, time_last)
+        window.push(newest)
+        return window
+
+    @property
+    def length(self) -> int:
+        return self.buffer.shape[self.time_dim] // 2
+
+    def _items(self, start: int, count: int) -> Tensor:
+        items = self.buffer.narrow(self.time_dim, start, count)
+        return items.movedim(-1, 1) if self.time_last else items
+
+    def view(self) -> Tensor:
+        """The window [B, H, ...], oldest first: a view, valid until the next push."""
+        return self._items(self.head, self.length)
+
+    def newest(self, count: int) -> Tensor:
+        """The newest `count` items [B, count, ...], oldest first (a view)."""
+        return self._items(self.head + self.length - count, count)
+
+    def ordered(self) -> Tensor:
+        """The window [B, H, ...], oldest first, as a (contiguous) copy."""
+        return self.view().clone(memory_format=torch.contiguous_format)
+
+    def push(self, new: Tensor, frozen: Tensor | None = None) -> None:
+        """Append new [B, ...] as the newest item of every row but `frozen` (an index [n] of rows
+        whose window stays as it is; None for none)."""
+        if new.requires_grad or self.buffer.requires_grad:
+            self.buffer = self.buffer.clone()
+        kept = None if frozen is None else self.view()[frozen].clone()
+        slot, length = self.head, self.length
+        self.buffer.select(self.time_dim, slot).copy_(new)
+        self.buffer.select(self.time_dim, slot + length).copy_(new)
+        self.head = (slot + 1) % length
+        if kept is not None:
+            self.set_rows(frozen, kept)
+
+    def set_rows(self, rows: Tensor, items: Tensor) -> None:
+        """Make the window of rows (an index [n] or a mask [B]) hold items [n, H, ...] (oldest first)."""
+        if self.buffer.requires_grad or items.requires_grad:
+            self.buffer = self.buffer.clone()
+        twice = torch.roll(torch.cat([items, items], dim=1).to(self.buffer), shifts=self.head, dims=1)
+        self.buffer[rows] = twice.movedim(1, -1) if self.time_last else twice
+
+    def replace_rows(self, mask: Tensor, other: HistoryWindow) -> None:
+        """Rows where mask [B] is true take `other`'s windows (other has mask.sum() rows)."""
+        self.set_rows(mask, other.view())

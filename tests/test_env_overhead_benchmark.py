@@ -1,0 +1,30 @@
+"""benchmarks/env_overhead.py runs end to end at tiny sizes (a smoke test: nothing is timed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.env_overhead import main
+
+
+def test_quick_run_writes_every_row(tmp_path, capsys):
+    out = tmp_path / "speed.md"
+    assert main(["--quick", "--out", str(out)]) == 0
+    text = out.read_text()
+    for what in (
+        "make_vec (dict)",
+        "SB3 dict VecEnv",
+        "SB3 coordinatewise VecEnv",
+        "Rosenbrock d=100",
+        "H=100",
+        "l2o/MAMLSinusoid-v0",
+        "problem-steps/s",
+    ):
+        assert what in text, what
+    assert "×" in capsys.readouterr().out
+
+
+def test_bad_seconds_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--seconds", "0"])
+    assert exit_info.value.code == 2 and "--seconds must be > 0" in capsys.readouterr().err
