@@ -103,6 +103,16 @@ def parse_optimizers(text: str | None, *, allow_empty: bool = False) -> list[str
     return names
 
 
+def parse_compare_to(text: str, optimizers: Sequence[str]) -> list[str]:
+    """--compare-to: teacher, best or evaluated optimizer names, comma-separated."""
+    allowed = ["teacher", "best", *optimizers, REFERENCE]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise UsageError(f"--compare-to: unknown {', '.join(unknown)}; allowed: {', '.join(dict.fromkeys(allowed))}")
+    return names
+
+
 def load_policies(paths: Sequence[str]) -> dict:
     """Saved learned optimizers by name (their folder's name), loaded now so a bad path fails early."""
     from agents.runtime.saved_rules import load_rule
@@ -183,8 +193,12 @@ def evaluate_and_report(
     cache: Path | None,
     tune_instances: int,
     family_kwargs: dict | None = None,
+    compare_to: Sequence[str] = (),
+    policy_paths: dict | None = None,
 ) -> int:
-    """Tune the baselines, evaluate them and the policies on every env, write one report, print the tables."""
+    """Tune the baselines, evaluate them and the policies on every env, write one report, print the tables.
+    Each policy is paired by cost against `compare_to` (see `agents.rl.policy_comparisons`)."""
+    from agents.rl.policy_comparisons import compare_policies, teacher_rules
     from l2o_gym.evaluation import evaluate
     from l2o_gym.report import markdown_table, write_report
 
@@ -196,6 +210,8 @@ def evaluate_and_report(
     for env_id in env_ids:
         print(f"tuning {', '.join(names)} on {env_id} (validation split; cache {cache_path(cache)})", file=sys.stderr)
         rules = {**tuned_rules(names, env_id, horizon, cache, tune_instances, seed, family_kwargs), **policies}
+        teachers = teacher_rules(policy_paths or {}) if "teacher" in compare_to else {}
+        rules.update(dict(teachers.values()))
         print(f"evaluating on {instances} {split} instances, {horizon} steps", file=sys.stderr, flush=True)
         result = evaluate(
             rules,
@@ -207,6 +223,8 @@ def evaluate_and_report(
             reference=REFERENCE,
             family_kwargs=family_kwargs,
         )
+        teacher_names = {policy: label for policy, (label, _) in teachers.items()}
+        compare_policies(result, list(policies), compare_to, names, teacher_names)
         results.append(result)
     report = write_report(results, out)
     for result in results:
@@ -306,6 +324,13 @@ def add_evaluate(subparsers) -> None:
     parser.add_argument("--split", choices=l2o_gym.SPLITS, default="test", help="instances to evaluate on")
     parser.add_argument("--instances", type=positive_int, default=100, help="instances (default 100)")
     parser.add_argument("--out", type=Path, default=None, help="report folder (default reports/<env>)")
+    parser.add_argument(
+        "--compare-to",
+        default="teacher,best",
+        metavar="RULES",
+        help="pair each policy by cost against these (comma-separated): teacher (its run's imitation teacher), "
+        "best (the best tuned one-evaluation-per-step hand rule), or an optimizer's name (default teacher,best)",
+    )
     parser.set_defaults(run=run_evaluate, parser=parser)
 
 
@@ -316,6 +341,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     out = check_out(args.out if args.out is not None else default_out)
     family_kwargs = parse_family_kwargs(args.family_kwarg, env_ids)
     policies = load_policies(args.policy)
+    compare_to = parse_compare_to(args.compare_to, optimizers)
     clash = sorted(set(policies) & {*optimizers, REFERENCE})
     if clash:
         raise UsageError(f"--policy: {', '.join(clash)} is also a hand-designed optimizer's name; rename the folder")
@@ -331,6 +357,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         cache=args.cache,
         tune_instances=args.tune_instances,
         family_kwargs=family_kwargs,
+        compare_to=compare_to,
+        policy_paths={Path(p).resolve().name: p for p in args.policy},
     )
 
 
