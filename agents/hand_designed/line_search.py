@@ -7,8 +7,9 @@ at once, doubles (`grow`) while the condition still holds and f keeps falling, k
 Trials are evaluated for all B instances at once through `problem.loss` (extra objective
 evaluations that are not optimization steps). An instance that finds no acceptable step within
 `max_evals` evaluations gets α = 0. `instance_evaluations` [B] counts the trials each instance
-needed on its own (a trial counts for an instance while it is still searching; the batch
-evaluates every row at each trial, `evaluations` counts those batched calls).
+makes when run alone: the first (and, interpolating, the second) for every row, then one per
+trial while the row is still searching (the batch evaluates every row at each trial;
+`evaluations` counts those batched calls).
 
 With `interpolate=True` (used by CG) the second trial is the minimiser of the parabola through
 f(0), f'(0) = gᵀp and f(α0) (α0 · grow where that parabola is not convex, kept within
@@ -76,7 +77,7 @@ def armijo_backtracking(
     best_f = torch.where(ok, f_try, f)
     growing = ok.clone() & (slope < 0)
     done = ~(slope < 0)  # no descent direction: nothing to search
-    per_instance = (~done).long()  # the first trial; a row without a descent direction needs none
+    per_instance = torch.ones_like(done, dtype=torch.long)  # the first trial is made for every row
     grown = torch.zeros_like(done, dtype=torch.long)  # doublings so far, per instance
     if interpolate and max_evals >= 2:
         curvature = (f_try - f - slope * alpha) / alpha.pow(2)
@@ -85,7 +86,7 @@ def armijo_backtracking(
         alpha_q = torch.where(convex, vertex, alpha * grow).clamp(alpha / 100.0, alpha * 100.0)
         f_q, ok_q = trial(alpha_q)
         evaluations += 1
-        per_instance = per_instance + (~done).long()
+        per_instance = per_instance + 1
         take_q = ok_q & (~ok | (f_q < f_try))
         best_alpha = torch.where(take_q, alpha_q, best_alpha)
         best_f = torch.where(take_q, f_q, best_f)
