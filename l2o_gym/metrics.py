@@ -15,10 +15,10 @@ Definitions (T = horizon, steps t = 1 .. T, means over the B instances):
   (the lowest among all *other* methods) minus ours, averaged over instances; positive = we win.
   `margin_mean` averages it over t = 1 .. T, `margin_final` is its value at t = T. Needs >= 2 methods.
 - speed-up over the reference (tuned Adam, as in learned_optimization): per instance, the first
-  step s from which the reference's value stays <= the method's final value for the rest of the
-  reference's run (a reference that dips below the target and climbs back, as tuned Adam does
-  after its first overshoot, has not reached it yet); speed-up = s / T. The reference against
-  itself reads 1 wherever it is falling at T and does not climb back above its value at T. The
+  step s such that the reference's value is <= the method's final value at every step from s up
+  to T (past T: at step s itself). A reference that dips below the target and climbs back before
+  T, as tuned Adam does after its first overshoot, has not reached it at the dip. speed-up = s / T;
+  the reference against itself reads 1 wherever its value does not rise into step T. The
   reference may be run longer than T (a curve [T_ref + 1, B], T_ref >= T) so that speed-ups up to
   T_ref / T can be measured; if it never gets there within T_ref steps, s = inf (shown as ">T_ref";
   the speed-up is then > T_ref / T). `reference_steps_median` and `speedup_median` are medians over
@@ -100,17 +100,20 @@ def margin_of_victory(values: Mapping[str, Tensor], method: str) -> Tensor:
 
 def settled_values(values: Tensor) -> Tensor:
     """The highest value from each step on: settled[s, i] = max_{s' >= s} values[s', i], [T + 1, B]."""
-    _check_values("values", values)
     return values.flip(0).cummax(dim=0).values.flip(0)
 
 
-def steps_to_reach(reference: Tensor, targets: Tensor) -> Tensor:
-    """First step s (0 .. T) from which reference[s', i] <= targets[i] for every s' >= s, as a
-    float [B]; inf where reference[T, i] > targets[i]."""
+def steps_to_reach(reference: Tensor, targets: Tensor, horizon: int | None = None) -> Tensor:
+    """First step s (0 .. T_ref) with reference[s', i] <= targets[i] for every s' in s .. max(s,
+    horizon), as a float [B]; inf where never. `horizon` (default T_ref) is the compared method's T."""
     _check_values("reference", reference)
     if targets.shape != reference.shape[1:]:
         raise ValueError(f"targets must have shape {tuple(reference.shape[1:])}, got {tuple(targets.shape)}")
-    reached = settled_values(reference) <= targets.unsqueeze(0)
+    last = reference.shape[0] - 1 if horizon is None else horizon
+    if not 0 <= last < reference.shape[0]:
+        raise ValueError(f"horizon must be in 0 .. {reference.shape[0] - 1}, got {horizon!r}")
+    settled = torch.cat([settled_values(reference[: last + 1]), reference[last + 1 :]])
+    reached = settled <= targets.unsqueeze(0)
     first = reached.to(torch.uint8).argmax(dim=0).to(torch.float64)
     return torch.where(reached.any(dim=0), first, torch.full_like(first, math.inf))
 
@@ -126,7 +129,7 @@ def speedup(reference: Tensor, values: Tensor) -> Tensor:
             f"{tuple(values.shape)}"
         )
     horizon = values.shape[0] - 1
-    return steps_to_reach(reference, values[-1]) / horizon
+    return steps_to_reach(reference, values[-1], horizon) / horizon
 
 
 def win_rate(values: Tensor, reference: Tensor, diverged: Tensor, reference_diverged: Tensor) -> float:
@@ -277,7 +280,7 @@ def method_metrics(
             long = ref if reference_long is None else curve_values(reference_long.objectives, reference_long.f_star)
             if long.shape[1] != v.shape[1] or long.shape[0] < v.shape[0]:
                 raise ValueError(f"reference_long {tuple(long.shape)} must extend the curves {tuple(v.shape)}")
-            steps = steps_to_reach(long, v[-1])
+            steps = steps_to_reach(long, v[-1], v.shape[0] - 1)
             ref_fields = dict(
                 reference_steps_median=median(steps),
                 speedup_median=median(steps / (v.shape[0] - 1)),

@@ -43,9 +43,10 @@ METRIC_DEFINITIONS = {
     "margin_mean": "Li & Malik's margin of victory (lowest value among the other methods on the same instance "
     "minus ours, averaged over instances; > 0 = we win), averaged over steps 1..T",
     "margin_final": "the margin of victory at step T",
-    "reference_steps_median": "median over instances of the first step from which the reference (tuned Adam, run "
-    "for reference_horizon steps on the same instances) stays at or below the method's final value; null when it "
-    "does not within reference_horizon steps for at least half the instances",
+    "reference_steps_median": "median over instances of the first step s such that the reference (tuned Adam, run "
+    "for reference_horizon steps on the same instances) is at or below the method's final value at every step from "
+    "s up to T (past T: at step s); null when it is not within reference_horizon steps for at least half the "
+    "instances",
     "speedup_median": "median of (reference steps / T); null = more than reference_horizon / T",
     "reference_never_rate": "fraction of instances where the reference never reaches the method's final value",
     "win_rate": "fraction of instances where the method did not diverge and either the reference diverged or the "

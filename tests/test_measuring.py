@@ -99,7 +99,13 @@ def test_the_reference_against_itself_reads_one_despite_an_overshoot():
     assert speedup(adam, adam).item() == 1.0  # first touch (step 1) would read 0.25
     # a method ending at 0.5 is reached at step 1 by first touch, but Adam only stays there later
     longer = t([[4.0], [0.5], [2.0], [1.5], [1.0], [0.6], [0.4], [0.3], [0.2]])
-    assert steps_to_reach(longer, t([0.5])).item() == 6.0
+    assert steps_to_reach(longer, t([0.5]), horizon=4).item() == 6.0
+    # after T a step counts by itself; up to T the reference must stay there until T
+    assert steps_to_reach(t([[4.0], [0.5], [2.0], [1.0], [3.0], [0.4]]), t([1.0]), horizon=3).item() == 3.0
+    assert steps_to_reach(t([[4.0], [0.5], [2.0], [1.5], [3.0], [0.4]]), t([1.0]), horizon=3).item() == 5.0
+    # Adam rebounding after T does not change its own speed-up
+    rebound = torch.cat([adam, t([[1.2], [1.1], [0.9]])])
+    assert speedup(rebound, adam).item() == 1.0
     curves = {
         "adam": Curves(adam, torch.tensor([False]), torch.tensor([-1]), None, {}),
         "other": Curves(t([[4.0], [3.0], [2.5], [2.2], [2.0]]), torch.tensor([False]), torch.tensor([-1]), None, {}),
