@@ -1,6 +1,7 @@
 """Measuring learning: paired statistics against known values, costs and evaluation budgets on
 hand-made curves, the speed-up of the reference against itself, and honest evaluation counts."""
 
+import json
 import math
 
 import pytest
@@ -172,11 +173,14 @@ def test_evaluation_pairs_methods_and_reports_budgets(tmp_path):
     assert "evals in T" in table and f"| lbfgs | {best} |" in table and "Wilcoxon p" in table
     write_report(result, tmp_path)
     assert (tmp_path / "l2o_Quadratic-v0_evaluations.png").stat().st_size > 10_000
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["files"]["evaluation_plots"] == ["l2o_Quadratic-v0_evaluations.png"]
+    (entry,) = report["results"]
+    assert entry["comparisons"][0]["method"] == "lbfgs" and entry["comparisons"][0]["instances"] == 12
+    assert entry["methods"]["adam"]["evaluations_mean"] == 9.0
 
 
 def test_evaluate_pairs_a_policy_with_its_teacher_and_the_best_rule(tmp_path, monkeypatch, capsys):
-    import json
-
     import yaml
 
     import train_agent
