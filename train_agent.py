@@ -103,6 +103,16 @@ def parse_optimizers(text: str | None, *, allow_empty: bool = False) -> list[str
     return names
 
 
+def parse_compare_to(text: str, optimizers: Sequence[str]) -> list[str]:
+    """--compare-to: teacher, best or evaluated optimizer names, comma-separated."""
+    allowed = ["teacher", "best", *optimizers, REFERENCE]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise UsageError(f"--compare-to: unknown {', '.join(unknown)}; allowed: {', '.join(dict.fromkeys(allowed))}")
+    return names
+
+
 def load_policies(paths: Sequence[str]) -> dict:
     """Saved learned optimizers by name (their folder's name), loaded now so a bad path fails early."""
     from agents.runtime.saved_rules import load_rule
@@ -222,10 +232,14 @@ def evaluate_and_report(
     backend: str = "local",
     address: str | None = None,
     rule_specs: Sequence = (),
+    compare_to: Sequence[str] = (),
+    policy_paths: dict | None = None,
 ) -> int:
     """Tune the baselines, evaluate them, the policies and the --rule specs on every env (cells on
     `backend`; finished cells kept in OUT/cells so that a run interrupted resumes), write one
-    report, print the tables."""
+    report, print the tables. Each policy is paired by cost against `compare_to` (see
+    `agents.rl.policy_comparisons`)."""
+    from agents.rl.policy_comparisons import compare_policies, teacher_rules
     from agents.runtime.cli_rules import rules_for_env
     from l2o_gym.evaluation_sweep import EvaluationSpec, evaluate_many
     from l2o_gym.report import markdown_table, write_report
@@ -240,12 +254,14 @@ def evaluate_and_report(
     )
     tuned = tuned_rules(names, env_ids, horizon, cache, tune_instances, seed, family_kwargs, backend, address)
     print(f"evaluating on {instances} {split} instances, {horizon} steps", file=sys.stderr, flush=True)
+    teachers = teacher_rules(policy_paths or {}) if "teacher" in compare_to else {}
     specs = [
         EvaluationSpec(
             env_id,
             {
                 **tuned[env_id],
                 **policies,
+                **dict(teachers.values()),
                 **rules_for_env(
                     rule_specs, env_id, horizon, instances=tune_instances, seed=seed, family_kwargs=family_kwargs
                 ),
@@ -260,6 +276,9 @@ def evaluate_and_report(
         for env_id in env_ids
     ]
     results = evaluate_many(specs, backend=backend, address=address, results_dir=out / "cells")
+    teacher_names = {policy: label for policy, (label, _) in teachers.items()}
+    for result in results:
+        compare_policies(result, list(policies), compare_to, names, teacher_names)
     report = write_report(results, out)
     for result in results:
         print(markdown_table(result))
@@ -390,6 +409,13 @@ def add_evaluate(subparsers) -> None:
     from tasks.heldout_suite import add_suite_option
 
     add_suite_option(parser)
+    parser.add_argument(
+        "--compare-to",
+        default="teacher,best",
+        metavar="RULES",
+        help="pair each policy by cost against these (comma-separated): teacher (its run's imitation teacher), "
+        "best (the best tuned one-evaluation-per-step hand rule), or an optimizer's name (default teacher,best)",
+    )
     parser.set_defaults(run=run_evaluate, parser=parser)
 
 
@@ -417,6 +443,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             check_unseen(policies, env_ids)
         except ValueError as err:
             raise UsageError(f"--policy: {err}") from None
+    compare_to = parse_compare_to(args.compare_to, optimizers)
     clash = sorted(set(policies) & {*optimizers, REFERENCE})
     if clash:
         raise UsageError(f"--policy: {', '.join(clash)} is also a hand-designed optimizer's name; rename the folder")
@@ -442,6 +469,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         backend=args.backend,
         address=args.address,
         rule_specs=rule_specs,
+        compare_to=compare_to,
+        policy_paths={Path(p).resolve().name: p for p in args.policy},
     )
 
 

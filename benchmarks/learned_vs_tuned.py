@@ -6,7 +6,12 @@ For each family: train PPO (coordinatewise, hyperparameters from agents/rl/hyper
 optionally meta-train L2L and the meta-LSTM with the same budget of inner steps, tune the
 hand-designed baselines on validation instances, and evaluate everything with
 `l2o_gym.evaluate` on the same 100 test instances (disjoint seeds). Every figure is measured in
-this run; wins and speed-ups are against tuned Adam run on the same instances.
+this run; wins and speed-ups are against tuned Adam run on the same instances. Li & Malik's cost
+(Σ f - f* over steps 1..T) stands beside the final values, with the evaluations each method used
+(L-BFGS's line-search trials included) and its median value after T + 1 evaluations. Each learned
+rule is also paired by cost, instance by instance, against its own imitation teacher (rebuilt from
+its run's hyperparams.yaml) and against the best tuned one-evaluation-per-step hand rule: wins with
+a 95 % Wilson interval, sign-test and Wilcoxon p-values (table `paired.md`, and `--docs`).
 
 The work runs as cells (`l2o_gym.execution`): one per training run, per tuned setting and per
 evaluated (table, method), in this process or on Ray (`--backend ray`; `--address` or
@@ -14,6 +19,7 @@ $RAY_ADDRESS for a cluster, whose nodes must share --out). Finished cells are ke
 so a run interrupted resumes where it stopped; the figures do not depend on the backend.
 
     python benchmarks/learned_vs_tuned.py [--envs ...] [--meta] [--out reports/learned_vs_tuned] [--backend ray]
+        [--docs docs/learned_vs_tuned.md]
 
 The recorded figures live in docs/results.md ("Learned optimizers against tuned baselines on held-out problems");
 a new run's figures replace them there.
@@ -29,11 +35,14 @@ import torch
 
 from agents.hand_designed import make_optimizer
 from agents.hand_designed.tuning import ensure_tuned
+from agents.rl.policy_comparisons import COMPARE_BEST, COMPARE_TEACHER, compare_policies, run_teacher
 from agents.rl.training_runs import TrainingRun, train_runs
 from agents.runtime.saved_rules import load_rule
+from l2o_gym.atomic_io import atomic_write_text
 from l2o_gym.evaluation import EvaluationResult
 from l2o_gym.evaluation_sweep import EvaluationSpec, evaluate_many
 from l2o_gym.execution import BACKENDS, check_backend
+from l2o_gym.metrics import PairedComparison
 from l2o_gym.report import write_report
 
 FAMILIES = ("l2o/LogisticRegression-v0", "l2o/RobustLinearRegression-v0", "l2o/TwoLayerNet-v0")
@@ -79,8 +88,26 @@ def row(result: EvaluationResult, method: str, label: str, wall: dict) -> str:
     wins = "—" if m.win_rate is None else f"{m.win_rate:.0%}"
     train = f"{wall[method]:.0f} s" if method in wall else "—"
     return (
-        f"| {label} | {method} | {m.mean_final:.3g} | {m.median_final:.3g} | {wins} | {speed} | "
-        f"{m.divergence_rate:.0%} | {train} |"
+        f"| {label} | {method} | {m.mean_final:.3g} | {m.median_final:.3g} | {m.mean_cost:.3g} | "
+        f"{m.evaluations_mean:.0f} | {m.budget_median:.3g} | {wins} | {speed} | {m.divergence_rate:.0%} | {train} |"
+    )
+
+
+HEADER = (
+    "| family | method | mean final f - f* | median | mean cost Σ f - f* | evals in T | median at T+1 evals | "
+    "wins vs Adam | speed-up | diverged | training |"
+)
+PAIRED_HEADER = (
+    "| family | learned | against | mean cost | theirs | wins / losses / ties | win fraction (95 %) | sign p | "
+    "Wilcoxon p |"
+)
+
+
+def paired_row(label: str, c: PairedComparison) -> str:
+    return (
+        f"| {label} | {c.method} | {c.against} | {c.mean_cost:.3g} | {c.against_mean_cost:.3g} | "
+        f"{c.wins} / {c.losses} / {c.ties} | {c.win_fraction:.0%} ({c.win_low:.0%}–{c.win_high:.0%}) | "
+        f"{c.sign_test_p:.2g} | {c.wilcoxon_p:.2g} |"
     )
 
 
@@ -95,6 +122,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("reports") / "learned_vs_tuned")
     parser.add_argument("--backend", choices=BACKENDS, default="local", help="where the cells run")
     parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
+    parser.add_argument("--docs", type=Path, default=None, help="also write the tables to this markdown page")
     args = parser.parse_args()
     try:
         check_backend(args.backend, args.address)
@@ -109,9 +137,13 @@ def main() -> None:
     learned: dict[str, dict] = {env_id: {} for env_id in env_ids}
     wall: dict[str, dict] = {env_id: {} for env_id in env_ids}
     notes = []
+    teachers: dict[str, dict] = {env_id: {} for env_id in env_ids}  # env id -> {policy: (label, rule)}
     for (env_id, algo), run in runs.items():
         done = trained[run.key()]
         learned[env_id][algo] = load_rule(done["best"])
+        found = run_teacher(algo, done["best"])  # (label, rule), or None without imitation
+        if found is not None:
+            teachers[env_id][algo] = found
         wall[env_id][algo] = done["wall_s"]
         if algo == "ppo":
             short = env_id.split("/")[1].removesuffix("-v0")
@@ -125,21 +157,40 @@ def main() -> None:
     for env_id in env_ids:
         for label, horizon, kwargs in tables(env_id):
             rules = {name: make_optimizer(name, **next(settings).hparams) for name in BASELINES}
-            all_rules = {**rules, **learned[env_id]}
+            all_rules = {**rules, **learned[env_id], **dict(teachers[env_id].values())}
             specs.append(EvaluationSpec(env_id, all_rules, instances=args.instances, horizon=horizon, seed=args.seed))
             specs[-1].family_kwargs = kwargs
             labels.append(label)
     results = evaluate_many(specs, results_dir=args.out / "cells", **backend)
 
-    header = "| family | method | mean final f - f* | median | wins vs Adam | speed-up | diverged | training |"
-    lines = [header, "|---|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [HEADER, "|---|---|" + "---:|" * 9]
+    paired = [PAIRED_HEADER, "|---|---|---|" + "---:|" * 6]
     for result, label in zip(results, labels, strict=True):
         lines += [row(result, method, label, wall[result.env_id]) for method in result.methods]
+        teacher_names = {policy: name for policy, (name, _) in teachers[result.env_id].items()}
+        learned_names = list(learned[result.env_id])
+        comparisons = compare_policies(result, learned_names, (COMPARE_TEACHER, COMPARE_BEST), BASELINES, teacher_names)
+        paired += [paired_row(label, c) for c in comparisons]
     report = write_report(results, args.out / "report")
     table = "\n".join(lines + [""] + notes)
     (args.out / "table.md").write_text(table + "\n")
-    print(table)
-    print(f"report: {report}; table: {args.out / 'table.md'} (the recorded one: docs/results.md)")
+    (args.out / "paired.md").write_text("\n".join(paired) + "\n")
+    print(table + "\n\n" + "\n".join(paired))
+    if args.docs is not None:
+        atomic_write_text(args.docs, docs_page(table, "\n".join(paired), args))
+    print(f"report: {report}; tables: {args.out / 'table.md'}, {args.out / 'paired.md'} (recorded: docs/results.md)")
+
+
+def docs_page(table: str, paired: str, args: argparse.Namespace) -> str:
+    """The markdown page `--docs` writes: the command, the main table and the paired comparisons."""
+    command = f"python benchmarks/learned_vs_tuned.py --envs {args.envs} --instances {args.instances}"
+    command += f" --seed {args.seed}" + (" --meta" if args.meta else "")
+    command += "" if args.timesteps is None else f" --timesteps {args.timesteps}"
+    return (
+        "# Learned against tuned hand-designed optimizers\n\nWritten by `benchmarks/learned_vs_tuned.py`; "
+        f"measured in one run of\n\n    {command}\n\nDefinitions: docs/measuring.md.\n\n{table}\n\n"
+        f"## Paired by cost against the teacher and the best one-evaluation rule\n\n{paired}\n"
+    )
 
 
 if __name__ == "__main__":

@@ -13,13 +13,22 @@ and those that ended above their start. The reference is also run for `reference
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from l2o_gym.metrics import MethodMetrics, curve_quantiles, curve_values, margin_of_victory, method_metrics
+from l2o_gym.metrics import (
+    MethodMetrics,
+    PairedComparison,
+    curve_quantiles,
+    curve_values,
+    margin_of_victory,
+    method_metrics,
+    one_evaluation_per_step,
+    paired_comparison,
+)
 from l2o_gym.problem import TaskFamily, check_positive_int, check_split
 from l2o_gym.registry import make_family
 from l2o_gym.state import DEFAULT_HISTORY
@@ -46,6 +55,7 @@ class EvaluationResult:
     metrics: dict[str, MethodMetrics]
     family_kwargs: dict[str, Any] = field(default_factory=dict)
     reference_long: Curves | None = None
+    comparisons: list[PairedComparison] = field(default_factory=list)
 
     @property
     def reference_horizon(self) -> int | None:
@@ -93,6 +103,36 @@ class EvaluationResult:
         if len(self.curves) < 2:
             return None
         return margin_of_victory({m: self.values(m) for m in self.curves}, method)
+
+
+def compare(result: EvaluationResult, method: str, against: str) -> PairedComparison:
+    """`method` against `against` by Li & Malik's cost, instance by instance; also kept in
+    `result.comparisons` (replacing an earlier comparison of the same pair)."""
+    for name in (method, against):
+        if name not in result.curves:
+            raise ValueError(f"{name!r} is not among the evaluated methods {result.methods}")
+    if method == against:
+        raise ValueError(f"compare a method against another one, got {method!r} twice")
+    ours, theirs = result.curves[method], result.curves[against]
+    comparison = paired_comparison(
+        method, result.values(method), ours.diverged, against, result.values(against), theirs.diverged
+    )
+    result.comparisons = [c for c in result.comparisons if (c.method, c.against) != (method, against)]
+    result.comparisons.append(comparison)
+    return comparison
+
+
+def best_one_evaluation_rule(result: EvaluationResult, candidates: Sequence[str]) -> str | None:
+    """The candidate with the lowest mean cost among those that used one evaluation per step on
+    every instance (their curves' evaluation counts say so), or None where none qualifies."""
+    qualified = [
+        name
+        for name in candidates
+        if name in result.curves
+        and result.curves[name].evaluations is not None
+        and one_evaluation_per_step(result.curves[name].evaluations)
+    ]
+    return min(qualified, key=lambda name: result.metrics[name].mean_cost, default=None)
 
 
 def check_rules(rules: Mapping[str, UpdateRule]) -> dict[str, UpdateRule]:

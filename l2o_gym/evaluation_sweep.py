@@ -17,6 +17,7 @@ results folder lets an interrupted table resume (`run_cells`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import pickle
@@ -141,28 +142,30 @@ def decode_tensor(data: dict[str, Any] | None) -> torch.Tensor | None:
     return torch.from_numpy(array.copy())
 
 
+def _encode_value(value: Any) -> Any:
+    """A Curves field: a tensor, None, or a mapping of name -> tensor."""
+    if isinstance(value, Mapping):
+        return {"mapping": {name: encode_tensor(item) for name, item in value.items()}}
+    return encode_tensor(value)
+
+
+def _decode_value(data: Any) -> Any:
+    if isinstance(data, dict) and "mapping" in data:
+        return {name: decode_tensor(item) for name, item in data["mapping"].items()}
+    return decode_tensor(data)
+
+
 def encode_curves(curves: Curves | None) -> dict[str, Any] | None:
+    """Every field of `curves` (tensors exactly, mappings of tensors name by name), or None."""
     if curves is None:
         return None
-    return {
-        "objectives": encode_tensor(curves.objectives),
-        "diverged": encode_tensor(curves.diverged),
-        "diverged_at": encode_tensor(curves.diverged_at),
-        "f_star": encode_tensor(curves.f_star),
-        "metrics": {name: encode_tensor(value) for name, value in curves.metrics.items()},
-    }
+    return {field.name: _encode_value(getattr(curves, field.name)) for field in dataclasses.fields(curves)}
 
 
 def decode_curves(data: dict[str, Any] | None) -> Curves | None:
     if data is None:
         return None
-    return Curves(
-        objectives=decode_tensor(data["objectives"]),
-        diverged=decode_tensor(data["diverged"]),
-        diverged_at=decode_tensor(data["diverged_at"]),
-        f_star=decode_tensor(data["f_star"]),
-        metrics={name: decode_tensor(value) for name, value in data["metrics"].items()},
-    )
+    return Curves(**{name: _decode_value(value) for name, value in data.items()})
 
 
 def _encode_optimum(result: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,9 @@
 - one PNG per result (median curve with a 25-75 % quartile band per method, log scale, of the
   suboptimality f - f* where f* is known, else of f), plus ``all_families.png`` with one panel
   per result when there are several;
-- ``report.md``: a table per result (rows = methods);
+- ``<name>_evaluations.png`` per result: the same against objective/gradient evaluations
+  (line-search trials included), where the curves count them;
+- ``report.md``: a table per result (rows = methods), and its paired comparisons by cost;
 - ``report.json``: every metric, the quartile and mean curves [T + 1] and the margin-of-victory
   curve per method, and the run's settings.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import torch
 import l2o_gym
 from l2o_gym.atomic_io import atomic_write, atomic_write_json, atomic_write_text
 from l2o_gym.evaluation import EvaluationResult
+from l2o_gym.metrics import values_at_evaluations
 
 REPORT_JSON = "report.json"
 REPORT_MARKDOWN = "report.md"
@@ -40,15 +43,24 @@ METRIC_DEFINITIONS = {
     "margin_mean": "Li & Malik's margin of victory (lowest value among the other methods on the same instance "
     "minus ours, averaged over instances; > 0 = we win), averaged over steps 1..T",
     "margin_final": "the margin of victory at step T",
-    "reference_steps_median": "median over instances of the first step at which the reference (tuned Adam, run "
-    "for reference_horizon steps on the same instances) reaches the method's final value; null when it does not "
-    "within reference_horizon steps for at least half the instances",
+    "reference_steps_median": "median over instances of the first step s such that the reference (tuned Adam, run "
+    "for reference_horizon steps on the same instances) is at or below the method's final value at every step from "
+    "s up to T (past T: at step s); null when it is not within reference_horizon steps for at least half the "
+    "instances",
     "speedup_median": "median of (reference steps / T); null = more than reference_horizon / T",
     "reference_never_rate": "fraction of instances where the reference never reaches the method's final value",
     "win_rate": "fraction of instances where the method did not diverge and either the reference diverged or the "
     "method's final value is strictly lower than the reference's (null for the reference itself)",
     "divergence_rate": "fraction of instances whose run diverged (non-finite or exploding objective); "
     "a diverged run keeps its last finite value in the curves",
+    "evaluations_mean": "objective/gradient evaluations used in T steps (x_0's included; line-search trials of "
+    "L-BFGS and CG included), mean over instances; a one-evaluation-per-step rule uses T + 1",
+    "budget_median": "median over instances of the value after at most T + 1 evaluations (the budget of a "
+    "one-evaluation-per-step rule's T steps)",
+    "paired comparison": "a method against another on the same instances by cost: wins = instances where it did "
+    "not diverge and either the other diverged or its cost is strictly lower (ties count for neither); the win "
+    "fraction with its 95 % Wilson interval; p-values of the two-sided exact sign test (wins against losses) "
+    "and of Wilcoxon's signed-rank test on the cost differences",
 }
 
 
@@ -105,6 +117,8 @@ def markdown_table(result: EvaluationResult) -> str:
         f"speed-up vs {ref}",
         f"wins vs {ref}",
         "diverged",
+        "evals in T (mean)",
+        f"{v} at T+1 evals (median)",
     ]
     reference_note = (
         f" Speed-up: steps {ref} (run for {result.reference_horizon} steps) needs to match the final value, over T."
@@ -133,6 +147,40 @@ def markdown_table(result: EvaluationResult) -> str:
             _speedup(m.speedup_median, (result.reference_horizon or result.horizon) / result.horizon),
             _percent(m.win_rate),
             _percent(m.divergence_rate),
+            _fmt(m.evaluations_mean),
+            _fmt(m.budget_median),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    if result.comparisons:
+        lines += ["", comparisons_table(result)]
+    return "\n".join(lines) + "\n"
+
+
+def _p_value(value: float) -> str:
+    return f"{value:.2g}" if value >= 1e-4 else "<1e-4"
+
+
+def comparisons_table(result: EvaluationResult) -> str:
+    """The result's paired comparisons by cost as a markdown table (empty string without any)."""
+    if not result.comparisons:
+        return ""
+    header = ["method", "against", "mean cost", "their mean cost", "wins / losses / ties", "win fraction (95 %)"]
+    lines = [
+        f"Paired by cost Σ {result.value_name} over steps 1..T on the same {result.instances} instances:",
+        "",
+        "| " + " | ".join(header + ["sign test p", "Wilcoxon p"]) + " |",
+        "|---|---|" + "---:|" * (len(header) - 2 + 2),
+    ]
+    for c in result.comparisons:
+        row = [
+            c.method,
+            c.against,
+            _fmt(c.mean_cost),
+            _fmt(c.against_mean_cost),
+            f"{c.wins} / {c.losses} / {c.ties}",
+            f"{_percent(c.win_fraction)} ({_percent(c.win_low)}–{_percent(c.win_high)})",
+            _p_value(c.sign_test_p),
+            _p_value(c.wilcoxon_p),
         ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
@@ -182,6 +230,7 @@ def result_dict(result: EvaluationResult, plot: str | None = None) -> dict[str, 
         "method_order": result.methods,  # JSON keys are sorted; this is the order given
         "methods": {name: m.to_dict() for name, m in result.metrics.items()},
         "curves": curves,
+        "comparisons": [c.to_dict() for c in result.comparisons],
         "plot": plot,
     }
 
@@ -246,11 +295,55 @@ def _draw_panel(ax, result: EvaluationResult, colors: dict[str, Any]) -> None:
         )
 
 
-def plot_results(results: EvaluationResult | Sequence[EvaluationResult], path: str | Path) -> Path:
-    """One panel per result, a shared legend below; written atomically as a PNG at `path`."""
+def _value_floor(result: EvaluationResult) -> float | None:
+    """Suboptimality below the objective's float resolution is noise: it is drawn at this floor."""
+    if not result.has_optimum:
+        return None
+    first = next(iter(result.curves.values()))
+    return torch.finfo(first.objectives.dtype).eps * (float(first.f_star.abs().median()) + 1.0)
+
+
+def _draw_evaluation_panel(ax, result: EvaluationResult, colors: dict[str, Any]) -> None:
+    """Median value (25-75 % band) against objective/gradient evaluations, each method drawn up to
+    the evaluations every instance reached within its T steps."""
+    floor = _value_floor(result)
+    right = 1
+    for name in result.methods:
+        evaluations = result.curves[name].evaluations
+        if evaluations is None:
+            continue
+        budgets = torch.arange(1, int(evaluations[-1].min()) + 1)
+        v = values_at_evaluations(result.values(name).double(), evaluations, budgets)
+        v = v.clamp_min(floor) if floor is not None else v
+        q = torch.quantile(v, torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64), dim=1)
+        dashed = name == result.reference
+        ax.plot(budgets, q[1], color=colors[name], lw=2.0, ls="--" if dashed else "-", label=name)
+        ax.fill_between(budgets, q[0], q[2], color=colors[name], alpha=0.12, lw=0)
+        right = max(right, int(budgets[-1]))
+    ax.set_yscale("log" if floor is not None else "symlog")
+    ax.set_xlim(1, right)
+    ax.axvline(result.horizon + 1, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("objective/gradient evaluations (line searches included; dotted: T + 1)")
+    ylabel = "suboptimality f − f*" if result.has_optimum else "objective f"
+    ax.set_ylabel(f"{ylabel} (median, 25–75 % band)")
+    ax.set_title(f"{result_title(result)}\n{result.split} split, {result.instances} instances", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def plot_evaluation_results(results: EvaluationResult | Sequence[EvaluationResult], path: str | Path) -> Path:
+    """Like `plot_results` with function evaluations on the x-axis; a PNG at `path`."""
+    return plot_results(results, path, draw=_draw_evaluation_panel)
+
+
+def plot_results(
+    results: EvaluationResult | Sequence[EvaluationResult], path: str | Path, draw: Callable | None = None
+) -> Path:
+    """One panel per result (`draw(ax, result, colors)`, default: values against steps), a shared
+    legend below; written atomically as a PNG at `path`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    draw = _draw_panel if draw is None else draw
     results = _check_results(results)
     methods = list(dict.fromkeys(m for r in results for m in r.methods))
     references = {r.reference for r in results if r.reference is not None}
@@ -261,7 +354,7 @@ def plot_results(results: EvaluationResult | Sequence[EvaluationResult], path: s
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     for ax, result in zip(axes, results, strict=False):
-        _draw_panel(ax, result, colors)
+        draw(ax, result, colors)
     for ax in axes[len(results) :]:
         ax.set_visible(False)
     handles = {}
@@ -288,12 +381,14 @@ def write_report(results: EvaluationResult | Sequence[EvaluationResult], out_dir
     marker = out / REPORT_JSON
     marker.unlink(missing_ok=True)
 
-    plots, used = [], set()
+    plots, evaluation_plots, used = [], [], set()
     for i, result in enumerate(results):
         name = _slug(result_title(result))
         name = name if name not in used else f"{name}_{i}"
         used.add(name)
         plots.append(plot_results(result, out / f"{name}.png").name)
+        if any(c.evaluations is not None for c in result.curves.values()):
+            evaluation_plots.append(plot_evaluation_results(result, out / f"{name}_evaluations.png").name)
     combined = plot_results(results, out / ALL_FAMILIES_PNG).name if len(results) > 1 else None
     atomic_write_text(out / REPORT_MARKDOWN, markdown_report(results))
     report = {
@@ -301,7 +396,12 @@ def write_report(results: EvaluationResult | Sequence[EvaluationResult], out_dir
         "library_version": l2o_gym.__version__,
         "complete": True,
         "definitions": METRIC_DEFINITIONS,
-        "files": {"markdown": REPORT_MARKDOWN, "plots": plots, "all_families_plot": combined},
+        "files": {
+            "markdown": REPORT_MARKDOWN,
+            "plots": plots,
+            "evaluation_plots": evaluation_plots,
+            "all_families_plot": combined,
+        },
         "results": [result_dict(r, plot) for r, plot in zip(results, plots, strict=True)],
     }
     return atomic_write_json(marker, report)

@@ -16,13 +16,19 @@ from l2o_gym.update_rule import UpdateRule
 class Curves:
     """objectives [T + 1, B] (f(x_0) .. f(x_T); a diverged instance keeps its last finite value),
     diverged [B] bool, diverged_at [B] (step of divergence, -1 if never), f_star [B] or None,
-    metrics: task metrics at x_T, each [B]."""
+    metrics: task metrics at x_T, each [B], evaluations [T + 1, B] long or None (unknown).
+
+    evaluations[t, i] counts the objective/gradient evaluations instance i used up to x_t: 1 at
+    x_0 (f and ∇f), then per step the one at the new point plus the rule's own
+    (`UpdateRule.extra_evaluations`, e.g. line-search trials); steps after divergence add none.
+    A one-evaluation-per-step rule has evaluations[t] = t + 1."""
 
     objectives: Tensor
     diverged: Tensor
     diverged_at: Tensor
     f_star: Tensor | None
     metrics: dict[str, Tensor]
+    evaluations: Tensor | None = None
 
     @property
     def final(self) -> Tensor:
@@ -45,8 +51,14 @@ def unroll(
     rule.reset(state)
     objectives = [state.f.clone()]
     diverged_at = torch.full_like(state.t, -1)
+    evaluations = [torch.ones_like(state.t)]
     for t in range(horizon):
-        diverged_now = state.advance(rule.step(state))
+        active = ~state.diverged
+        step = rule.step(state)
+        extra = rule.extra_evaluations()
+        spent = 1 if extra is None else 1 + extra.to(evaluations[-1])
+        evaluations.append(evaluations[-1] + active.long() * spent)
+        diverged_now = state.advance(step)
         diverged_at = torch.where(diverged_now, torch.full_like(diverged_at, t + 1), diverged_at)
         objectives.append(state.f.clone())
     f_star = problem.optimum() if with_optimum else problem.f_star
@@ -56,4 +68,5 @@ def unroll(
         diverged_at=diverged_at,
         f_star=f_star,
         metrics=problem.metrics(state.x),
+        evaluations=torch.stack(evaluations),
     )

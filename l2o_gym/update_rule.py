@@ -24,3 +24,8 @@ class UpdateRule(ABC):
     @abstractmethod
     def step(self, state: OptimizationState) -> Tensor:
         """The step Δx [B, d] to take from state.x."""
+
+    def extra_evaluations(self) -> Tensor | None:
+        """Objective or gradient evaluations [B] (long) the last `step` made on its own (a line
+        search's trials), beyond the one the transition makes at the new point; None: none."""
+        return None

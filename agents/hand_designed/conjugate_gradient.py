@@ -44,6 +44,7 @@ class ConjugateGradient(HandDesignedRule):
         self._grad: Tensor | None = None
         self._alpha: Tensor | None = None
         self._since_restart: Tensor | None = None
+        self._evaluations: Tensor | None = None
 
     @classmethod
     def default_grid(cls) -> dict[str, list[float]]:
@@ -54,6 +55,11 @@ class ConjugateGradient(HandDesignedRule):
         self._grad = None
         self._alpha = None
         self._since_restart = torch.zeros(state.batch_size, dtype=torch.long, device=state.x.device)
+        self._evaluations = None
+
+    def extra_evaluations(self) -> Tensor | None:
+        """The last step's line-search trials per instance [B]."""
+        return self._evaluations
 
     def step(self, state: OptimizationState) -> Tensor:
         if self._since_restart is None or self._since_restart.shape[0] != state.batch_size:
@@ -82,4 +88,5 @@ class ConjugateGradient(HandDesignedRule):
         )
         self._since_restart = torch.where(restart, torch.ones_like(self._since_restart), self._since_restart + 1)
         self._grad, self._direction, self._alpha = g.clone(), direction, search.alpha
+        self._evaluations = search.instance_evaluations
         return search.alpha.unsqueeze(1) * direction

@@ -48,6 +48,7 @@ class LBFGS(HandDesignedRule):
         self._x: Tensor | None = None
         self._grad: Tensor | None = None
         self._failed: Tensor | None = None
+        self._evaluations: Tensor | None = None
 
     @classmethod
     def default_grid(cls) -> dict[str, list[float]]:
@@ -61,6 +62,11 @@ class LBFGS(HandDesignedRule):
         self._x = None
         self._grad = None
         self._failed = None
+        self._evaluations = None
+
+    def extra_evaluations(self) -> Tensor | None:
+        """The last step's line-search trials per instance [B]."""
+        return self._evaluations
 
     def step(self, state: OptimizationState) -> Tensor:
         if self._S is None or self._S.shape[0] != state.batch_size:
@@ -96,4 +102,5 @@ class LBFGS(HandDesignedRule):
         alpha0 = torch.where(has_pairs, torch.full_like(gamma, lr), first_trial_step(lr, g))
         search = armijo_backtracking(state.problem, x, state.f, g, direction, alpha0, max_evals=self.max_evals)
         self._x, self._grad, self._failed = x.clone(), g.clone(), ~search.found
+        self._evaluations = search.instance_evaluations
         return search.alpha.unsqueeze(1) * direction

@@ -6,7 +6,10 @@ from the initial trial α0 it halves (`shrink`) until the condition holds, or, w
 at once, doubles (`grow`) while the condition still holds and f keeps falling, keeping the best.
 Trials are evaluated for all B instances at once through `problem.loss` (extra objective
 evaluations that are not optimization steps). An instance that finds no acceptable step within
-`max_evals` evaluations gets α = 0.
+`max_evals` evaluations gets α = 0. `instance_evaluations` [B] counts the trials each instance
+makes when run alone: the first (and, interpolating, the second) for every row, then one per
+trial while the row is still searching (the batch evaluates every row at each trial;
+`evaluations` counts those batched calls).
 
 With `interpolate=True` (used by CG) the second trial is the minimiser of the parabola through
 f(0), f'(0) = gᵀp and f(α0) (α0 · grow where that parabola is not convex, kept within
@@ -27,12 +30,14 @@ from l2o_gym.problem import Problem
 
 @dataclass
 class LineSearchResult:
-    """alpha [B] accepted step (0 where none), f [B] objective there, found [B] bool, evaluations (int)."""
+    """alpha [B] accepted step (0 where none), f [B] objective there, found [B] bool, evaluations
+    (int, batched trials), instance_evaluations [B] long (the trials each instance needed)."""
 
     alpha: Tensor
     f: Tensor
     found: Tensor
     evaluations: int
+    instance_evaluations: Tensor
 
 
 @torch.no_grad()
@@ -72,6 +77,7 @@ def armijo_backtracking(
     best_f = torch.where(ok, f_try, f)
     growing = ok.clone() & (slope < 0)
     done = ~(slope < 0)  # no descent direction: nothing to search
+    per_instance = torch.ones_like(done, dtype=torch.long)  # the first trial is made for every row
     grown = torch.zeros_like(done, dtype=torch.long)  # doublings so far, per instance
     if interpolate and max_evals >= 2:
         curvature = (f_try - f - slope * alpha) / alpha.pow(2)
@@ -80,6 +86,7 @@ def armijo_backtracking(
         alpha_q = torch.where(convex, vertex, alpha * grow).clamp(alpha / 100.0, alpha * 100.0)
         f_q, ok_q = trial(alpha_q)
         evaluations += 1
+        per_instance = per_instance + 1
         take_q = ok_q & (~ok | (f_q < f_try))
         best_alpha = torch.where(take_q, alpha_q, best_alpha)
         best_f = torch.where(take_q, f_q, best_f)
@@ -95,6 +102,7 @@ def armijo_backtracking(
         alpha = torch.where(active, torch.where(growing, alpha * grow, alpha * shrink), alpha)
         f_try, ok = trial(alpha)
         evaluations += 1
+        per_instance = per_instance + active.long()
         grown = grown + (active & growing).long()
         improved = active & growing & ok & (f_try < best_f)
         accepted = active & ~growing & ok
@@ -103,4 +111,6 @@ def armijo_backtracking(
         best_f = torch.where(take, f_try, best_f)
         found = found | accepted
         done = done | accepted | (active & growing & ~improved)
-    return LineSearchResult(alpha=best_alpha, f=best_f, found=found, evaluations=evaluations)
+    return LineSearchResult(
+        alpha=best_alpha, f=best_f, found=found, evaluations=evaluations, instance_evaluations=per_instance
+    )
