@@ -14,6 +14,10 @@ of f over the unroll with equal weights, up to the constant 1/truncation and, by
 (`normalize=True`), each instance divided by its starting objective |f0| (so instances of very
 different scales weigh equally; `normalize=False` gives the plain sum of Andrychowicz et al.).
 Second derivatives are dropped (the gradient fed to the rule is detached) unless `second_order=True`.
+With ``meta_objective="query"`` (families with a held-out query set) f_b in L is the query loss
+f_q,b(x_t) (normalised by |f_q,b(x_0)|) of the unrolled iterates, differentiated through them,
+while the rule still reads the training (support) gradients; validation then picks the best
+rule by its final query loss.
 
 A piece whose meta-loss or meta-gradient is not finite is skipped (counted, weights untouched).
 Timesteps count inner optimization steps on one instance: one meta-iteration costs B · horizon,
@@ -39,6 +43,7 @@ from l2o_gym.atomic_io import atomic_write, atomic_write_json
 from l2o_gym.family_loader import split_kwargs
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
 from l2o_gym.registry import env_options, make_family
+from l2o_gym.rewards import check_objective
 from l2o_gym.state import DEFAULT_EXPLODE_RATIO, DEFAULT_HISTORY, OptimizationState
 from l2o_gym.unroll import Curves, unroll
 
@@ -129,22 +134,31 @@ def meta_train_iteration(
     second_order: bool = False,
     history: int = DEFAULT_HISTORY,
     explode_ratio: float = DEFAULT_EXPLODE_RATIO,
+    meta_objective: str = "train",
 ) -> PieceStats:
-    """One truncated-BPTT pass of `horizon` steps over all B instances of `problem`."""
+    """One truncated-BPTT pass of `horizon` steps over all B instances of `problem`; the meta-loss
+    is the training objective's or (``meta_objective="query"``) the query loss's."""
     check_positive_int("horizon", horizon)
     check_positive_int("truncation", truncation)
+    query = check_objective(meta_objective, problem.has_query, "meta_objective") == "query"
     params = [p for p in rule.net.parameters() if p.requires_grad]
     with torch.enable_grad():
         state = start_state(rule, problem, history, explode_ratio)
         rule.reset(state)
         scale = state.f0.abs() + 1e-12 if normalize else torch.ones_like(state.f0)
+        if query:
+            query_f0 = problem.query_loss(state.x).detach()
+            query_scale = query_f0.abs() + 1e-12 if normalize else torch.ones_like(query_f0)
         losses, applied, skipped = [], 0, 0
         for begin in range(0, horizon, truncation):
             steps = min(truncation, horizon - begin)
             total = torch.zeros((), dtype=state.f.dtype)
             for _ in range(steps):
                 state.advance(rule.step(state), differentiable=True, second_order=second_order)
-                total = total + (state.f / scale).mean()
+                if query:
+                    total = total + (problem.query_loss(state.x) / query_scale).mean()
+                else:
+                    total = total + (state.f / scale).mean()
             piece_loss = total / steps
             losses.append(float(piece_loss.detach()))
             if apply_meta_gradient(piece_loss, params, meta_optimizer, grad_clip):
@@ -234,6 +248,7 @@ def train_meta_optimizer(
     learn_init: bool | None = None,
     validation_instances: int = 64,
     validation_every: int = 10,
+    meta_objective: str = "train",
 ) -> Path:
     """Meta-train `algo` on `env_id` for `timesteps` inner steps; return the saved model's folder.
 
@@ -246,7 +261,8 @@ def train_meta_optimizer(
     ``best_model`` (``model`` if no validation ran). env_kwargs: the family's keywords plus the
     episode options ``history`` and ``explode_ratio`` (other episode options do not apply here).
     learn_init: meta_lstm's learned θ_0 (see `make_rule`); grad_clip: default 1.0 (l2l), 0.25
-    (meta_lstm, as Ravi & Larochelle).
+    (meta_lstm, as Ravi & Larochelle). meta_objective: "train", or "query" (the meta-loss and the
+    validation figure are the held-out query loss; families with a query set only).
     """
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
@@ -270,6 +286,7 @@ def train_meta_optimizer(
     history = int(episode.get("history", DEFAULT_HISTORY))
     explode_ratio = float(episode.get("explode_ratio", DEFAULT_EXPLODE_RATIO))
     family = make_family(env_id, **family_kwargs)
+    query = check_objective(meta_objective, family.has_query, "meta_objective") == "query"
 
     rule = make_rule(algo, family, torch.Generator().manual_seed(seed), learn_init)
     meta_optimizer = torch.optim.Adam(rule.net.parameters(), lr=lr)
@@ -289,6 +306,7 @@ def train_meta_optimizer(
         "history": history,
         "explode_ratio": explode_ratio,
         "family_kwargs": family_kwargs,
+        "meta_objective": meta_objective,
     }
     done, iteration, skipped, wall = 0, 0, 0, 0.0
     best = float("inf")
@@ -344,6 +362,7 @@ def train_meta_optimizer(
                 second_order=second_order,
                 history=history,
                 explode_ratio=explode_ratio,
+                meta_objective=meta_objective,
             )
             done += stats.timesteps
             iteration += 1
@@ -357,7 +376,7 @@ def train_meta_optimizer(
                 writer.add_scalar("meta/skipped_pieces", skipped, done)
             if iteration % validation_every == 0 or done >= timesteps:
                 curves = evaluate_rule(rule, validation, horizon, history, explode_ratio)
-                mean_final = float(curves.final.mean())
+                mean_final = float((curves.query[-1] if query else curves.final).mean())
                 if writer is not None:
                     writer.add_scalar("validation/mean_final_objective", mean_final, done)
                     writer.add_scalar("validation/median_final_objective", float(curves.final.median()), done)

@@ -397,6 +397,7 @@ class MetaTrainingConfig:
     learn_init: bool | None = setting(None, boolean)
     validation_instances: int | None = setting(None, positive_int)
     validation_every: int | None = setting(None, positive_int)
+    meta_objective: str | None = setting(None, one_of("train", "query"))
 
     DEFAULT_TIMESTEPS = 200_000
 
