@@ -79,13 +79,17 @@ class LogSuboptimalityReward(Reward):
             raise ValueError(f"eps must be > 0, got {eps!r}")
         self.eps = eps
 
-    def log_gap(self, f: Tensor, f0: Tensor, f_star: Tensor) -> Tensor:
-        """log(relative suboptimality + eps) [B]."""
+    def log_gap(self, f: Tensor, state: OptimizationState) -> Tensor:
+        """log(relative suboptimality + eps) [B] of f [B] in the episodes of `state`."""
+        return self.log_gap_of(f, state.f0, state.problem.optimum())
+
+    def log_gap_of(self, f: Tensor, f0: Tensor, f_star: Tensor) -> Tensor:
+        """log(relative suboptimality + eps) [B] of f [B], episodes begun at f0 [B], optimum f_star [B]."""
         scale = (f0 - f_star).abs() + 1e-12
         return torch.log((f - f_star).clamp_min(0.0) / scale + self.eps)
 
     def pay(self, f_prev: Tensor, f: Tensor, f0: Tensor, f_star: Tensor | None) -> Tensor:
-        return self.log_gap(f_prev, f0, f_star) - self.log_gap(f, f0, f_star)
+        return self.log_gap_of(f_prev, f0, f_star) - self.log_gap_of(f, f0, f_star)
 
 
 class QueryReward(Reward):
