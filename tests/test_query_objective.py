@@ -210,3 +210,11 @@ def test_evaluation_records_the_query_curves_per_step():
     plain = evaluate(rules, "l2o/Quadratic-v0", instances=2, horizon=2)
     assert plain.curves["gd"].query is None and plain.curves["gd"].metric_curves == {}
     assert "held-out metric" not in markdown_report(plain)
+
+
+def test_the_benchmark_ppo_configuration_trains_on_the_query_objective():
+    from agents.rl.config import load_training_config
+
+    config = load_training_config("l2o/MAMLSinusoid-v0", "ppo", "benchmarks/maml_inner_ppo.yaml")
+    run_family = check_training_config(config, "l2o/MAMLSinusoid-v0", "ppo")
+    assert run_family.episode_options["objective"] == "query"
