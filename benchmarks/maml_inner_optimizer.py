@@ -346,7 +346,8 @@ def rl_setup(folder: Path | None) -> list[str]:
     options = ", ".join(f"{k}: {v}" for k, v in meta.get("env_kwargs", {}).items())
     return [
         f"- rl policy: {meta.get('algo', meta['kind'])} ({str(folder)!r}), coordinatewise, env options {{{options}}}, "
-        f"step form {meta.get('step_form', {}).get('name', 'linear')}; see its run's hyperparams.yaml."
+        f"step form {meta.get('step_form', {}).get('name', 'linear')} (settings: benchmarks/maml_inner_ppo.yaml; "
+        "its best model is chosen on the training objective, so the final model is the one evaluated)."
     ]
 
 
@@ -394,7 +395,8 @@ def main(argv: list[str] | None = None) -> int:
     body = [
         "## Learned inner optimizers for MAML's 5-shot sinusoid",
         "",
-        f"`python benchmarks/maml_inner_optimizer.py` (seed {args.seed}): {args.tasks} test tasks, 5 support and 100 "
+        f"`python benchmarks/maml_inner_optimizer.py {' '.join(argv if argv is not None else sys.argv[1:])}` "
+        f"(seed {args.seed}): {args.tasks} test tasks, 5 support and 100 "
         f"query points each, every rule starting from the package's second-order MAML initialisation ({source}); "
         f"query MSE mean ± 95 % interval. Tuned baselines: step size from {list(LR_GRID)} by the mean query MSE after "
         f"{TUNE_STEP} steps on {args.tune_tasks} validation tasks. Goal: ≤ {GOAL} after 5 steps.",
