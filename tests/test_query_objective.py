@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from agents.hand_designed import make_optimizer
-from agents.meta.l2l_lstm import CoordinatewiseLSTM, L2LOptimizer
-from agents.meta.meta_training import meta_train_iteration, train_meta_optimizer
+from agents.meta.l2l_lstm import L2LOptimizer
+from agents.meta.meta_training import make_rule, meta_train_iteration, train_meta_optimizer
 from agents.rl.config import ConfigError, MetaTrainingConfig, TrainingConfig, check_training_config
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.evaluation import evaluate
@@ -126,10 +126,10 @@ def test_the_query_option_reaches_the_gymnasium_envs():
     assert reward == pytest.approx(float(expected[0]), rel=1e-5)
 
 
-def _meta_gradient(meta_objective: str) -> list[torch.Tensor]:
+def _meta_gradient(algo: str, meta_objective: str) -> list[torch.Tensor]:
     family = sine_family()
     problem = family.sample(3, torch.Generator().manual_seed(1))
-    rule = L2LOptimizer(CoordinatewiseLSTM(generator=torch.Generator().manual_seed(2)))
+    rule = make_rule(algo, family, torch.Generator().manual_seed(2))
     params = list(rule.net.parameters())
     frozen = torch.optim.SGD(params, lr=0.0)  # the gradient stays in .grad, the weights unchanged
     stats = meta_train_iteration(
@@ -139,8 +139,9 @@ def _meta_gradient(meta_objective: str) -> list[torch.Tensor]:
     return [p.grad.clone() for p in params]
 
 
-def test_the_query_meta_objective_changes_the_meta_gradient():
-    train, query = _meta_gradient("train"), _meta_gradient("query")
+@pytest.mark.parametrize("algo", ["l2l", "meta_lstm"])
+def test_the_query_meta_objective_changes_the_meta_gradient(algo):
+    train, query = _meta_gradient(algo, "train"), _meta_gradient(algo, "query")
     assert all(torch.isfinite(g).all() for g in train + query)
     assert any(g.abs().sum() > 0 for g in query)
     assert not all(torch.allclose(a, b) for a, b in zip(train, query, strict=True))
