@@ -63,6 +63,8 @@ class EpisodeBatch:
     The observation is `observation` (an `ObservationSpec`), or the spec the loose layout options
     describe (``coordinatewise``, ``history``, ``action_scale`` (default: the family's),
     ``quasi_newton_pairs``, ``time_features``; unset ones take their defaults), never both.
+    ``objective="query"`` (families with ``has_query``) pays the reward on the held-out query loss;
+    everything else (observation, state, divergence) stays that of the training objective.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class EpisodeBatch:
         instance_pool: int | None = None,
         quasi_newton_pairs: int | None = None,
         time_features: bool | None = None,
+        objective: str = "train",
     ) -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
@@ -97,7 +100,9 @@ class EpisodeBatch:
             "time_features": time_features,
         }
         self.observation_spec = observation_spec_from(observation, layout_options, family.default_action_scale)
-        self.reward_fn = make_reward(reward, family.has_optimum)
+        # objective "query": the reward is paid on the held-out query loss (l2o_gym.rewards)
+        self.objective = objective
+        self.reward_fn = make_reward(reward, family.has_optimum, objective=objective, has_query=family.has_query)
         self.split = check_split(split)
         self.device = torch.device(device)
         if not divergence_penalty >= 0:
@@ -151,6 +156,7 @@ class EpisodeBatch:
         if fresh_pool:
             self._pool = None
         self.state, self.horizon = self._new_episodes(self.num_instances, generator)
+        self.reward_fn.start(self.state)
 
     def reset_rows(self, mask: Tensor, generator: torch.Generator) -> OptimizationState | None:
         """Start fresh episodes, on new instances, where mask [B] is true; returns the fresh
@@ -162,6 +168,7 @@ class EpisodeBatch:
         state, horizon = self._new_episodes(n, generator)
         self.require_state().replace_rows(mask, state)
         self.horizon[mask] = horizon
+        self.reward_fn.start(self.state, mask)
         return state
 
     def require_state(self) -> OptimizationState:

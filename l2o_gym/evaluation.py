@@ -6,8 +6,10 @@ its own deep copy of that problem through `l2o_gym.unroll.unroll`, so all rules 
 same x_0 on the same objectives. Curves are objectives [T + 1, B] per method; the metrics are
 those of `l2o_gym.metrics` (suboptimality where f* is known), relative to the `reference` rule
 (tuned Adam by convention); `EvaluationResult.failures` counts each method's diverged instances
-and those that ended above their start. The reference is also run for `reference_horizon` steps (default
-4 T) on another copy, so that speed-ups up to reference_horizon / T can be measured.
+and those that ended above their start. For families with a held-out query set the curves also
+hold the query loss and the task metrics (query MSE, accuracy) at every step. The reference is
+also run for `reference_horizon` steps (default 4 T) on another copy, so that speed-ups up to
+reference_horizon / T can be measured.
 """
 
 from __future__ import annotations
@@ -160,14 +162,17 @@ def evaluate(
     family_kwargs: Mapping[str, Any] | None = None,
     reference_horizon: int | None = None,
     device: str | torch.device = "cpu",
+    metric_curves: bool | None = None,
 ) -> EvaluationResult:
     """Run every rule for `horizon` steps on the same `instances` instances of `split` and score them.
 
     `env_id_or_family` is a registered id (its family is built with `family_kwargs`, e.g. an
     out-of-distribution variation) or a TaskFamily. `reference` names the rule the speed-up and
     win rate are measured against (None: skip those metrics); it also runs `reference_horizon` steps
-    (>= horizon, default 4 * horizon) for the speed-up. Every argument is checked before any
-    instance is drawn.
+    (>= horizon, default 4 * horizon) for the speed-up. `metric_curves` records the task metrics
+    (query MSE, accuracy, ...) at every step (default: where the family has a held-out query set;
+    the query loss itself is recorded at every step for such families anyway). Every argument is
+    checked before any instance is drawn.
     """
     rules = check_rules(rules)
     check_split(split)
@@ -196,8 +201,9 @@ def evaluate(
 
     problem = family.sample(instances, torch.Generator().manual_seed(seed), split=split, device=device)
     problem.optimum()  # once, shared by every copy (None where the family cannot give it)
+    per_step = family.has_query if metric_curves is None else bool(metric_curves)
     curves = {
-        name: unroll(rule, copy.deepcopy(problem), horizon, history=history, with_optimum=True)
+        name: unroll(rule, copy.deepcopy(problem), horizon, history=history, with_optimum=True, metric_curves=per_step)
         for name, rule in rules.items()
     }
     reference_long = None

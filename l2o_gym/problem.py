@@ -5,6 +5,11 @@ batched tensors (leading dimension B). Every per-instance tensor is named in `in
 so that instances can be replaced row by row (the vector envs' autoreset) without knowing the
 family.
 
+Held-out part (the query set): a problem whose family sets ``has_query = True`` implements
+`query_loss(x[B, d]) -> [B]`, its objective on data of the same task that the training objective
+never sees (MAML's query set, a classifier's test images, fixed validation episodes). Envs can pay
+their reward on it (`objective="query"`) and evaluation records it per step.
+
 Train, validation and test instances come from disjoint seed streams: `TaskFamily.sample`
 draws a base seed from the caller's generator and maps it to ``3 * base + split_index``, so no
 seed ever used for one split can occur for another.
@@ -55,6 +60,7 @@ class Problem(ABC):
 
     instance_fields: ClassVar[tuple[str, ...]] = ()
     stochastic: ClassVar[bool] = False
+    has_query: ClassVar[bool] = False  # True where it implements query_loss
 
     def __init__(self, x0: Tensor, generator: torch.Generator | None = None) -> None:
         if x0.dim() != 2:
@@ -82,6 +88,13 @@ class Problem(ABC):
     def loss_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """f [B] and ∇f [B, d] at x [B, d]; override with an analytic gradient where cheaper."""
         return autograd_loss_and_grad(self.loss, x)
+
+    def query_loss(self, x: Tensor) -> Tensor:
+        """Objective on each instance's held-out part (its query set): x [B, d] -> [B].
+
+        Only problems with ``has_query = True`` implement it; it is never differentiated by the envs.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no held-out query set")
 
     def init(self) -> Tensor:
         """Starting points x0 [B, d] (a copy)."""
@@ -149,6 +162,7 @@ class TaskFamily(ABC):
     description: ClassVar[str] = ""
     default_action_scale: ClassVar[float] = 0.1
     has_optimum: ClassVar[bool] = False  # True where its problems implement compute_optimum
+    has_query: ClassVar[bool] = False  # True where its problems implement query_loss
     dim: int
 
     @abstractmethod

@@ -6,7 +6,9 @@
   per result when there are several;
 - ``<name>_evaluations.png`` per result: the same against objective/gradient evaluations
   (line-search trials included), where the curves count them;
-- ``report.md``: a table per result (rows = methods), and its paired comparisons by cost;
+- ``report.md``: a table per result (rows = methods), its paired comparisons by cost, and for
+  families with a held-out query set a table of the task metrics (query loss, query MSE,
+  accuracy) after 1, 5, 10 and T steps;
 - ``report.json``: every metric, the quartile and mean curves [T + 1] and the margin-of-victory
   curve per method, and the run's settings.
 
@@ -186,10 +188,56 @@ def comparisons_table(result: EvaluationResult) -> str:
     return "\n".join(lines) + "\n"
 
 
+HELD_OUT_STEPS = (1, 5, 10)
+
+
+def mean_interval(values: torch.Tensor) -> tuple[float, float]:
+    """Mean of values [B] and the half-width of its normal 95 % interval (1.96 standard errors)."""
+    values = values.double()
+    n = values.numel()
+    half = 1.96 * float(values.std()) / math.sqrt(n) if n > 1 else float("nan")
+    return float(values.mean()), half
+
+
+def held_out_curves(result: EvaluationResult, method: str) -> dict[str, torch.Tensor]:
+    """The method's held-out curves [T + 1, B]: the query loss and the task metrics per step."""
+    c = result.curves[method]
+    curves = {} if c.query is None else {"query_loss": c.query}
+    curves.update(c.metric_curves)
+    return curves
+
+
+def held_out_table(result: EvaluationResult) -> str:
+    """Per method and held-out metric, the mean ± 95 % interval after 1, 5, 10 and T steps ('' if none)."""
+    steps = sorted({t for t in HELD_OUT_STEPS if t < result.horizon} | {result.horizon})
+    rows = []
+    for name in result.methods:
+        for metric, values in held_out_curves(result, name).items():
+            cells = ["{:.3g} ± {:.2g}".format(*mean_interval(values[t])) for t in steps]
+            rows.append("| " + " | ".join([name, metric, *cells]) + " |")
+    if not rows:
+        return ""
+    header = ["method", "held-out metric", *(f"t = {t}" for t in steps)]
+    return (
+        "\n".join(
+            [
+                f"Held-out part of each task (query set), mean ± 95 % interval over the {result.instances} instances:",
+                "",
+                "| " + " | ".join(header) + " |",
+                "|" + "|".join(["---", "---"] + ["---:"] * len(steps)) + "|",
+                *rows,
+            ]
+        )
+        + "\n"
+    )
+
+
 def markdown_report(results: EvaluationResult | Sequence[EvaluationResult]) -> str:
     """All results' tables, with the metric definitions at the end."""
     results = _check_results(results)
-    parts = ["# l2o_gym evaluation", ""] + [markdown_table(r) for r in results]
+    parts = ["# l2o_gym evaluation", ""]
+    for r in results:
+        parts += [markdown_table(r)] + ([held_out_table(r)] if held_out_table(r) else [])
     parts += ["## Definitions", ""] + [f"- **{k}**: {d}" for k, d in METRIC_DEFINITIONS.items()]
     return "\n".join(parts) + "\n"
 
@@ -212,6 +260,7 @@ def result_dict(result: EvaluationResult, plot: str | None = None) -> dict[str, 
             "mean": _as_list(result.values(name).double().mean(dim=1)),
             "margin_of_victory": None if margin is None else _as_list(margin),
             "diverged_at": c.diverged_at[c.diverged].tolist(),
+            "held_out_mean": {k: _as_list(v.double().mean(dim=1)) for k, v in held_out_curves(result, name).items()},
         }
     return {
         "env_id": result.env_id,

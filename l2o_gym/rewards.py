@@ -7,6 +7,14 @@
   suboptimality (telescoping: the return is log(s_0 + eps) - log(s_T + eps)). Needs each
   instance's optimum f* (the policy never sees it).
 
+The objective paid (``objective``): "train" pays the reward on the training objective f, the
+loss the optimizer sees and differentiates; "query" pays it on the problem's held-out query loss
+f_q (`Problem.query_loss`, for families with ``has_query``), computed once per step without a
+gradient, while the observation, the state and divergence stay those of f. f_q's optimum is
+unknown, so the query objective takes the reward form for an unknown optimum: "cost" with f_q,
+r_t = -f_q(x_t) / |f_q(x_0)| ("auto" chooses it; "log_suboptimality" is refused). A non-finite
+f_q (f itself finite) is paid as f_q(x_0) + 1e4 (|f_q(x_0)| + 1), the explosion limit of the state.
+
 A diverging step ends the episode and is paid ``-divergence_penalty * (horizon - t)``, t the
 steps taken before it: with the default penalty 2 that is more than standing still for the rest
 of the episode costs under either reward, and it is bounded by ``divergence_penalty * horizon``.
@@ -22,6 +30,19 @@ from torch import Tensor
 
 from l2o_gym.state import OptimizationState
 
+OBJECTIVES: tuple[str, ...] = ("train", "query")
+QUERY_EXPLODE_RATIO = 1e4
+
+
+def check_objective(objective: str, has_query: bool, name: str = "objective") -> str:
+    """`objective` if it is allowed for a family with (or without) a query set; else a one-line
+    ValueError naming the argument `name`."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"{name} must be one of {OBJECTIVES}, got {objective!r}")
+    if objective == "query" and not has_query:
+        raise ValueError(f"{name} 'query' needs a family with a held-out query set (has_query); this one has none")
+    return objective
+
 
 class Reward(ABC):
     """Per-step reward of B instances."""
@@ -29,16 +50,24 @@ class Reward(ABC):
     name: ClassVar[str]
     needs_optimum: ClassVar[bool] = False
 
-    @abstractmethod
+    def start(self, state: OptimizationState, mask: Tensor | None = None) -> None:
+        """Episodes begin at `state` in the rows where mask [B] is true (None: every row)."""
+
     def __call__(self, f_prev: Tensor, state: OptimizationState) -> Tensor:
         """Reward [B] for moving from objective f_prev [B] to state.f [B]."""
+        f_star = state.problem.optimum() if self.needs_optimum else None
+        return self.pay(f_prev, state.f, state.f0, f_star)
+
+    @abstractmethod
+    def pay(self, f_prev: Tensor, f: Tensor, f0: Tensor, f_star: Tensor | None) -> Tensor:
+        """Reward [B] for moving from f_prev [B] to f [B] in an episode that began at f0 [B]."""
 
 
 class CostReward(Reward):
     name = "cost"
 
-    def __call__(self, f_prev: Tensor, state: OptimizationState) -> Tensor:
-        return -state.f / (state.f0.abs() + 1e-12)
+    def pay(self, f_prev: Tensor, f: Tensor, f0: Tensor, f_star: Tensor | None) -> Tensor:
+        return -f / (f0.abs() + 1e-12)
 
 
 class LogSuboptimalityReward(Reward):
@@ -51,24 +80,78 @@ class LogSuboptimalityReward(Reward):
         self.eps = eps
 
     def log_gap(self, f: Tensor, state: OptimizationState) -> Tensor:
-        """log(relative suboptimality + eps) [B]."""
-        f_star = state.problem.optimum()
-        scale = (state.f0 - f_star).abs() + 1e-12
+        """log(relative suboptimality + eps) [B] of f [B] in the episodes of `state`."""
+        return self.log_gap_of(f, state.f0, state.problem.optimum())
+
+    def log_gap_of(self, f: Tensor, f0: Tensor, f_star: Tensor) -> Tensor:
+        """log(relative suboptimality + eps) [B] of f [B], episodes begun at f0 [B], optimum f_star [B]."""
+        scale = (f0 - f_star).abs() + 1e-12
         return torch.log((f - f_star).clamp_min(0.0) / scale + self.eps)
 
+    def pay(self, f_prev: Tensor, f: Tensor, f0: Tensor, f_star: Tensor | None) -> Tensor:
+        return self.log_gap_of(f_prev, f0, f_star) - self.log_gap_of(f, f0, f_star)
+
+
+class QueryReward(Reward):
+    """`paid` (a reward for an unknown optimum) paid on the query loss f_q instead of f.
+
+    Holds each row's f_q(x_0) and f_q(x_{t-1}) (`query_f0`, `query_f`, [B]), set by `start`.
+    """
+
+    def __init__(self, paid: Reward) -> None:
+        if paid.needs_optimum:
+            raise ValueError(
+                f"reward {paid.name!r} needs the optimum of the query loss, which is unknown; use 'cost' or 'auto'"
+            )
+        self.paid = paid
+        self.name = paid.name
+        self.query_f0: Tensor | None = None
+        self.query_f: Tensor | None = None
+
+    @torch.no_grad()
+    def query_loss(self, state: OptimizationState, mask: Tensor | None = None) -> Tensor:
+        """f_q [B] at state.x (or [n] at the rows where mask is true)."""
+        if mask is None:
+            return state.problem.query_loss(state.x)
+        rows = mask.nonzero().squeeze(1)
+        return state.problem.select_rows(rows).query_loss(state.x[rows])
+
+    def start(self, state: OptimizationState, mask: Tensor | None = None) -> None:
+        f_q = self.query_loss(state, mask)
+        if mask is None or self.query_f0 is None:
+            self.query_f0, self.query_f = f_q.clone(), f_q.clone()
+        else:
+            self.query_f0[mask], self.query_f[mask] = f_q, f_q
+
     def __call__(self, f_prev: Tensor, state: OptimizationState) -> Tensor:
-        return self.log_gap(f_prev, state) - self.log_gap(state.f, state)
+        if self.query_f0 is None or self.query_f is None:
+            raise RuntimeError("call start(state) before paying a query reward")
+        limit = self.query_f0 + QUERY_EXPLODE_RATIO * (self.query_f0.abs() + 1.0)
+        f_q = self.query_loss(state)
+        f_q = torch.where(torch.isfinite(f_q), f_q, limit)
+        reward = self.paid.pay(self.query_f, f_q, self.query_f0, None)
+        self.query_f = f_q
+        return reward
+
+    def pay(self, f_prev: Tensor, f: Tensor, f0: Tensor, f_star: Tensor | None) -> Tensor:
+        return self.paid.pay(f_prev, f, f0, f_star)
 
 
 REWARDS: dict[str, type[Reward]] = {r.name: r for r in (CostReward, LogSuboptimalityReward)}
 
 
-def make_reward(name: str, has_optimum: bool) -> Reward:
-    """The reward by name; "auto" is log_suboptimality where f* is known, else cost."""
+def make_reward(name: str, has_optimum: bool, *, objective: str = "train", has_query: bool = False) -> Reward:
+    """The reward by name, paid on `objective` ("train" or "query", see the module docstring);
+    "auto" is log_suboptimality where f* is known (the training objective only), else cost."""
+    check_objective(objective, has_query)
+    if objective == "query":
+        has_optimum = False  # the query loss's optimum is unknown
     if name == "auto":
         name = "log_suboptimality" if has_optimum else "cost"
     if name not in REWARDS:
         raise ValueError(f"reward must be one of {('auto', *REWARDS)}, got {name!r}")
+    if objective == "query":
+        return QueryReward(REWARDS[name]())
     if REWARDS[name].needs_optimum and not has_optimum:
         raise ValueError(f"reward {name!r} needs each instance's optimum, which this family cannot give")
     return REWARDS[name]()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -16,7 +16,10 @@ from l2o_gym.update_rule import UpdateRule
 class Curves:
     """objectives [T + 1, B] (f(x_0) .. f(x_T); a diverged instance keeps its last finite value),
     diverged [B] bool, diverged_at [B] (step of divergence, -1 if never), f_star [B] or None,
-    metrics: task metrics at x_T, each [B], evaluations [T + 1, B] long or None (unknown).
+    metrics: task metrics at x_T, each [B]; evaluations [T + 1, B] long or None (unknown); query:
+    the held-out query loss [T + 1, B] where the problem has one (`Problem.has_query`), else None;
+    metric_curves: the task metrics at x_0 .. x_T, each [T + 1, B], where the unroll was asked to
+    record them (else empty).
 
     evaluations[t, i] counts the objective/gradient evaluations instance i used up to x_t: 1 at
     x_0 (f and ∇f), then per step the one at the new point plus the rule's own
@@ -29,6 +32,8 @@ class Curves:
     f_star: Tensor | None
     metrics: dict[str, Tensor]
     evaluations: Tensor | None = None
+    query: Tensor | None = None
+    metric_curves: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def final(self) -> Tensor:
@@ -44,12 +49,19 @@ def unroll(
     history: int = DEFAULT_HISTORY,
     explode_ratio: float = DEFAULT_EXPLODE_RATIO,
     with_optimum: bool = False,
+    metric_curves: bool = False,
 ) -> Curves:
-    """Run `rule` for `horizon` steps on all B instances of `problem` at once."""
+    """Run `rule` for `horizon` steps on all B instances of `problem` at once.
+
+    The query loss is recorded at every step where the problem has one (one forward per step);
+    with ``metric_curves=True`` the task metrics too (`Problem.metrics`, at every step).
+    """
     check_positive_int("horizon", horizon)
     state = OptimizationState.start(problem, history=history, explode_ratio=explode_ratio)
     rule.reset(state)
     objectives = [state.f.clone()]
+    query = [problem.query_loss(state.x)] if problem.has_query else []
+    metrics = [problem.metrics(state.x)] if metric_curves else []
     diverged_at = torch.full_like(state.t, -1)
     evaluations = [torch.ones_like(state.t)]
     for t in range(horizon):
@@ -61,6 +73,10 @@ def unroll(
         diverged_now = state.advance(step)
         diverged_at = torch.where(diverged_now, torch.full_like(diverged_at, t + 1), diverged_at)
         objectives.append(state.f.clone())
+        if problem.has_query:
+            query.append(problem.query_loss(state.x))
+        if metric_curves:
+            metrics.append(problem.metrics(state.x))
     f_star = problem.optimum() if with_optimum else problem.f_star
     return Curves(
         objectives=torch.stack(objectives),
@@ -69,4 +85,6 @@ def unroll(
         f_star=f_star,
         metrics=problem.metrics(state.x),
         evaluations=torch.stack(evaluations),
+        query=torch.stack(query) if query else None,
+        metric_curves={name: torch.stack([m[name] for m in metrics]) for name in metrics[0]} if metrics else {},
     )

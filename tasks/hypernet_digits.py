@@ -18,7 +18,8 @@ An instance is one classification task: N classes (`n_classes`) of the split's d
 pseudo-classes (`tasks.digits_data`: "train" instances use training classes, "validation" /
 "test" held-out ones), `train_per_class` training and `test_per_class` test images per class,
 and a fresh initialisation. Objective: mean cross-entropy on the training images (full batch,
-deterministic). Metrics [B]: ``test_accuracy``, ``test_loss``, ``train_accuracy``.
+deterministic). Metrics [B]: ``test_accuracy``, ``test_loss``, ``train_accuracy``. Held-out part:
+the test images of the same classes; `query_loss` is their cross-entropy (= ``test_loss``).
 Shapes: train_x [B, N*n_train, 64], train_y [B, N*n_train]; test_x [B, N*n_test, 64], test_y.
 The B instances run as one grouped convolution (groups = B); no loop over instances.
 
@@ -140,6 +141,7 @@ class HyperNetDigitsProblem(Problem):
     """B classification tasks; loss = training cross-entropy [B]; metrics on the test images."""
 
     instance_fields = ("train_x", "train_y", "test_x", "test_y")
+    has_query = True
 
     def __init__(
         self, model: HyperConvClassifier, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, x0: Tensor
@@ -150,6 +152,10 @@ class HyperNetDigitsProblem(Problem):
 
     def loss(self, x: Tensor) -> Tensor:
         return batched_cross_entropy(self.model.forward(x, self.train_x), self.train_y)
+
+    def query_loss(self, x: Tensor) -> Tensor:
+        """Cross-entropy on the task's held-out test images [B] (the metrics' test_loss)."""
+        return batched_cross_entropy(self.model.forward(x, self.test_x), self.test_y)
 
     def metrics(self, x: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():
@@ -168,6 +174,7 @@ class HyperNetDigitsFamily(SplitTaskFamily):
     description = "digits classifier with hypernetwork-generated conv kernels (Ha et al. 2017)"
     default_action_scale = 0.01
     has_optimum = False
+    has_query = True  # query_loss: cross-entropy on the task's test images
 
     def __init__(
         self,

@@ -7,7 +7,8 @@ are an MLP classifier 64-32-32-N (ReLU; d = 3,301 for N = 5) starting from a sha
 initialisation meta-trained on the training classes (`tasks.maml_training`, cached on disk).
 
 Objective: mean cross-entropy on the N*K support images. Metrics: ``query_accuracy`` and
-``query_loss`` [B] on the N*Q query images.
+``query_loss`` [B] on the N*Q query images (`query_loss`, the held-out objective of
+``objective="query"``).
 Shapes: support_x [B, N*K, 64], support_y [B, N*K]; query_x [B, N*Q, 64], query_y [B, N*Q].
 
 ``init``: "maml" (second order), "fomaml" (first order), "pretrained" (cross-entropy on episodes
@@ -36,6 +37,7 @@ class MAMLDigitsProblem(Problem):
     """B episodes; loss = support cross-entropy [B]; metrics on the query images."""
 
     instance_fields = ("support_x", "support_y", "query_x", "query_y")
+    has_query = True
 
     def __init__(
         self, net: BatchedMLP, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor, x0: Tensor
@@ -64,6 +66,7 @@ class MAMLDigitsFamily(MAMLInitialised, SplitTaskFamily):
     description = "N-way K-shot classification on 40 digit pseudo-classes, MLP from a MAML init (Finn et al. 2017)"
     default_action_scale = 0.1
     has_optimum = False
+    has_query = True  # query_loss: cross-entropy on the N*Q query images
 
     def __init__(
         self,

@@ -6,7 +6,8 @@ every instance starts from the same initialisation, by default MAML's, meta-trai
 `tasks.maml_training` on the family's own tasks and cached on disk (a missing cache is built).
 
 Objective: the MSE of the network on the task's K support points (`k_shot`, 5 or 10).
-Metric: ``query_mse`` [B], the MSE on `n_query` held-out points of the same sine.
+Metric: ``query_mse`` [B], the MSE on `n_query` held-out points of the same sine; it is also the
+problem's `query_loss` (the env option ``objective="query"`` pays the reward on it).
 Shapes: support_x, support_y [B, K, 1]; query_x, query_y [B, Q, 1]; amplitude, phase [B].
 
 ``init``: "maml" (second-order MAML, one inner step α = 0.01, meta-batch 25, Adam 1e-3, as in the
@@ -47,6 +48,7 @@ class MAMLSinusoidProblem(Problem):
     """B sine tasks; loss = support MSE [B]; `query_loss` and metrics' query_mse on held-out points."""
 
     instance_fields = ("support_x", "support_y", "query_x", "query_y", "amplitude", "phase")
+    has_query = True
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class MAMLSinusoidFamily(MAMLInitialised, TaskFamily):
     description = "K-shot sinusoid regression, 1-40-40-1 ReLU net from a MAML init (Finn et al. 2017)"
     default_action_scale = 0.01
     has_optimum = False
+    has_query = True  # query_loss: MSE on the n_query held-out points
 
     def __init__(
         self,

@@ -17,6 +17,9 @@ sampling time: ``accuracy_1st``, ``accuracy_2nd``, ``accuracy_5th``, ``accuracy_
 on the k-th presentation of a class within an episode; chance is 1/N) and ``eval_loss``.
 The split picks the classes: "train" instances see training classes only, "validation" and
 "test" the held-out ones. x0: per-instance nn.LSTMCell-style uniform initialisation.
+Held-out part (`query_loss`, = ``eval_loss``): the fixed evaluation episodes. They are never part
+of a training minibatch as episodes, but they are drawn from the same classes and images as the
+minibatches, so they measure generalisation to new episodes, not to new images or classes.
 
 Parameter layout of x (row-major): W_in [64 + N + R*W, 4H], W_hh [H, 4H], b [4H],
 W_head [H, R*(W + 1)], b_head [R*(W + 1)] (keys first, then the R gates), W_out [H + R*W, N], b_out [N].
@@ -119,6 +122,7 @@ class MANNDigitsProblem(Problem):
 
     instance_fields = ("eval_images", "eval_labels", "eval_presentation")
     stochastic = True
+    has_query = True
 
     def __init__(
         self,
@@ -146,6 +150,10 @@ class MANNDigitsProblem(Problem):
         images, labels, _ = self.draw_episodes(x.shape[0], self.episodes_per_batch, self.generator)
         return episode_loss(self.model.forward(x, images, labels), labels)
 
+    def query_loss(self, x: Tensor) -> Tensor:
+        """Cross-entropy on the instance's fixed evaluation episodes [B] (the metrics' eval_loss)."""
+        return episode_loss(self.model.forward(x, self.eval_images, self.eval_labels), self.eval_labels)
+
     def metrics(self, x: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():
             logits = self.model.forward(x, self.eval_images, self.eval_labels)
@@ -165,6 +173,7 @@ class MANNDigitsFamily(SplitTaskFamily):
     description = "MANN (LSTM + NTM LRU memory) on N-way digit episodes (Santoro et al. 2016)"
     default_action_scale = 0.01
     has_optimum = False
+    has_query = True  # query_loss: cross-entropy on the fixed evaluation episodes
 
     def __init__(
         self,

@@ -14,6 +14,10 @@ of f over the unroll with equal weights, up to the constant 1/truncation and, by
 (`normalize=True`), each instance divided by its starting objective |f0| (so instances of very
 different scales weigh equally; `normalize=False` gives the plain sum of Andrychowicz et al.).
 Second derivatives are dropped (the gradient fed to the rule is detached) unless `second_order=True`.
+With ``meta_objective="query"`` (families with a held-out query set) f_b in L is the query loss
+f_q,b(x_t) (normalised by |f_q,b(x_0)|) of the unrolled iterates, differentiated through them,
+while the rule still reads the training (support) gradients; validation then picks the best
+rule by its final query loss.
 
 A piece whose meta-loss or meta-gradient is not finite is skipped (counted, weights untouched).
 Timesteps count inner optimization steps on one instance: one meta-iteration costs B · horizon,
@@ -41,6 +45,7 @@ from l2o_gym.atomic_io import atomic_write_json
 from l2o_gym.family_loader import split_kwargs
 from l2o_gym.problem import Problem, TaskFamily
 from l2o_gym.registry import env_options, make_family
+from l2o_gym.rewards import check_objective
 from l2o_gym.state import DEFAULT_EXPLODE_RATIO, DEFAULT_HISTORY, OptimizationState
 from l2o_gym.unroll import Curves, unroll
 
@@ -102,17 +107,32 @@ def meta_train_iteration(
     second_order: bool = False,
     history: int = DEFAULT_HISTORY,
     explode_ratio: float = DEFAULT_EXPLODE_RATIO,
+    meta_objective: str = "train",
 ) -> PieceStats:
-    """One truncated-BPTT pass of `horizon` steps over all B instances of `problem`."""
+    """One truncated-BPTT pass of `horizon` steps over all B instances of `problem`; the meta-loss
+    is the training objective's or (``meta_objective="query"``) the query loss's."""
+    query = check_objective(meta_objective, problem.has_query, "meta_objective") == "query"
     params = [p for p in rule.net.parameters() if p.requires_grad]
     with torch.enable_grad():
         state = start_state(rule, problem, history, explode_ratio)
         rule.reset(state)
         scale = state.f0.abs() + 1e-12 if normalize else torch.ones_like(state.f0)
+        if query:
+            query_f0 = problem.query_loss(state.x).detach()
+            query_scale = query_f0.abs() + 1e-12 if normalize else torch.ones_like(query_f0)
+
+            def piece_loss(s: OptimizationState) -> torch.Tensor:
+                return (problem.query_loss(s.x) / query_scale).mean()
+
+        else:
+
+            def piece_loss(s: OptimizationState) -> torch.Tensor:
+                return (s.f / scale).mean()
+
         pieces = truncated_unroll(
             state,
             rule.step,
-            lambda s: (s.f / scale).mean(),
+            piece_loss,
             MetaGradientStep(params, meta_optimizer, grad_clip),
             horizon=horizon,
             truncation=truncation,
@@ -166,6 +186,7 @@ def build_run(env_id: str, algo: str, seed: int, options: MetaTrainingOptions) -
     episode_kwargs, family_kwargs = split_kwargs(dict(options.env_kwargs or {}))
     episode = {**env_options(env_id), **episode_kwargs}
     family = make_family(env_id, **family_kwargs)
+    check_objective(options.meta_objective, family.has_query, "meta_objective")
     rule = make_rule(algo, family, torch.Generator().manual_seed(seed), options.learn_init)
     meta_optimizer = torch.optim.Adam(rule.net.parameters(), lr=options.lr)
     sample_generator = torch.Generator().manual_seed(seed + 1)
@@ -184,6 +205,7 @@ def build_run(env_id: str, algo: str, seed: int, options: MetaTrainingOptions) -
         "history": int(episode.get("history", DEFAULT_HISTORY)),
         "explode_ratio": float(episode.get("explode_ratio", DEFAULT_EXPLODE_RATIO)),
         "family_kwargs": family_kwargs,
+        "meta_objective": options.meta_objective,
     }
     return MetaRun(rule, meta_optimizer, sample_generator, validation, family, config)
 
@@ -202,13 +224,16 @@ def train_step(run: MetaRun, options: MetaTrainingOptions) -> PieceStats:
         second_order=options.second_order,
         history=run.history,
         explode_ratio=run.explode_ratio,
+        meta_objective=options.meta_objective,
     )
 
 
 def validate(run: MetaRun, progress: MetaProgress, out_dir: Path, log: MetaTrainingLog) -> None:
-    """Unroll the rule on the validation instances; save it as ``best_model`` when it is the best yet."""
+    """Unroll the rule on the validation instances; save it as ``best_model`` when it is the best yet
+    (by the final objective, or the final query loss with ``meta_objective="query"``)."""
     curves = evaluate_rule(run.rule, run.validation, run.config["horizon"], run.history, run.explode_ratio)
-    mean_final = float(curves.final.mean())
+    query = run.config["meta_objective"] == "query"
+    mean_final = float((curves.query[-1] if query else curves.final).mean())
     log.validation(curves, progress.timesteps)
     if mean_final < progress.best_validation:
         progress.best_validation = mean_final
@@ -251,6 +276,8 @@ def train_meta_optimizer(
     and ``best_model/`` (the rule with the lowest mean final objective on the fixed validation
     instances), both saved-rule folders, and ``training.json`` (summary). Returns ``best_model``
     (``model`` if no validation ran). tensorboard_log: a folder for TensorBoard's event files.
+    With ``meta_objective="query"`` (an option) the meta-loss and the validation figure are the
+    held-out query loss (families with a query set only).
     """
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")

@@ -14,6 +14,7 @@ from typing import Any
 from l2o_gym.problem import check_positive_int
 
 ALGOS = ("l2l", "meta_lstm")
+META_OBJECTIVES = ("train", "query")  # the meta-loss: the training objective or the held-out query loss
 DEFAULT_GRAD_CLIP = {"l2l": 1.0, "meta_lstm": 0.25}  # Ravi & Larochelle clip at 0.25
 
 
@@ -32,7 +33,9 @@ class MetaTrainingOptions:
     second derivatives; learn_init: meta_lstm's learned θ_0 (None asks the family);
     validation_instances / validation_every: the fixed validation batch and how many
     meta-iterations between checks; checkpoint_every: timesteps between checkpoints;
-    env_kwargs: the family's keywords plus the episode options ``history`` and ``explode_ratio``.
+    env_kwargs: the family's keywords plus the episode options ``history`` and ``explode_ratio``;
+    meta_objective: "train", or "query" (the meta-loss and the validation figure are the held-out
+    query loss; families with a query set only).
     """
 
     horizon: int = 100
@@ -47,6 +50,7 @@ class MetaTrainingOptions:
     validation_every: int = 10
     checkpoint_every: int = 100_000
     env_kwargs: dict[str, Any] | None = None
+    meta_objective: str = "train"
 
     def __post_init__(self) -> None:
         for name in ("horizon", "truncation", "batch_size", "validation_instances", "validation_every"):
@@ -62,6 +66,8 @@ class MetaTrainingOptions:
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.learn_init is not None and not isinstance(self.learn_init, bool):
             raise ValueError(f"learn_init must be true, false or null, got {self.learn_init!r}")
+        if self.meta_objective not in META_OBJECTIVES:
+            raise ValueError(f"meta_objective must be one of {', '.join(META_OBJECTIVES)}, got {self.meta_objective!r}")
         if self.env_kwargs is not None and not isinstance(self.env_kwargs, dict):
             raise ValueError(f"env_kwargs must be a mapping, got {self.env_kwargs!r}")
 

@@ -19,6 +19,8 @@ quasi-Newton pairs, + 4 with time features; the columns are listed in `l2o_gym.o
 ## Rewards
 ``reward="auto"`` (default): the telescoping log-suboptimality reward where the family knows each
 instance's optimum f*, else Li & Malik's cost -f(x_t) / |f(x_0)| (`l2o_gym.rewards`).
+``objective="query"`` (families with a held-out query set, e.g. the MAML families): the cost
+form paid on the held-out query loss instead; observation, state and divergence stay f's.
 
 ## Episode end
 Truncation after `horizon` steps (default 40; a (low, high) pair samples it per episode).

@@ -1,0 +1,84 @@
+"""A learned per-coordinate step size (Li et al., "Meta-SGD", 2017), as an `UpdateRule`.
+
+The rule is Δx = -α ⊙ ∇f with a vector α [d] (one step size per coordinate, any sign, shared by
+every instance and every step), meta-trained by backpropagation through the unrolled iterates
+(`agents.meta.meta_training.meta_train_iteration`, e.g. on the held-out query loss). Unlike
+Meta-SGD the initialisation is not learned here: the family's own starting points are used (e.g.
+MAML's initialisation), so the rule is an inner optimizer for a fixed starting point. It is not
+dimension-free: α is tied to the family's d.
+
+Saved as a folder in `agents.runtime.saved_rules`' format: ``l2o_meta.json`` (kind "meta_sgd",
+d) and ``weights.pt`` (α, loaded with ``torch.load(weights_only=True)``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from agents.runtime.saved_rules import load_weights, save_rule
+from l2o_gym.problem import Problem, check_positive_int
+from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
+from l2o_gym.update_rule import UpdateRule
+
+WEIGHTS_FILE = "weights.pt"
+
+
+class PerCoordinateStepSize(nn.Module):
+    """α [d], every entry starting at `initial_lr` (plain gradient descent with that step)."""
+
+    def __init__(self, dim: int, initial_lr: float = 0.01) -> None:
+        super().__init__()
+        self.dim = check_positive_int("dim", dim)
+        if not initial_lr > 0:
+            raise ValueError(f"initial_lr must be > 0, got {initial_lr!r}")
+        self.initial_lr = float(initial_lr)
+        self.alpha = nn.Parameter(torch.full((dim,), self.initial_lr))
+
+    def architecture(self) -> dict[str, Any]:
+        return {"dim": self.dim, "initial_lr": self.initial_lr}
+
+
+class MetaSGDOptimizer(UpdateRule):
+    """Δx [B, d] = -α ⊙ ∇f [B, d]; the meta-trainer's protocol (net, start_points, detach_hidden)."""
+
+    kind = "meta_sgd"
+    name = "meta_sgd"
+
+    def __init__(self, net: PerCoordinateStepSize) -> None:
+        self.net = net
+
+    def step(self, state: OptimizationState) -> Tensor:
+        if state.x.shape[1] != self.net.dim:
+            raise ValueError(f"this rule has step sizes for d = {self.net.dim}, the state has d = {state.x.shape[1]}")
+        return -(self.net.alpha.to(state.x.dtype) * state.grad)
+
+    def start_points(self, problem: Problem) -> None:
+        """No learned initial state: instances start at their own x0."""
+        return None
+
+    def detach_hidden(self) -> None:
+        """No hidden state to cut at a truncation boundary."""
+
+    def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
+        """Write α and the metadata into `folder` (atomically, file by file)."""
+        meta = {
+            "kind": self.kind,
+            "env_id": env_id,
+            "observation": "dict",
+            "history": DEFAULT_HISTORY,
+            "action_scale": self.net.initial_lr,
+            "architecture": self.net.architecture(),
+            "training": training or {},
+        }
+        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
+
+
+def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> MetaSGDOptimizer:
+    """Loader for `agents.runtime.saved_rules.load_rule` (kind "meta_sgd")."""
+    net = PerCoordinateStepSize(**meta["architecture"])
+    load_weights(net, Path(folder) / WEIGHTS_FILE, device)
+    return MetaSGDOptimizer(net)
