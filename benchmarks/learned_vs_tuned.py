@@ -33,7 +33,7 @@ from agents.rl.training_runs import TrainingRun, train_runs
 from agents.runtime.saved_rules import load_rule
 from l2o_gym.evaluation import EvaluationResult
 from l2o_gym.evaluation_sweep import EvaluationSpec, evaluate_many
-from l2o_gym.execution import BACKENDS, check_backend
+from l2o_gym.execution import parse_backend_args
 from l2o_gym.report import write_report
 
 FAMILIES = ("l2o/LogisticRegression-v0", "l2o/RobustLinearRegression-v0", "l2o/TwoLayerNet-v0")
@@ -93,13 +93,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports") / "learned_vs_tuned")
-    parser.add_argument("--backend", choices=BACKENDS, default="local", help="where the cells run")
-    parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
-    args = parser.parse_args()
-    try:
-        check_backend(args.backend, args.address)
-    except ValueError as err:
-        parser.error(f"--backend: {err}")
+    args = parse_backend_args(parser)
     torch.set_num_threads(1)
     backend = dict(backend=args.backend, address=args.address)
     env_ids = args.envs.split(",")
