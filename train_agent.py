@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 import l2o_gym
+from l2o_gym.execution import add_backend_options, backend_usage_error
 from l2o_gym.registry import l2o_env_ids, make_family
 
 REFERENCE = "adam"
@@ -333,20 +334,13 @@ def _add_common(parser: argparse.ArgumentParser, *, env_required: bool = True) -
     parser.add_argument(
         "--tune-instances", type=positive_int, default=100, help="validation instances used to tune (default 100)"
     )
-    parser.add_argument(
-        "--backend", choices=("local", "ray"), default="local", help="run the cells in this process or on Ray"
-    )
-    parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
+    add_backend_options(parser)
 
 
 def check_backend_args(args: argparse.Namespace) -> None:
-    from l2o_gym.execution import check_backend
-
-    try:
-        check_backend(args.backend, args.address)
-    except ValueError as err:
-        option = "--address" if args.address is not None and args.backend != "ray" else "--backend"
-        raise UsageError(f"{option}: {err}") from None
+    error = backend_usage_error(args.backend, args.address)
+    if error is not None:
+        raise UsageError(error)
 
 
 def add_tune(subparsers) -> None:

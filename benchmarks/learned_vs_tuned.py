@@ -41,7 +41,7 @@ from agents.runtime.saved_rules import load_rule
 from l2o_gym.atomic_io import atomic_write_text
 from l2o_gym.evaluation import EvaluationResult
 from l2o_gym.evaluation_sweep import EvaluationSpec, evaluate_many
-from l2o_gym.execution import BACKENDS, check_backend
+from l2o_gym.execution import parse_backend_args
 from l2o_gym.metrics import PairedComparison
 from l2o_gym.report import write_report
 
@@ -120,14 +120,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports") / "learned_vs_tuned")
-    parser.add_argument("--backend", choices=BACKENDS, default="local", help="where the cells run")
-    parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
     parser.add_argument("--docs", type=Path, default=None, help="also write the tables to this markdown page")
-    args = parser.parse_args()
-    try:
-        check_backend(args.backend, args.address)
-    except ValueError as err:
-        parser.error(f"--backend: {err}")
+    args = parse_backend_args(parser)
     torch.set_num_threads(1)
     backend = dict(backend=args.backend, address=args.address)
     env_ids = args.envs.split(",")

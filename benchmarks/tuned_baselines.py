@@ -22,7 +22,7 @@ import torch
 import l2o_gym  # noqa: F401  (registers the env ids)
 from agents.hand_designed import HAND_DESIGNED, make_optimizer
 from agents.hand_designed.tuning import TunedSetting, li_malik_cost, save_tuned, tune_cell
-from l2o_gym.execution import BACKENDS, check_backend, run_cells
+from l2o_gym.execution import parse_backend_args, run_cells
 from l2o_gym.registry import make_family
 from l2o_gym.unroll import unroll
 
@@ -38,13 +38,7 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--horizon", type=int, default=40)
     parser.add_argument("--save", default=None, help="write the tuned settings to this JSON file")
-    parser.add_argument("--backend", choices=BACKENDS, default="local", help="where the tuning cells run")
-    parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else local)")
-    args = parser.parse_args()
-    try:
-        check_backend(args.backend, args.address)
-    except ValueError as err:
-        parser.error(f"--backend: {err}")
+    args = parse_backend_args(parser)
     torch.set_num_threads(1)
     cells = {
         f"{env_id}|{name}": dict(name=name, family=env_id, instances=args.instances, horizon=args.horizon, seed=0)

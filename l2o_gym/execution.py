@@ -19,6 +19,7 @@ to arguments; `run_cells(fn, cells)` returns {key: fn(argument)} in the order of
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -63,6 +64,34 @@ def check_backend(backend: str, address: str | None = None) -> str:
         except ImportError:
             raise BackendUnavailable(f"backend 'ray' needs Ray, which is not installed: {RAY_INSTALL_HINT}") from None
     return backend
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    """--backend {local,ray} and --address on a command line that runs cells."""
+    parser.add_argument("--backend", choices=BACKENDS, default="local", help="run the cells in this process or on Ray")
+    parser.add_argument("--address", default=None, help="Ray cluster address (default $RAY_ADDRESS, else a local Ray)")
+
+
+def backend_usage_error(backend: str, address: str | None) -> str | None:
+    """The one-line usage error of --backend / --address (naming the option at fault), or None
+    when the backend can run here."""
+    try:
+        check_backend(backend, address)
+    except ValueError as err:
+        option = "--address" if address is not None and backend != "ray" else "--backend"
+        return f"{option}: {err}"
+    return None
+
+
+def parse_backend_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """A script's arguments with the backend options added; a backend that cannot run here is
+    `parser.error` (one line, exit 2) before any work."""
+    add_backend_options(parser)
+    args = parser.parse_args()
+    error = backend_usage_error(args.backend, args.address)
+    if error is not None:
+        parser.error(error)
+    return args
 
 
 def cell_file(results_dir: str | Path, key: str) -> Path:
@@ -254,10 +283,13 @@ __all__ = [
     "BACKENDS",
     "BackendUnavailable",
     "CellsFailed",
+    "add_backend_options",
+    "backend_usage_error",
     "call_cell",
     "cell_file",
     "check_backend",
     "load_cell",
+    "parse_backend_args",
     "run_cells",
     "save_cell",
     "shutdown_backend",

@@ -20,14 +20,13 @@ from torch import Tensor
 import l2o_gym
 from agents.hand_designed import make_optimizer
 from agents.rl.backprop_warm_start import backprop_warm_start
-from agents.rl.sb3_training import train_sb3
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from agents.runtime.saved_rules import load_rule
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.quasi_newton import window_direction
 from l2o_gym.unroll import unroll
 from tasks.registration import BUILTIN_TASKS
-from tests.tiny_training import TINY_BACKPROP, TINY_POLICY_META, FixedGD, tiny_policy
+from tests.tiny_training import TINY_BACKPROP, TINY_POLICY_META, tiny_policy, train_tiny
 
 DEVICE = torch.device(os.environ.get("L2O_TEST_DEVICE", "cuda"))
 CPU = torch.device("cpu")
@@ -208,19 +207,13 @@ def test_hand_designed_optimizers_unroll_on_the_device_like_on_the_cpu(env_id, n
 
 
 def test_ppo_trains_with_device_envs_and_acts_on_device_problems(tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text("eval_freq: 1000\nalgo: {n_steps: 16, batch_size: 64, n_epochs: 2}\n")
-    result = train_sb3(
-        "l2o/Quadratic-v0",
-        "ppo",
-        out_dir=tmp_path / "ppo",
+    result = train_tiny(
+        tmp_path,
+        "eval_freq: 1000\nalgo: {n_steps: 16, batch_size: 64, n_epochs: 2}\n",
+        name="ppo",
         timesteps=3000,
         num_envs=8,
-        config=config,
-        reference=FixedGD(),
-        progress_bar=False,
-        validation_instances=4,
-        env_kwargs={"dim": 3, "horizon": 8, "device": str(DEVICE)},
+        env_kwargs={"device": str(DEVICE)},
     )
     assert result.timesteps >= 3000
     assert all(np.isfinite(row["mean_final_objective"]) for row in result.validation)

@@ -35,23 +35,21 @@ def test_builtin_ids_registered():
     assert {"l2o/Quadratic-v0", "l2o/Rosenbrock-v0"} <= set(ENV_IDS)
 
 
+CHECKERS = {
+    "gymnasium": lambda env: gym_check_env(env, skip_render_check=True),
+    "sb3": lambda env: sb3_check_env(env, warn=True),
+}
+
+
+@pytest.mark.parametrize("checker", sorted(CHECKERS))
 @pytest.mark.parametrize("env_id", ENV_IDS)
 @pytest.mark.parametrize("coordinatewise", [False, True])
-def test_gymnasium_check_env(env_id, coordinatewise):
+def test_env_checkers_pass(checker, env_id, coordinatewise):
+    """Gymnasium's and SB3's env checkers pass on every id, in both forms, without unexpected warnings."""
     env = gym.make(env_id, coordinatewise=coordinatewise, disable_env_checker=True).unwrapped
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        gym_check_env(env, skip_render_check=True)
-    _assert_no_unexpected(caught)
-
-
-@pytest.mark.parametrize("env_id", ENV_IDS)
-@pytest.mark.parametrize("coordinatewise", [False, True])
-def test_sb3_check_env(env_id, coordinatewise):
-    env = gym.make(env_id, coordinatewise=coordinatewise, disable_env_checker=True).unwrapped
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sb3_check_env(env, warn=True)
+        CHECKERS[checker](env)
     _assert_no_unexpected(caught)
 
 

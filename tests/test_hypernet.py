@@ -97,17 +97,13 @@ def test_problem_metrics_and_seeds():
 
 def test_adam_reaches_the_direct_classifiers_test_accuracy():
     from agents.hand_designed import make_optimizer
-    from l2o_gym.state import OptimizationState
+    from l2o_gym.unroll import unroll
 
     accuracy = {}
     for hyper in (True, False):
         family = HyperNetDigitsFamily(hyper=hyper, train_per_class=20, test_per_class=30)
         problem = family.sample(2, torch.Generator().manual_seed(0), split="test")
-        state = OptimizationState.start(problem)
-        rule = make_optimizer("adam", lr=0.01)
-        rule.reset(state)
-        for _ in range(100):
-            state.advance(rule.step(state))
-        accuracy[hyper] = float(problem.metrics(state.x)["test_accuracy"].mean())
+        curves = unroll(make_optimizer("adam", lr=0.01), problem, 100)
+        accuracy[hyper] = float(curves.metrics["test_accuracy"].mean())
     assert accuracy[False] > 0.8  # 5-way, chance 0.2
     assert accuracy[True] > accuracy[False] - 0.05

@@ -6,11 +6,12 @@ from stable_baselines3 import PPO
 
 import l2o_gym
 from agents.hand_designed import make_optimizer
-from agents.rl.imitation import imitate, student_rows, teacher_rows
+from agents.rl.imitation import imitate, teacher_rows
 from agents.rl.sb3_training import imitation_teacher, train_sb3
 from agents.runtime.learned_optimizer import LearnedOptimizer
 from agents.runtime.phased_rule import PhasedRule
 from agents.runtime.saved_rules import load_rule
+from agents.runtime.step_forms import StepForm, StepFormVecEnv
 from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.state import OptimizationState
 from l2o_gym.unroll import unroll
@@ -33,22 +34,25 @@ def test_teacher_rows_pair_each_coordinate_with_its_step():
         teacher_rows(teacher, family, instances=4, horizon=5, observation=ObservationSpec("dict", 6))
 
 
-def test_imitation_makes_the_policy_act_like_the_teacher():
+@pytest.mark.parametrize("form", [None, StepForm("log_magnitude", log_range=10.0)], ids=["plain", "log_magnitude"])
+def test_imitation_makes_the_policy_act_like_the_teacher(form):
+    """The policy fitted to gd's steps (through the step form, if any) optimizes like gd."""
     torch.manual_seed(0)
     env = l2o_gym.make_sb3_vec_env("l2o/Quadratic-v0", 2, seed=0, coordinatewise=True, dim=3, action_scale=0.1)
+    env = env if form is None else StepFormVecEnv(env, form)
     model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, policy_kwargs={"log_std_init": -3.0}, seed=0)
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
+    observation = ObservationSpec("coordinatewise", 25, 0.1)
     rows, actions = teacher_rows(
-        make_optimizer("gd", lr=0.01),
-        family,
-        instances=16,
-        horizon=20,
-        observation=ObservationSpec("coordinatewise", 25, 0.1),
+        make_optimizer("gd", lr=0.01), family, instances=16, horizon=20, observation=observation
     )
-    before = torch.nn.functional.mse_loss(model.policy.get_distribution(rows).distribution.mean, actions)
-    after = imitate(model.policy, rows, actions, epochs=40)
+    targets = actions if form is None else form.policy_outputs(actions[:, 0])
+    before = torch.nn.functional.mse_loss(model.policy.get_distribution(rows).distribution.mean, targets)
+    after = imitate(model.policy, rows, targets, epochs=40)
     assert after < 0.2 * float(before)
-    meta = {"observation": ObservationSpec("coordinatewise", 25, 0.1).to_meta(), "algo": "ppo", "dim": 3}
+    meta = {"observation": observation.to_meta(), "algo": "ppo", "dim": 3}
+    if form is not None:
+        meta["step_form"] = form.to_meta()
     problem = family.sample(8, torch.Generator().manual_seed(3), "test")
     learned = unroll(LearnedOptimizer(model.policy, meta), problem, 20).final
     assert (learned < problem.loss(problem.init())).float().mean() > 0.8  # it optimizes, like gd
@@ -109,12 +113,12 @@ def test_imitation_settings_are_checked(tmp_path):
             )
 
 
-def test_student_rows_label_the_students_own_states_with_the_teachers_action():
+def test_rows_along_a_student_label_the_students_own_states_with_the_teachers_action():
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
     student = make_optimizer("gd", lr=0.001)  # a poor student: its states differ from the teacher's
     teacher = make_optimizer("gd", lr=0.01)
     sizes = {"instances": 4, "horizon": 5, "observation": ObservationSpec("coordinatewise", 6, 0.1), "seed": 0}
-    rows, actions = student_rows(student, teacher, family, **sizes)
+    rows, actions = teacher_rows(teacher, family, student=student, **sizes)
     own_rows, _ = teacher_rows(teacher, family, **sizes)
     assert rows.shape == own_rows.shape and not torch.allclose(rows, own_rows)
     squashed = rows[:, 2 * 6 + 1 : 2 * 6 + 2]

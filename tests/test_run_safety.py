@@ -14,8 +14,7 @@ import agents.rl.sb3_training
 import train_agent
 from agents.rl.checkpoints import CheckpointError, latest_checkpoint
 from agents.rl.run_folder import RunFolderError, check_run_folder, clear_run
-from agents.rl.sb3_training import train_sb3
-from tests.tiny_training import FixedGD
+from tests.tiny_training import train_tiny
 
 CONFIG = "eval_freq: 200\nalgo: {n_steps: 8, batch_size: 48, n_epochs: 1}\nenv: {dim: 3, horizon: 8}\n"
 
@@ -25,21 +24,8 @@ def no_work(*args, **kwargs):
 
 
 def tiny_run(tmp_path, timesteps=400, **kwargs):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(CONFIG)
-    result = train_sb3(
-        "l2o/Quadratic-v0",
-        "ppo",
-        out_dir=tmp_path / "run",
-        timesteps=timesteps,
-        num_envs=2,
-        config=config,
-        reference=FixedGD(),
-        progress_bar=False,
-        validation_instances=4,
-        **kwargs,
-    )
-    return result, config
+    result = train_tiny(tmp_path, CONFIG, timesteps=timesteps, tiny_env=False, **kwargs)
+    return result, tmp_path / "run.yaml"
 
 
 def resume_argv(tmp_path, config):
@@ -132,7 +118,7 @@ def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_previous_good_one(ru
     damage(newest.path)
     monkeypatch.setattr(agents.rl.sb3_training, "train_sb3", no_work)
     with pytest.raises(SystemExit) as exit_info:
-        train_agent.main(resume_argv(run_copy, run_copy / "tiny.yaml"))
+        train_agent.main(resume_argv(run_copy, run_copy / "run.yaml"))
     line = error_line(capsys)
     assert exit_info.value.code == 2 and newest.path.name in line and "previous checkpoint" in line
     newest.path.with_suffix(".json").unlink()  # moved away as the message says: the previous one resumes
@@ -170,7 +156,7 @@ def test_a_crafted_legacy_checkpoint_is_refused_and_never_unpickled(run_copy, ca
     marker = run_copy / "pwned"
     crafted_zip(folder / "model.zip", marker)
     with pytest.raises(SystemExit) as exit_info:
-        train_agent.main(resume_argv(run_copy, run_copy / "tiny.yaml"))
+        train_agent.main(resume_argv(run_copy, run_copy / "run.yaml"))
     assert exit_info.value.code == 2 and "checksum record" in error_line(capsys)
     assert not marker.exists()
 
@@ -240,21 +226,9 @@ def test_a_read_only_output_folder_is_refused(tmp_path, capsys):
 
 
 def test_a_dict_policy_on_another_dimension_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
-    config = tmp_path / "dict.yaml"
-    config.write_text("coordinatewise: false\nalgo: {n_steps: 8, batch_size: 16, n_epochs: 1}\n")
+    config_text = "coordinatewise: false\nalgo: {n_steps: 8, batch_size: 16, n_epochs: 1}\n"
     with pytest.warns(UserWarning):
-        result = train_sb3(
-            "l2o/Quadratic-v0",
-            "ppo",
-            out_dir=tmp_path / "run",
-            timesteps=16,
-            num_envs=2,
-            config=config,
-            reference=FixedGD(),
-            progress_bar=False,
-            validation_instances=2,
-            env_kwargs={"dim": 3, "horizon": 8},
-        )
+        result = train_tiny(tmp_path, config_text, timesteps=16, validation_instances=2)
     monkeypatch.setattr(train_agent, "tuned_rules", no_work)
     monkeypatch.setattr(train_agent, "evaluate_and_report", no_work)
     for envs in ("l2o/LogisticRegression-v0", "l2o/Quadratic-v0,l2o/Rosenbrock-v0"):

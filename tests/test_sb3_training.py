@@ -21,7 +21,6 @@ TINY = {"eval_freq": 400}
 
 
 def _train(tmp_path, algo="ppo", timesteps=400, **kwargs):
-    config = tmp_path / "tiny.yaml"
     overrides = {
         "ppo": "algo: {n_steps: 8, batch_size: 64, n_epochs: 1}",
         "a2c": "algo: {n_steps: 4}",
@@ -29,19 +28,7 @@ def _train(tmp_path, algo="ppo", timesteps=400, **kwargs):
         "sac": "algo: {learning_starts: 50, batch_size: 32, gradient_steps: 1, buffer_size: 1000}",
         "td3": "algo: {learning_starts: 50, batch_size: 32, gradient_steps: 1, buffer_size: 1000}",
     }[algo]
-    config.write_text(f"eval_freq: 400\n{overrides}\n")
-    return train_sb3(
-        "l2o/Quadratic-v0",
-        algo,
-        out_dir=tmp_path / algo,
-        timesteps=timesteps,
-        num_envs=2,
-        config=config,
-        reference=FixedGD(),
-        progress_bar=False,
-        validation_instances=4,
-        **kwargs,
-    )
+    return train_tiny(tmp_path, f"eval_freq: 400\n{overrides}\n", algo=algo, name=algo, timesteps=timesteps, **kwargs)
 
 
 @pytest.mark.parametrize("algo", ALGOS)

@@ -8,16 +8,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from stable_baselines3 import PPO
 
 import l2o_gym
 from agents.hand_designed import make_optimizer
-from agents.rl.imitation import imitate, teacher_rows
 from agents.rl.sb3_training import train_sb3
-from agents.runtime.learned_optimizer import LearnedOptimizer
 from agents.runtime.saved_rules import META_FILE, load_rule
 from agents.runtime.step_forms import StepForm, StepFormVecEnv
-from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.unroll import unroll
 from tests.tiny_training import train_tiny
 
@@ -72,33 +68,6 @@ def test_wrapper_steps_the_env_with_the_mapped_action():
     obs_a, rew_a, _, _ = plain.step(form.env_action(torch.as_tensor(outputs)).numpy()[:, None])
     obs_b, rew_b, _, _ = wrapped.step(outputs)
     assert np.allclose(obs_a, obs_b) and np.allclose(rew_a, rew_b)
-
-
-def test_imitation_through_the_log_magnitude_form():
-    torch.manual_seed(0)
-    form = StepForm("log_magnitude", log_range=10.0)
-    env = StepFormVecEnv(
-        l2o_gym.make_sb3_vec_env("l2o/Quadratic-v0", 2, seed=0, coordinatewise=True, dim=3, action_scale=0.1), form
-    )
-    model = PPO("MlpPolicy", env, n_steps=8, batch_size=16, policy_kwargs={"log_std_init": -3.0}, seed=0)
-    family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
-    rows, actions = teacher_rows(
-        make_optimizer("gd", lr=0.01),
-        family,
-        instances=16,
-        horizon=20,
-        observation=ObservationSpec("coordinatewise", 25, 0.1),
-    )
-    imitate(model.policy, rows, form.policy_outputs(actions[:, 0]), epochs=40)
-    meta = {
-        "observation": ObservationSpec("coordinatewise", 25, 0.1).to_meta(),
-        "algo": "ppo",
-        "dim": 3,
-        "step_form": form.to_meta(),
-    }
-    problem = family.sample(8, torch.Generator().manual_seed(3), "test")
-    learned = unroll(LearnedOptimizer(model.policy, meta), problem, 20).final
-    assert (learned < problem.loss(problem.init())).float().mean() > 0.8
 
 
 def test_training_with_a_step_form_saves_it_and_acts_through_it(tmp_path):

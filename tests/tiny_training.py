@@ -58,24 +58,31 @@ def train_tiny(
     tmp_path: Path,
     config_text: str,
     *,
+    algo: str = "ppo",
     timesteps: int = 400,
     num_envs: int = 2,
     name: str = "run",
     reference: UpdateRule | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    tiny_env: bool = True,
+    validation_instances: int = 4,
+    **train_kwargs: Any,
 ) -> TrainingResult:
-    """PPO on l2o/Quadratic-v0 (dim 3, horizon 8) with the YAML `config_text` merged over the defaults."""
+    """`algo` on l2o/Quadratic-v0 with the YAML `config_text` (written to tmp_path/<name>.yaml)
+    merged over the defaults, into tmp_path/<name>. `tiny_env`: dim 3 and horizon 8 passed as
+    keyword arguments under `env_kwargs` (False: only `env_kwargs`, e.g. when the YAML sets them)."""
     config = tmp_path / f"{name}.yaml"
     config.write_text(config_text)
     return train_sb3(
         "l2o/Quadratic-v0",
-        "ppo",
+        algo,
         out_dir=tmp_path / name,
         timesteps=timesteps,
         num_envs=num_envs,
         config=config,
         reference=reference or FixedGD(),
         progress_bar=False,
-        validation_instances=4,
-        env_kwargs={"dim": 3, "horizon": 8, **(env_kwargs or {})},
+        validation_instances=validation_instances,
+        env_kwargs={**({"dim": 3, "horizon": 8} if tiny_env else {}), **(env_kwargs or {})} or None,
+        **train_kwargs,
     )

@@ -6,7 +6,8 @@ The teacher (any UpdateRule, e.g. tuned momentum) runs on training instances thr
 transition; at every step each coordinate's observation row [F] is paired with the teacher's
 action for it, step / action_scale clipped to [-1, 1]. The policy's mean action is regressed on
 those pairs (mean squared error, Adam), so PPO then refines a rule that already optimizes.
-`student_rows` gives DAgger's pairs instead: the teacher's action on the student's own states.
+`teacher_rows(..., student=...)` gives DAgger's pairs instead: the teacher's action on the
+student's own states.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
 
 
+@torch.no_grad()
 def teacher_rows(
     teacher: UpdateRule,
     family: TaskFamily,
@@ -28,29 +30,13 @@ def teacher_rows(
     horizon: int,
     observation: ObservationSpec,
     seed: int = 0,
+    student: UpdateRule | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Observation rows [N, F] (the coordinatewise `observation` spec's) and teacher actions [N, 1]
-    along the teacher's own trajectories."""
-    return student_rows(
-        teacher, teacher, family, instances=instances, horizon=horizon, observation=observation, seed=seed
-    )
-
-
-@torch.no_grad()
-def student_rows(
-    student: UpdateRule,
-    teacher: UpdateRule,
-    family: TaskFamily,
-    *,
-    instances: int,
-    horizon: int,
-    observation: ObservationSpec,
-    seed: int = 0,
-) -> tuple[Tensor, Tensor]:
-    """DAgger: observation rows [N, F] (the coordinatewise `observation` spec's: history, action
-    scale, extra features) along the *student's* trajectories, each paired with the action [N, 1] the teacher
-    would take there (the teacher follows the student's states, its own buffers fed with the
-    gradients the student sees). With student = teacher: the teacher's own."""
+    """Observation rows [N, F] (the coordinatewise `observation` spec's: history, action scale,
+    extra features) along the `student`'s trajectories (default: the teacher's own), each paired
+    with the action [N, 1] the teacher would take there. DAgger passes a student: the teacher then
+    follows the student's states, its own buffers fed with the gradients the student sees."""
+    student = teacher if student is None else student
     check_positive_int("instances", instances)
     check_positive_int("horizon", horizon)
     if not isinstance(observation, ObservationSpec) or not observation.coordinatewise:

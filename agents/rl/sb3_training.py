@@ -124,7 +124,7 @@ def warm_start(model: Any, family: RunFamily, settings: ImitationSettings, meta:
     After imitating the teacher's trajectories, each DAgger round adds the teacher's actions on
     the current student's own trajectories (fresh training instances) and fits again on all pairs.
     """
-    from agents.rl.imitation import imitate, student_rows, teacher_rows
+    from agents.rl.imitation import imitate, teacher_rows
     from agents.runtime.learned_optimizer import LearnedOptimizer
 
     observation = ObservationSpec.from_saved_meta(meta)
@@ -139,7 +139,9 @@ def warm_start(model: Any, family: RunFamily, settings: ImitationSettings, meta:
     for round_index in range(1, settings.dagger_rounds + 1):
         student = LearnedOptimizer(model.policy, meta, observation_spec=observation)
         teacher = imitation_teacher(settings, family, horizon, pairs)  # fresh buffers
-        more_rows, more_actions = student_rows(student, teacher, family.family, seed=seed + round_index, **sizes)
+        more_rows, more_actions = teacher_rows(
+            teacher, family.family, seed=seed + round_index, student=student, **sizes
+        )
         rows, targets = torch.cat([rows, more_rows]), torch.cat([targets, step_form.policy_outputs(more_actions[:, 0])])
         error = imitate(model.policy, rows, targets, epochs=settings.epochs, seed=seed)
     return error
