@@ -339,7 +339,7 @@ def add_train(subparsers) -> None:
 
     parser = subparsers.add_parser("train", help="train a learned optimizer, then report it against tuned baselines")
     parser.add_argument("--env", required=True, help="registered environment id (see `list`)")
-    parser.add_argument("--algo", choices=(*ALGOS, *META_ALGOS), default="ppo", help="learning algorithm")
+    parser.add_argument("--algo", choices=(*ALGOS, *META_ALGOS, "gps"), default="ppo", help="learning algorithm")
     parser.add_argument(
         "--timesteps", type=positive_int, default=None, help="env steps (inner steps for l2l/meta_lstm)"
     )
@@ -386,6 +386,10 @@ def run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.algo in META_ALGOS:
         best = train_meta(args, env_id, out)
+    elif args.algo == "gps":  # guided policy search; --config: a YAML of agents.gps.options.GPSOptions
+        from agents.gps.training import train_gps_from_cli
+
+        best = train_gps_from_cli(env_id, out, args.config, args.seed, args.resume, not args.no_progress, UsageError)
     else:
         from agents.rl.sb3_training import train_sb3
 

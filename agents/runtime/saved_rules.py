@@ -28,6 +28,7 @@ LOADERS: dict[str, str] = {
     "sb3": "agents.runtime.learned_optimizer:load",
     "l2l": "agents.meta.l2l_lstm:load",
     "meta_lstm": "agents.meta.meta_lstm:load",
+    "gps": "agents.gps.policy:load",
 }
 
 
