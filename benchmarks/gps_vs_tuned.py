@@ -9,7 +9,7 @@ sign test (ties dropped) and the Wilcoxon signed-rank test, and the ratio of mea
 is measured in this run. The table is written into docs/gps.md between its results markers.
 
     python benchmarks/gps_vs_tuned.py [--envs l2o/LogisticRegression-v0,...] [--instances 200]
-        [--horizons 40,100] [--out runs/gps_bench] [--config gps.yaml] [--doc docs/gps.md]
+        [--horizons 40,100] [--out runs/gps_bench] [--config gps.yaml] [--doc docs/gps.md] [--label NAME]
 
 A run folder that already holds a trained GPS optimizer is reused (its training time as recorded),
 never overwritten.
@@ -45,6 +45,13 @@ TRAIN_INSTANCES = {  # Li & Malik's numbers of training functions
 }
 BASELINES = ("momentum", "adam")
 START, END = "<!-- gps results: start -->", "<!-- gps results: end -->"
+
+
+def markers(label: str) -> tuple[str, str]:
+    """The doc's section markers of a run labelled `label` ("defaults": the main table)."""
+    if label == "defaults":
+        return START, END
+    return f"<!-- gps results ({label}): start -->", f"<!-- gps results ({label}): end -->"
 
 
 def wilson(wins: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -108,6 +115,7 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=None, help="YAML of GPSOptions (default: the defaults)")
     parser.add_argument("--out", type=Path, default=Path("runs") / "gps_bench")
     parser.add_argument("--doc", type=Path, default=Path("docs") / "gps.md")
+    parser.add_argument("--label", default="defaults", help="the doc section this run writes (one per label)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     horizons = [int(h) for h in args.horizons.split(",")]
@@ -119,7 +127,7 @@ def main() -> None:
     for env_id in args.envs.split(","):
         short = env_id.split("/")[1].removesuffix("-v0")
         options = options_from_config(args.config, args.seed)
-        if args.config is None:
+        if options.instances == GPSOptions.instances:  # left at the default: Li & Malik's count for the family
             options = GPSOptions(**{**options.to_dict(), "instances": TRAIN_INSTANCES.get(env_id, options.instances)})
         best, wall, cpu = train_or_reuse(env_id, args.out / short, options)
         trained.append(f"{short}: {options.instances} training instances, {wall:.0f} s wall, {cpu:.0f} s CPU")
@@ -135,26 +143,32 @@ def main() -> None:
                 )
                 lines.append(row)
                 print(row, flush=True)
+        write_doc(args, lines, trained)  # after every family, so a long run leaves what it measured
+
+
+def write_doc(args: argparse.Namespace, lines: list[str], trained: list[str]) -> None:
+    """Replace docs/gps.md's results section (between the markers) with the table so far."""
     command = "python benchmarks/gps_vs_tuned.py " + " ".join(sys.argv[1:])
+    start, end = markers(args.label)
     section = "\n".join(
         [
-            START,
+            start,
             f"Measured by `{command.strip()}` on {args.instances} new test instances per family (test split, seed "
             f"{args.seed}); baselines tuned on the validation split at each horizon.",
             "",
             *lines,
             "",
             "Training: " + "; ".join(trained) + ".",
-            END,
+            end,
         ]
     )
-    doc = args.doc.read_text() if args.doc.is_file() else f"# Guided policy search\n\n{START}\n{END}\n"
-    if START in doc and END in doc:
-        doc = doc[: doc.index(START)] + section + doc[doc.index(END) + len(END) :]
+    doc = args.doc.read_text() if args.doc.is_file() else "# Guided policy search\n"
+    if start in doc and end in doc:
+        doc = doc[: doc.index(start)] + section + doc[doc.index(end) + len(end) :]
     else:
         doc = doc.rstrip() + "\n\n" + section + "\n"
     atomic_write_text(args.doc, doc)
-    print(f"table written to {args.doc}")
+    print(f"table written to {args.doc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ class LinearGaussian:
         """Mean action at step t for states [..., C, S] -> [..., C, A]."""
         return torch.einsum("cas,...cs->...ca", self.gains[:, t], states) + self.offsets[:, t]
 
-    def sample(self, states: Tensor, t: int, generator: torch.Generator | None = None) -> Tensor:
-        """An action drawn at step t for states [N, C, S] -> [N, C, A]."""
-        mean = self.mean(states, t)
+    def sample(
+        self, states: Tensor, t: int, generator: torch.Generator | None = None, mean: Tensor | None = None
+    ) -> Tensor:
+        """An action drawn at step t for states [N, C, S] -> [N, C, A] (around `mean` [N, C, A] if given)."""
+        mean = self.mean(states, t) if mean is None else mean
         chol = torch.linalg.cholesky(self.covariances[:, t])  # [C, A, A]
         noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
         return mean + torch.einsum("cab,ncb->nca", chol.to(mean.dtype), noise)

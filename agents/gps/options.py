@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 INITS = ("family", "per_instance")
+SAMPLINGS = ("controllers", "policy")
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class GPSOptions:
     bound (None: the family's default, raised to fit the controllers' steps); validation_instances:
     the held-out instances that choose the best policy; init: "family" (one tuned momentum for all
     training instances, which the policy represents exactly) or "per_instance" (Li & Malik's
-    per-instance grid search); seed."""
+    per-instance grid search); sampling: "controllers" (off-policy, Li & Malik) or "policy" (the
+    global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant); seed."""
 
     instances: int = 90
     samples: int = 20
@@ -42,6 +44,7 @@ class GPSOptions:
     action_scale: float | None = None
     validation_instances: int = 100
     init: str = "family"
+    sampling: str = "controllers"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -75,6 +78,8 @@ class GPSOptions:
             raise ValueError(f"action_scale must be None or a finite number > 0, got {self.action_scale!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
 

@@ -14,7 +14,7 @@ from agents.gps.linear_gaussian import LinearGaussian
 from agents.gps.policy import CoordinatewisePolicyNet
 
 WEIGHT_CLIP = 100.0  # precision weights are clipped at this multiple of their median
-RIDGE = 1e-3  # relative ridge of the linearisation's regression
+RIDGE = 1e-2  # relative ridge of the linearisation's regression (towards the policy's linear term)
 GRADIENT_AND_LAST_STEP = [GRADIENT, LAST_STEP]
 
 
@@ -79,7 +79,8 @@ def linearise_policy(
     covariances: Tensor,
 ) -> LinearGaussian:
     """The policy as a linear-Gaussian controller in the LQR state, per condition and step: its steps
-    regressed on the sampled (gradient, last step) [N, C, T, 2] by weighted ridge least squares (the
+    regressed on the sampled (gradient, last step) [N, C, T, 2] by weighted least squares with a ridge
+    towards the policy's own linear term (a, b), which decides where the samples barely vary (the
     policy never reads the location, so its gain on x is zero; regressing on x too would fit the
     near-collinear x and g with large cancelling gains); its covariance is `covariances` [C, T, 1, 1]
     (the policy's noise taken as the local controller's) plus the regression's residual variance."""
@@ -93,7 +94,8 @@ def linearise_policy(
     cov_as = torch.einsum("ncti,nctj->ctij", w * da, ds) / total.unsqueeze(-1)
     scale = (w * ds.square()).sum((0, 2)) / (total.squeeze(-1) * s.shape[2])  # [C, 2]
     ridge = torch.diag_embed(RIDGE * (scale[:, None] + torch.diagonal(cov_ss, dim1=-2, dim2=-1)) + 1e-30)
-    partial = torch.linalg.solve(cov_ss + ridge, cov_as.mT).mT  # [C, T, 1, 2]
+    prior = net.linear.weight.detach().double().reshape(1, 1, 1, 2)  # the policy's own linear term
+    partial = torch.linalg.solve(cov_ss + ridge, (cov_as + prior @ ridge).mT).mT  # [C, T, 1, 2]
     offsets = a_mean - (partial @ s_mean.unsqueeze(-1)).squeeze(-1)
     residual = da - torch.einsum("ctas,ncts->ncta", partial, ds)
     residual_var = ((w * residual.square()).sum(0) / total).unsqueeze(-1)  # [C, T, 1, 1]

@@ -6,12 +6,13 @@ through `OptimizationState.advance` together; coordinate i of instance b is cond
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from agents.gps.coordinate_state import coordinate_states, hessian_diagonal
+from agents.gps.coordinate_state import GRADIENT, LAST_STEP, coordinate_states, hessian_diagonal
 from agents.gps.linear_gaussian import LinearGaussian
 from l2o_gym.features import CoordinatewiseObservation
 from l2o_gym.problem import Problem
@@ -46,17 +47,26 @@ def sample_trajectories(
     *,
     explore: bool = True,
     generator: torch.Generator | None = None,
+    policy: Callable[[Tensor, Tensor], Tensor] | None = None,
 ) -> Samples:
-    """N = `samples` rollouts of `controller` (its means only where explore=False) for its horizon."""
+    """N = `samples` rollouts of `controller` (its means only where explore=False) for its horizon.
+
+    With `policy` (rows [N, C, F], (g, Δx_prev) [N, C, 2] -> steps [N, C]) the mean action is the
+    policy's instead (on-policy sampling), the noise still the controller's covariance."""
     batch, dim, horizon = problem.batch_size, problem.dim, controller.horizon
     state = OptimizationState.start(replicate(problem, samples), history=observation.history)
     ctrl = controller.to(state.x.dtype)
     states, actions, rows, curvature, objectives = [], [], [], [], [state.f.view(samples, batch)]
     for t in range(horizon):
         s = coordinate_states(state).view(samples, batch * dim, -1)
-        u = ctrl.sample(s, t, generator) if explore else ctrl.mean(s, t)
+        row = observation(state).view(samples, batch * dim, -1)
+        if policy is None:
+            mean = ctrl.mean(s, t)
+        else:
+            mean = policy(row, s[..., [GRADIENT, LAST_STEP]]).to(s.dtype).unsqueeze(-1)
+        u = ctrl.sample(s, t, generator, mean) if explore else mean
         states.append(s)
-        rows.append(observation(state).view(samples, batch * dim, -1))
+        rows.append(row)
         curvature.append(hessian_diagonal(state.problem, state.x).view(samples, batch * dim))
         actions.append(u)
         state.advance(u.reshape(samples * batch, dim))

@@ -201,18 +201,21 @@ def train_gps(
     bar = tqdm(total=options.iterations, initial=start, disable=not progress, unit="iter", desc="gps")
     for iteration in range(start, options.iterations):
         sample_generator = torch.Generator().manual_seed(options.seed * 1_000_003 + iteration)
-        samples = sample_trajectories(train, controllers, observation, options.samples, generator=sample_generator)
+        policy = None if options.sampling == "controllers" else net
+        samples = sample_trajectories(
+            train, controllers, observation, options.samples, generator=sample_generator, policy=policy
+        )
         figures = {"sample_cost": _sample_cost(samples)}
-        if iteration == 0:  # the policy starts as the momentum controllers' imitation
+        if iteration == 0:  # the policy starts as the initial controllers (exactly, for one momentum setting)
             net.set_standardisation(samples.rows)
-            figures["initial_policy_loss"] = _s_step(net, samples, controllers, options, fit_generator)
+            if options.init == "per_instance":
+                figures["initial_policy_loss"] = _s_step(net, samples, controllers, options, fit_generator)
             figures["initial_validation_cost"] = _policy_cost(rule, validation, options)
             figures["initial_train_policy_cost"] = _policy_cost(rule, train, options)
             if figures["initial_validation_cost"] < state["best_cost"]:
                 state["best_cost"] = figures["initial_validation_cost"]
-                rule.save(
-                    out_dir / "best", env_id, {**training_meta, "iteration": 0, "validation_cost": state["best_cost"]}
-                )
+                meta = {**training_meta, "iteration": 0, "validation_cost": state["best_cost"]}
+                rule.save(out_dir / "best", env_id, meta)
         result = _gps_iteration(net, controllers, samples, options, fit_generator, options.seed + iteration)
         controllers = result.pop("controllers")
         figures.update(result)
