@@ -182,3 +182,19 @@ def test_cli_rejects_a_bad_gps_config(tmp_path, capsys) -> None:
         train_agent.main(["--env", ENV, "--algo", "gps", "--config", str(config), "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2
     assert "kl_step" in capsys.readouterr().err
+
+
+def test_evaluate_cli_runs_a_saved_gps_optimizer(tmp_path) -> None:
+    import train_agent
+
+    family = make_family(ENV)
+    net = CoordinatewisePolicyNet(make_observation(True, family.dim, 25, 2.0).num_features, 2.0)
+    net.start_as_momentum(1.0, 0.5)
+    GPSOptimizer(net.eval(), 25).save(tmp_path / "gps_rule", ENV)
+    code = train_agent.main(
+        ["evaluate", "--env", ENV, "--optimizers", "adam", "--policy", str(tmp_path / "gps_rule"),
+         "--instances", "4", "--horizon", "5", "--tune-instances", "4",
+         "--cache", str(tmp_path / "tuned.json"), "--out", str(tmp_path / "report")]
+    )  # fmt: skip
+    assert code == 0
+    assert "gps_rule" in (tmp_path / "report" / "report.md").read_text()

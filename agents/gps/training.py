@@ -151,6 +151,28 @@ def _gps_iteration(net, controllers, samples: Samples, options, generator, seed:
     }
 
 
+def _start(
+    env_id: str, family_kwargs: dict | None, train: Problem, options: GPSOptions, checkpoint: Path, resume: bool
+) -> tuple[LinearGaussian, CoordinatewisePolicyNet, dict[str, float]]:
+    """Controllers, policy and progress: from the checkpoint, or fresh (tuned momentum, policy = momentum)."""
+    family = make_family(env_id, **(family_kwargs or {}))
+    if resume:
+        controllers, net_state, state = _load_checkpoint(checkpoint)
+        net = CoordinatewisePolicyNet(net_state["feature_mean"].numel(), state["action_scale"])
+        net.load_state_dict(net_state)
+        return controllers, net, state
+    base_scale = options.action_scale or family.default_action_scale
+    provisional = make_observation(True, family.dim, options.history, base_scale)
+    setting = _family_momentum(env_id, family_kwargs, options) if options.init == "family" else None
+    controllers, largest_step = initial_controllers(train, options.horizon, options.init_std, provisional, setting)
+    action_scale = float(max(base_scale, ACTION_HEADROOM * largest_step))
+    state = {"iteration": 0.0, "best_cost": float("inf"), "action_scale": action_scale}
+    net = CoordinatewisePolicyNet(provisional.num_features, action_scale)
+    if setting is not None:
+        net.start_as_momentum(*setting)
+    return controllers, net, state
+
+
 def train_gps(
     env_id: str,
     out_dir: str | Path,
@@ -172,25 +194,8 @@ def train_gps(
     train = family.sample(options.instances, torch.Generator().manual_seed(options.seed), "train")
     validation = family.sample(options.validation_instances, torch.Generator().manual_seed(options.seed), "validation")
     fit_generator = torch.Generator().manual_seed(options.seed + 7)
-    if resume:
-        controllers, net_state, state = _load_checkpoint(out_dir / CHECKPOINT)
-        action_scale = state["action_scale"]
-    else:
-        base_scale = options.action_scale or family.default_action_scale
-        provisional = make_observation(True, family.dim, options.history, base_scale)
-        setting = _family_momentum(env_id, family_kwargs, options) if options.init == "family" else None
-        controllers, largest_step = initial_controllers(train, options.horizon, options.init_std, provisional, setting)
-        action_scale = float(max(base_scale, ACTION_HEADROOM * largest_step))
-        net_state = None
-        state = {"iteration": 0.0, "best_cost": float("inf"), "action_scale": action_scale}
-        if setting is not None:
-            state.update(momentum_lr=setting[0], momentum=setting[1])
-    observation = make_observation(True, family.dim, options.history, action_scale)
-    net = CoordinatewisePolicyNet(observation.num_features, action_scale)
-    if net_state is not None:
-        net.load_state_dict(net_state)
-    elif "momentum_lr" in state:
-        net.start_as_momentum(state["momentum_lr"], state["momentum"])
+    controllers, net, state = _start(env_id, family_kwargs, train, options, out_dir / CHECKPOINT, resume)
+    observation = make_observation(True, family.dim, options.history, net.action_scale)
     rule = GPSOptimizer(net, options.history)
     training_meta = {"options": options.to_dict(), "env_id": env_id, "family_kwargs": family_kwargs or {}}
     from torch.utils.tensorboard import SummaryWriter
