@@ -88,6 +88,8 @@ def fit_dynamics(
     seed: int = 0,
 ) -> LinearDynamics:
     """Linear-Gaussian dynamics per condition and step (see the module docstring)."""
+    if not (weights > 0).any():
+        raise ValueError("every sampled trajectory diverged: no data to fit the dynamics to")
     states, actions, weights = states.double(), actions.double(), weights.double()
     samples, conditions, horizon_plus, width_s = states.shape
     width_a = actions.shape[-1]
