@@ -473,7 +473,7 @@ def add_train(subparsers) -> None:
 
     parser = subparsers.add_parser("train", help="train a learned optimizer, then report it against tuned baselines")
     parser.add_argument("--env", required=True, help="registered environment id (see `list`)")
-    parser.add_argument("--algo", choices=(*ALGOS, *META_ALGOS), default="ppo", help="learning algorithm")
+    parser.add_argument("--algo", choices=(*ALGOS, *META_ALGOS, "gps"), default="ppo", help="learning algorithm")
     parser.add_argument(
         "--timesteps", type=positive_int, default=None, help="env steps (inner steps for l2l/meta_lstm)"
     )
@@ -512,6 +512,23 @@ def parse_horizons(text: str) -> list[int]:
     return horizons
 
 
+def train_gps(args: argparse.Namespace, env_id: str, out: Path) -> tuple[Path, dict]:
+    """Guided policy search (--config: a YAML of `agents.gps.options.GPSOptions` fields); the run
+    folder is checked first and replaced only with --overwrite. Returns the best learned optimizer
+    and the run's family keywords (none: GPS trains on the family's defaults)."""
+    from agents.gps.training import train_gps_from_cli
+    from agents.rl.run_folder import check_run_folder, clear_run
+
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other: continue the run or replace it")
+    if not args.resume:  # a resumed GPS run is checked against its own checkpoint and options
+        checked(check_run_folder, out, resume=False, overwrite=args.overwrite)
+    if args.overwrite:
+        clear_run(out)
+    best = train_gps_from_cli(env_id, out, args.config, args.seed, args.resume, not args.no_progress, UsageError)
+    return best, {}
+
+
 def run_train(args: argparse.Namespace) -> int:
     from tasks.heldout_suite import check_trainable
 
@@ -528,6 +545,8 @@ def run_train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.algo in META_ALGOS:
         best, family_kwargs = train_meta(args, env_id, out)
+    elif args.algo == "gps":
+        best, family_kwargs = train_gps(args, env_id, out)
     else:
         best, family_kwargs = train_rl(args, env_id, out)
     wall = time.perf_counter() - start

@@ -21,6 +21,10 @@ RUN_ENTRIES = (
     "tb",
     "training.json",
     "backprop_warm_start.json",
+    "best",  # guided policy search: best/, final/, checkpoint.pt, gps_options.json
+    "final",
+    "checkpoint.pt",
+    "gps_options.json",
 )
 REPORT_PREFIX = "report_T"
 

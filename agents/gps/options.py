@@ -1,0 +1,117 @@
+"""Options of guided policy search, checked once (a bad value is a one-line ValueError).
+
+Defaults follow Li & Malik (../shared REFERENCES: H = 25, T = 40, 20 samples per instance,
+10 iterations of 4 inner iterations, KL step 0.2); see docs/gps.md for what was measured.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+INITS = ("family", "per_instance")
+SAMPLINGS = ("controllers", "policy")
+
+
+@dataclass(frozen=True)
+class GPSOptions:
+    """instances: training instances (conditions are their coordinates); samples: trajectories per
+    instance and iteration (old ones discarded); horizon: T; history: H of the policy's rows;
+    iterations × inner_iterations: sampling rounds × (C-step, S-step) pairs per round; kl_step: ε per
+    time step; init_std: exploration std as a fraction of the momentum step; mixture_components and
+    prior_strength: the dynamics prior; policy_*: the S-step's Adam; action_scale: the policy's step
+    bound (None: the family's default, raised to fit the controllers' steps); validation_instances:
+    the held-out instances that choose the best policy; init: "family" (one tuned momentum for all
+    training instances, which the policy represents exactly) or "per_instance" (Li & Malik's
+    per-instance grid search); sampling: "controllers" (off-policy, Li & Malik) or "policy" (the
+    global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant); seed."""
+
+    instances: int = 90
+    samples: int = 20
+    horizon: int = 40
+    history: int = 25
+    iterations: int = 10
+    inner_iterations: int = 4
+    kl_step: float = 0.2
+    init_std: float = 0.3
+    mixture_components: int = 10
+    prior_strength: float = 1.0
+    policy_steps: int = 300
+    policy_lr: float = 1e-3
+    policy_batch: int = 1024
+    action_scale: float | None = None
+    validation_instances: int = 100
+    init: str = "family"
+    sampling: str = "controllers"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive_ints = (
+            "instances",
+            "samples",
+            "horizon",
+            "history",
+            "iterations",
+            "inner_iterations",
+            "mixture_components",
+            "policy_steps",
+            "policy_batch",
+            "validation_instances",
+        )
+        for name in positive_ints:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.samples < 2:
+            raise ValueError(f"samples must be >= 2 (the dynamics are fitted across samples), got {self.samples}")
+        for name in ("kl_step", "init_std", "policy_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not isinstance(self.prior_strength, (int, float)) or not 0 <= self.prior_strength < math.inf:
+            raise ValueError(f"prior_strength must be a finite number >= 0, got {self.prior_strength!r}")
+        if self.action_scale is not None and not (
+            isinstance(self.action_scale, (int, float)) and 0 < self.action_scale < math.inf
+        ):
+            raise ValueError(f"action_scale must be None or a finite number > 0, got {self.action_scale!r}")
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> GPSOptions:
+        """Options from a mapping; an unknown key is a ValueError listing the allowed ones."""
+        if not isinstance(values, dict):
+            raise ValueError(f"GPS options must be a mapping, got {type(values).__name__}")
+        allowed = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ValueError(f"unknown GPS option(s) {unknown}; allowed: {sorted(allowed)}")
+        return cls(**values)
+
+
+def options_from_config(config: str | Path | None, seed: int) -> GPSOptions:
+    """GPSOptions from a YAML mapping of option names (None: the defaults) with `seed`; a bad file,
+    key or value is a one-line ValueError."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        import yaml
+
+        path = Path(config)
+        if not path.is_file():
+            raise ValueError(f"{str(path)!r} does not exist")
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{str(path)!r} is not YAML: {err}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{str(path)!r} must hold a mapping of GPS option names to values")
+    return GPSOptions.from_dict({**values, "seed": seed})

@@ -1,0 +1,259 @@
+"""`train_gps`: mirror-descent guided policy search for a coordinatewise learned optimizer.
+
+    controllers ← per-instance tuned momentum (+ exploration noise)
+    for each iteration:
+        sample N trajectories per training instance from the controllers (old samples discarded)
+        (first iteration) fit the policy to the controllers                       (S-step)
+        fit per-step dynamics with the mixture prior; quadratise the cost
+        repeat inner_iterations times:
+            linearise the policy around the samples                               (p̄)
+            controllers ← argmin E[cost] s.t. KL(p ‖ p̄) ≤ ε T, η by bisection       (C-step)
+            fit the policy to the controllers' actions, precision-weighted        (S-step)
+        score the policy on validation instances (Li & Malik's normalised cost); keep the best
+
+Writes into out_dir: best/ and final/ (saved learned optimizers, kind "gps"), checkpoint.pt
+(written atomically after each iteration; `resume=True` continues from it), gps_options.json,
+tb/ (TensorBoard scalars).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.gps.controllers import initial_controllers
+from agents.gps.coordinate_state import impose_kinematics
+from agents.gps.cost import local_quadratic_cost
+from agents.gps.dynamics import fit_dynamics
+from agents.gps.linear_gaussian import LinearGaussian
+from agents.gps.lqr import expected_cost, kl_constrained_update
+from agents.gps.options import GPSOptions, options_from_config
+from agents.gps.policy import CoordinatewisePolicyNet, GPSOptimizer
+from agents.gps.policy_fit import controller_targets, fit_policy, linearise_policy
+from agents.gps.sampling import Samples, sample_trajectories
+from agents.hand_designed.tuning import li_malik_cost, tune
+from l2o_gym.atomic_io import atomic_write, atomic_write_json
+from l2o_gym.features import make_observation
+from l2o_gym.problem import Problem
+from l2o_gym.registry import make_family
+from l2o_gym.unroll import unroll
+
+CHECKPOINT = "checkpoint.pt"
+OPTIONS_FILE = "gps_options.json"
+ACTION_HEADROOM = 1.5  # the policy's step bound is at least this multiple of the largest initial step
+
+
+def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> None:
+    """A ValueError (before any work) if out_dir holds a run and resume is false, or if resume is
+    true and it holds none or one trained with other options (only `iterations` may change)."""
+    out_dir = Path(out_dir)
+    checkpoint, saved = out_dir / CHECKPOINT, out_dir / OPTIONS_FILE
+    if resume:
+        if not checkpoint.is_file() or not saved.is_file():
+            raise ValueError(f"resume: {str(out_dir)!r} holds no GPS checkpoint ({CHECKPOINT}, {OPTIONS_FILE})")
+        before = {k: v for k, v in json.loads(saved.read_text()).items() if k != "iterations"}
+        now = {k: v for k, v in options.to_dict().items() if k != "iterations"}
+        if before != now:
+            changed = sorted(k for k in now if before.get(k) != now[k])
+            raise ValueError(f"resume: options {changed} differ from the run in {str(out_dir)!r}")
+    elif checkpoint.exists() or (out_dir / "best").exists():
+        raise ValueError(f"{str(out_dir)!r} already holds a GPS run; resume it or choose another folder")
+
+
+def _save_checkpoint(path: Path, controllers: LinearGaussian, net: CoordinatewisePolicyNet, progress: dict) -> None:
+    state = {f"controller.{k}": v for k, v in controllers.state_dict().items()}
+    state.update({f"net.{k}": v.detach().clone() for k, v in net.state_dict().items()})
+    state.update({f"progress.{k}": torch.tensor(v, dtype=torch.float64) for k, v in progress.items()})
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _load_checkpoint(path: Path) -> tuple[LinearGaussian, dict[str, torch.Tensor], dict[str, float]]:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    pick = lambda prefix: {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}  # noqa: E731
+    progress = {k: float(v) for k, v in pick("progress.").items()}
+    return LinearGaussian.from_state_dict(pick("controller.")), pick("net."), progress
+
+
+def _family_momentum(env_id: str, family_kwargs: dict | None, options: GPSOptions) -> tuple[float, float]:
+    """Momentum's (lr, μ) tuned for the family on its validation split (agents.hand_designed.tuning)."""
+    setting = tune(
+        "momentum",
+        env_id,
+        horizon=options.horizon,
+        instances=options.validation_instances,
+        seed=options.seed,
+        family_kwargs=family_kwargs or None,
+    )
+    return setting.hparams["lr"], setting.hparams["momentum"]
+
+
+def _policy_cost(rule: GPSOptimizer, problem: Problem, options: GPSOptions) -> float:
+    curves = unroll(rule, copy.deepcopy(problem), options.horizon, history=options.history)
+    return float(li_malik_cost(curves).mean())
+
+
+def _sample_cost(samples: Samples) -> float:
+    """Mean Li & Malik normalised cost of the sampled trajectories."""
+    f = samples.objectives.double()
+    return float((f[..., 1:].sum(-1) / f[..., 0].abs().clamp_min(1e-12)).mean())
+
+
+def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generator) -> float:
+    targets, precisions = controller_targets(controllers, samples.states)
+    return fit_policy(
+        net,
+        samples.rows,
+        samples.states,
+        targets,
+        precisions,
+        samples.weights,
+        steps=options.policy_steps,
+        lr=options.policy_lr,
+        batch_size=options.policy_batch,
+        generator=generator,
+    )
+
+
+def _gps_iteration(net, controllers, samples: Samples, options, generator, seed: int) -> dict:
+    """Dynamics, cost, then inner (linearise, C-step, S-step) rounds; returns the new controllers and figures."""
+    dynamics = fit_dynamics(
+        samples.states,
+        samples.actions,
+        samples.weights,
+        components=options.mixture_components,
+        prior_strength=options.prior_strength,
+        seed=seed,
+    )
+    dynamics.matrices, dynamics.offsets, dynamics.noise = impose_kinematics(
+        dynamics.matrices, dynamics.offsets, dynamics.noise
+    )
+    cost = local_quadratic_cost(samples.states, samples.curvature, samples.weights)
+    before = float(expected_cost(dynamics, cost, controllers).mean())
+    kls, etas, losses = [], [], []
+    for _ in range(options.inner_iterations):
+        reference = linearise_policy(net, samples.rows, samples.states, samples.weights, controllers.covariances)
+        controllers, eta, kl = kl_constrained_update(dynamics, cost, reference, options.kl_step)
+        losses.append(_s_step(net, samples, controllers, options, generator))
+        kls.append(float((kl / options.horizon).mean()))
+        etas.append(float(eta.log10().median()))
+    after = float(expected_cost(dynamics, cost, controllers).mean())
+    return {
+        "controllers": controllers,
+        "surrogate_before": before,
+        "surrogate_after": after,
+        "kl_per_step": kls[-1],
+        "log10_eta_median": etas[-1],
+        "policy_loss": losses[-1],
+    }
+
+
+def _start(
+    env_id: str, family_kwargs: dict | None, train: Problem, options: GPSOptions, checkpoint: Path, resume: bool
+) -> tuple[LinearGaussian, CoordinatewisePolicyNet, dict[str, float]]:
+    """Controllers, policy and progress: from the checkpoint, or fresh (tuned momentum, policy = momentum)."""
+    family = make_family(env_id, **(family_kwargs or {}))
+    if resume:
+        controllers, net_state, state = _load_checkpoint(checkpoint)
+        net = CoordinatewisePolicyNet(net_state["feature_mean"].numel(), state["action_scale"])
+        net.load_state_dict(net_state)
+        return controllers, net, state
+    base_scale = options.action_scale or family.default_action_scale
+    provisional = make_observation(True, family.dim, options.history, base_scale)
+    setting = _family_momentum(env_id, family_kwargs, options) if options.init == "family" else None
+    controllers, largest_step = initial_controllers(train, options.horizon, options.init_std, provisional, setting)
+    action_scale = float(max(base_scale, ACTION_HEADROOM * largest_step))
+    state = {"iteration": 0.0, "best_cost": float("inf"), "action_scale": action_scale}
+    net = CoordinatewisePolicyNet(provisional.num_features, action_scale)
+    if setting is not None:
+        net.start_as_momentum(*setting)
+    return controllers, net, state
+
+
+def train_gps(
+    env_id: str,
+    out_dir: str | Path,
+    options: GPSOptions | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    family_kwargs: dict[str, Any] | None = None,
+) -> Path:
+    """Train a GPS optimizer on `env_id`'s training instances; returns the folder of the best policy
+    (by validation cost). See the module docstring for the loop and what is written."""
+    options = GPSOptions() if options is None else options
+    if not isinstance(options, GPSOptions):
+        raise TypeError(f"options must be a GPSOptions, got {type(options).__name__}")
+    family = make_family(env_id, **(family_kwargs or {}))
+    out_dir = Path(out_dir)
+    check_run_folder(out_dir, options, resume)
+    atomic_write_json(out_dir / OPTIONS_FILE, options.to_dict())
+    train = family.sample(options.instances, torch.Generator().manual_seed(options.seed), "train")
+    validation = family.sample(options.validation_instances, torch.Generator().manual_seed(options.seed), "validation")
+    fit_generator = torch.Generator().manual_seed(options.seed + 7)
+    controllers, net, state = _start(env_id, family_kwargs, train, options, out_dir / CHECKPOINT, resume)
+    observation = make_observation(True, family.dim, options.history, net.action_scale)
+    rule = GPSOptimizer(net, options.history)
+    training_meta = {"options": options.to_dict(), "env_id": env_id, "family_kwargs": family_kwargs or {}}
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm.auto import tqdm
+
+    writer = SummaryWriter(log_dir=str(out_dir / "tb"))
+    start = int(state["iteration"])
+    bar = tqdm(total=options.iterations, initial=start, disable=not progress, unit="iter", desc="gps")
+    for iteration in range(start, options.iterations):
+        sample_generator = torch.Generator().manual_seed(options.seed * 1_000_003 + iteration)
+        policy = None if options.sampling == "controllers" else net
+        samples = sample_trajectories(
+            train, controllers, observation, options.samples, generator=sample_generator, policy=policy
+        )
+        figures = {"sample_cost": _sample_cost(samples)}
+        if iteration == 0:  # the policy starts as the initial controllers (exactly, for one momentum setting)
+            net.set_standardisation(samples.rows)
+            if options.init == "per_instance":
+                figures["initial_policy_loss"] = _s_step(net, samples, controllers, options, fit_generator)
+            figures["initial_validation_cost"] = _policy_cost(rule, validation, options)
+            figures["initial_train_policy_cost"] = _policy_cost(rule, train, options)
+            if figures["initial_validation_cost"] < state["best_cost"]:
+                state["best_cost"] = figures["initial_validation_cost"]
+                meta = {**training_meta, "iteration": 0, "validation_cost": state["best_cost"]}
+                rule.save(out_dir / "best", env_id, meta)
+        result = _gps_iteration(net, controllers, samples, options, fit_generator, options.seed + iteration)
+        controllers = result.pop("controllers")
+        figures.update(result)
+        figures["validation_cost"] = _policy_cost(rule, validation, options)
+        figures["train_policy_cost"] = _policy_cost(rule, train, options)
+        for name, value in figures.items():
+            writer.add_scalar(f"gps/{name}", value, iteration + 1)
+        writer.flush()
+        candidates = [("final", figures["validation_cost"])]
+        if figures["validation_cost"] < state["best_cost"]:
+            state["best_cost"] = figures["validation_cost"]
+            candidates.append(("best", figures["validation_cost"]))
+        for folder, score in candidates:
+            rule.save(out_dir / folder, env_id, {**training_meta, "iteration": iteration + 1, "validation_cost": score})
+        state["iteration"] = float(iteration + 1)
+        _save_checkpoint(out_dir / CHECKPOINT, controllers, net, state)
+        bar.set_postfix(val=f"{figures['validation_cost']:.4g}", kl=f"{figures['kl_per_step']:.3g}")
+        bar.update(1)
+    bar.close()
+    writer.close()
+    if not (out_dir / "best").exists():  # nothing trained (resumed at the last iteration)
+        rule.save(out_dir / "best", env_id, {**training_meta, "iteration": options.iterations})
+    return out_dir / "best"
+
+
+def train_gps_from_cli(
+    env_id: str, out_dir: Path, config: Path | None, seed: int, resume: bool, progress: bool, usage_error: type
+) -> Path:
+    """The command line's `--algo gps`: options and run folder checked first (a bad one raises
+    `usage_error`, before any work), then `train_gps`."""
+    try:
+        options = options_from_config(config, seed)
+        check_run_folder(out_dir, options, resume)
+    except ValueError as err:
+        raise usage_error(f"--algo gps: {err}") from None
+    return train_gps(env_id, out_dir, options, resume=resume, progress=progress)

@@ -1,0 +1,175 @@
+"""Guided policy search against tuned momentum and tuned Adam on held-out instances.
+
+For each family: train GPS (agents/gps, from tuned momentum) within the given options, then run
+the trained policy, tuned momentum and tuned Adam (tuned on the validation split at each horizon,
+`agents.hand_designed.tuning`) on the same new test instances of the family (the test split's seed
+stream, disjoint from training and validation). Per instance Li & Malik's cost Σ_{t=1..T} (f − f*)
+is compared pairwise: win rate of GPS (ties count half) with a 95 % Wilson interval, the two-sided
+sign test (ties dropped) and the Wilcoxon signed-rank test, and the ratio of mean costs. Every figure
+is measured in this run. The table is written into docs/gps.md between its results markers.
+
+    python benchmarks/gps_vs_tuned.py [--envs l2o/LogisticRegression-v0,...] [--instances 200]
+        [--horizons 40,100] [--out runs/gps_bench] [--config gps.yaml] [--doc docs/gps.md] [--label NAME]
+
+A run folder that already holds a trained GPS optimizer is reused (its training time as recorded),
+never overwritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+from scipy.stats import binomtest, wilcoxon
+
+from agents.gps.options import GPSOptions, options_from_config
+from agents.gps.training import train_gps
+from agents.hand_designed.tuning import tuned_optimizer
+from agents.runtime.saved_rules import load_rule
+from l2o_gym.atomic_io import atomic_write_json, atomic_write_text
+from l2o_gym.metrics import cost, curve_values
+from l2o_gym.registry import make_family
+from l2o_gym.unroll import unroll
+
+FAMILIES = ("l2o/LogisticRegression-v0", "l2o/RobustLinearRegression-v0", "l2o/TwoLayerNet-v0")
+TRAIN_INSTANCES = {  # Li & Malik's numbers of training functions
+    "l2o/LogisticRegression-v0": 90,
+    "l2o/RobustLinearRegression-v0": 120,
+    "l2o/TwoLayerNet-v0": 80,
+}
+BASELINES = ("momentum", "adam")
+START, END = "<!-- gps results: start -->", "<!-- gps results: end -->"
+
+
+def markers(label: str) -> tuple[str, str]:
+    """The doc's section markers of a run labelled `label` ("defaults": the main table)."""
+    if label == "defaults":
+        return START, END
+    return f"<!-- gps results ({label}): start -->", f"<!-- gps results ({label}): end -->"
+
+
+def wilson(wins: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion wins / n."""
+    p = wins / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict[str, float]:
+    """Paired comparison of per-instance costs [B] (lower is better)."""
+    n = ours.numel()
+    better, worse = int((ours < theirs).sum()), int((ours > theirs).sum())
+    wins = better + 0.5 * (n - better - worse)
+    low, high = wilson(wins, n)
+    sign_p = binomtest(better, better + worse, 0.5).pvalue if better + worse else 1.0
+    diff = (ours - theirs).double().numpy()
+    wilcoxon_p = float(wilcoxon(diff).pvalue) if (diff != 0).any() else 1.0
+    return {
+        "win_rate": wins / n,
+        "low": low,
+        "high": high,
+        "sign_p": float(sign_p),
+        "wilcoxon_p": wilcoxon_p,
+        "cost_ratio": float(ours.double().mean() / theirs.double().mean()),
+    }
+
+
+def train_or_reuse(env_id: str, folder: Path, options: GPSOptions) -> tuple[Path, float, float]:
+    """The trained optimizer's folder, wall and CPU seconds of training (recorded in timing.json)."""
+    timing = folder / "timing.json"
+    if timing.is_file():
+        recorded = json.loads(timing.read_text())
+        print(f"{env_id}: reusing the GPS run in {folder}", file=sys.stderr)
+        return folder / "best", recorded["wall_s"], recorded["cpu_s"]
+    wall, cpu = time.perf_counter(), time.process_time()
+    best = train_gps(env_id, folder, options, progress=True)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    atomic_write_json(timing, {"wall_s": wall, "cpu_s": cpu})
+    return best, wall, cpu
+
+
+def costs_on_test(rules: dict, env_id: str, instances: int, horizon: int, seed: int) -> dict[str, torch.Tensor]:
+    """Li & Malik's cost Σ (f − f*) of every rule on the same test instances: name -> [B]."""
+    problem = make_family(env_id).sample(instances, torch.Generator().manual_seed(seed), "test")
+    problem.optimum()
+    out = {}
+    for name, rule in rules.items():
+        curves = unroll(rule, copy.deepcopy(problem), horizon, with_optimum=True)
+        out[name] = cost(curve_values(curves.objectives, curves.f_star))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", default=",".join(FAMILIES))
+    parser.add_argument("--instances", type=int, default=200, help="test instances per family")
+    parser.add_argument("--horizons", default="40,100")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", type=Path, default=None, help="YAML of GPSOptions (default: the defaults)")
+    parser.add_argument("--out", type=Path, default=Path("runs") / "gps_bench")
+    parser.add_argument("--doc", type=Path, default=Path("docs") / "gps.md")
+    parser.add_argument("--label", default="defaults", help="the doc section this run writes (one per label)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    horizons = [int(h) for h in args.horizons.split(",")]
+    lines = [
+        "| family | T | vs | GPS wins (95 % CI) | sign test p | Wilcoxon p | mean cost GPS / baseline |",
+        "|---|---:|---|---|---:|---:|---:|",
+    ]
+    trained = []
+    for env_id in args.envs.split(","):
+        short = env_id.split("/")[1].removesuffix("-v0")
+        options = options_from_config(args.config, args.seed)
+        if options.instances == GPSOptions.instances:  # left at the default: Li & Malik's count for the family
+            options = GPSOptions(**{**options.to_dict(), "instances": TRAIN_INSTANCES.get(env_id, options.instances)})
+        best, wall, cpu = train_or_reuse(env_id, args.out / short, options)
+        trained.append(f"{short}: {options.instances} training instances, {wall:.0f} s wall, {cpu:.0f} s CPU")
+        for horizon in horizons:
+            rules = {"gps": load_rule(best)}
+            rules.update({name: tuned_optimizer(name, env_id, horizon) for name in BASELINES})
+            costs = costs_on_test(rules, env_id, args.instances, horizon, args.seed)
+            for name in BASELINES:
+                c = compare(costs["gps"], costs[name])
+                row = (
+                    f"| {short} | {horizon} | tuned {name} | {c['win_rate']:.0%} ({c['low']:.0%}–{c['high']:.0%}) "
+                    f"| {c['sign_p']:.2g} | {c['wilcoxon_p']:.2g} | {c['cost_ratio']:.3f} |"
+                )
+                lines.append(row)
+                print(row, flush=True)
+        write_doc(args, lines, trained)  # after every family, so a long run leaves what it measured
+
+
+def write_doc(args: argparse.Namespace, lines: list[str], trained: list[str]) -> None:
+    """Replace docs/gps.md's results section (between the markers) with the table so far."""
+    command = "python benchmarks/gps_vs_tuned.py " + " ".join(sys.argv[1:])
+    start, end = markers(args.label)
+    section = "\n".join(
+        [
+            start,
+            f"Measured by `{command.strip()}` on {args.instances} new test instances per family (test split, seed "
+            f"{args.seed}); baselines tuned on the validation split at each horizon.",
+            "",
+            *lines,
+            "",
+            "Training: " + "; ".join(trained) + ".",
+            end,
+        ]
+    )
+    doc = args.doc.read_text() if args.doc.is_file() else "# Guided policy search\n"
+    if start in doc and end in doc:
+        doc = doc[: doc.index(start)] + section + doc[doc.index(end) + len(end) :]
+    else:
+        doc = doc.rstrip() + "\n\n" + section + "\n"
+    atomic_write_text(args.doc, doc)
+    print(f"table written to {args.doc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
