@@ -163,6 +163,7 @@ class TaskFamily(ABC):
     default_action_scale: ClassVar[float] = 0.1
     has_optimum: ClassVar[bool] = False  # True where its problems implement compute_optimum
     has_query: ClassVar[bool] = False  # True where its problems implement query_loss
+    test_only: ClassVar[bool] = False  # True for held-out task families: never trained on
     dim: int
 
     @abstractmethod
@@ -196,6 +197,13 @@ class TaskFamily(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(dim={self.dim})"
+
+
+def check_trainable(family: TaskFamily, env_id: str) -> TaskFamily:
+    """`family`, or a one-line ValueError when it is a held-out (test-only) task family."""
+    if family.test_only:
+        raise ValueError(f"{env_id} is a held-out (test-only) task family: it is never trained on")
+    return family
 
 
 def check_positive_int(name: str, value: object) -> int:

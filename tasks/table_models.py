@@ -89,6 +89,8 @@ class TableProblem(Problem):
 class TableModelFamily(TaskFamily):
     """A linear model (hidden = 0) or a one-hidden-layer ReLU MLP on `dataset` (test-only)."""
 
+    test_only = True  # held out from training: every id of this family is test-only
+
     default_action_scale = 0.1
 
     def __init__(

@@ -53,6 +53,8 @@ class ShiftedProblem(Problem):
 class ShiftedTestFunctionFamily(TaskFamily):
     """A shifted test function (`kind`) in `dim` dimensions (test-only)."""
 
+    test_only = True  # held out from training: every id of this family is test-only
+
     KINDS: ClassVar[dict[str, float]] = {"rastrigin": 5.12, "styblinski_tang": 5.0, "beale": 4.5}  # kind -> domain
     default_action_scale = 0.1
     has_optimum = True

@@ -128,3 +128,13 @@ def test_training_on_a_heldout_id_is_refused_before_any_work(capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_agent.main(["train", "--env", "l2o/HeldoutBeale-v0", "--timesteps", "10"])
     assert exit_info.value.code == 2 and "held-out" in capsys.readouterr().err
+
+
+def test_training_from_python_refuses_a_heldout_family(tmp_path):
+    from agents.rl.config import ConfigError
+    from agents.rl.sb3_training import prepare_training
+
+    env_id = sorted(HELDOUT_IDS)[0]
+    with pytest.raises(ConfigError, match="held-out \\(test-only\\) task family"):
+        prepare_training(env_id, "ppo", tmp_path / "run", resume=False, overwrite=False, timesteps=8, num_envs=1)
+    assert not (tmp_path / "run").exists()

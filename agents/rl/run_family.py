@@ -12,7 +12,7 @@ from typing import Any
 from agents.rl.config import ConfigError
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import split_kwargs
-from l2o_gym.problem import TaskFamily
+from l2o_gym.problem import TaskFamily, check_trainable
 from l2o_gym.registry import env_options, make_family
 
 
@@ -30,7 +30,7 @@ class RunFamily:
     def resolve(cls, env_id: str, env_section: dict[str, Any], source: str = "the env settings") -> RunFamily:
         episode, family_kwargs = split_kwargs(env_section)
         try:
-            family = make_family(env_id, **family_kwargs)
+            family = check_trainable(make_family(env_id, **family_kwargs), env_id)
         except (TypeError, ValueError) as err:
             raise ConfigError(f"env: {err} (in {source})") from None
         return cls(env_id, family_kwargs, {**env_options(env_id), **episode}, family)
