@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
+from tasks.checked_settings import keep_checked
 from tasks.classification import batched_accuracy, batched_cross_entropy
 from tasks.digits_data import IMAGE_SIDE, digit_classes
 from tasks.flat_parameters import unflatten
@@ -185,9 +186,13 @@ class HyperNetDigitsFamily(SplitTaskFamily):
         n_z: int = 4,
         hyper: bool = True,
     ) -> None:
-        self.n_classes = check_positive_int("n_classes", n_classes)
-        self.train_per_class = check_positive_int("train_per_class", train_per_class)
-        self.test_per_class = check_positive_int("test_per_class", test_per_class)
+        keep_checked(
+            self,
+            check_positive_int,
+            n_classes=n_classes,
+            train_per_class=train_per_class,
+            test_per_class=test_per_class,
+        )
         if not isinstance(hyper, bool):
             raise TypeError(f"hyper must be a bool, got {type(hyper).__name__}")
         self.model = HyperConvClassifier(

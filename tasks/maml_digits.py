@@ -25,6 +25,7 @@ from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
 from tasks.batched_mlp import BatchedMLP
+from tasks.checked_settings import keep_checked
 from tasks.classification import batched_accuracy, batched_cross_entropy
 from tasks.digits_data import NUM_FEATURES, digit_classes
 from tasks.maml_training import MAMLConfig, MAMLInitialised, start_instances
@@ -79,9 +80,7 @@ class MAMLDigitsFamily(MAMLInitialised, SplitTaskFamily):
         cache_dir: str | Path | None = None,
         on_corrupt: str = "rebuild",
     ) -> None:
-        self.n_way = check_positive_int("n_way", n_way)
-        self.k_shot = check_positive_int("k_shot", k_shot)
-        self.n_query = check_positive_int("n_query", n_query)
+        keep_checked(self, check_positive_int, n_way=n_way, k_shot=k_shot, n_query=n_query)
         if not inner_lr > 0:
             raise ValueError(f"inner_lr must be > 0, got {inner_lr!r}")
         self.inner_lr = float(inner_lr)

@@ -18,12 +18,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from agents.runtime.saved_rules import load_weights, save_rule
+from agents.meta.saved_net import load_net, save_net
 from l2o_gym.problem import Problem
-from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
+from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
-
-WEIGHTS_FILE = "weights.pt"
 
 
 def detach_tree(value: Any) -> Any:
@@ -84,20 +82,17 @@ class LSTMRule(UpdateRule):
 
     def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
         """Write the weights and metadata into `folder` (atomically, file by file)."""
-        meta = {
-            "kind": self.kind,
-            "env_id": env_id,
-            "observation": "coordinatewise",
-            "history": DEFAULT_HISTORY,
-            "action_scale": self.action_scale(),
-            "architecture": self.net.architecture(),
-            "training": training or {},
-        }
-        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
+        return save_net(
+            folder,
+            self.net,
+            kind=self.kind,
+            env_id=env_id,
+            observation="coordinatewise",
+            action_scale=self.action_scale(),
+            training=training,
+        )
 
     @classmethod
     def load(cls, folder: str | Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> LSTMRule:
         """Loader for `agents.runtime.saved_rules.load_rule`: the rule saved in `folder` by `save`."""
-        net = cls.network(**meta["architecture"])
-        load_weights(net, Path(folder) / WEIGHTS_FILE, device)
-        return cls(net)
+        return cls(load_net(cls.network, folder, meta, device))

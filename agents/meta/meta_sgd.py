@@ -19,12 +19,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from agents.runtime.saved_rules import load_weights, save_rule
+from agents.meta.saved_net import load_net, save_net
 from l2o_gym.problem import Problem, check_positive_int
-from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
+from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
-
-WEIGHTS_FILE = "weights.pt"
 
 
 class PerCoordinateStepSize(nn.Module):
@@ -65,20 +63,17 @@ class MetaSGDOptimizer(UpdateRule):
 
     def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
         """Write α and the metadata into `folder` (atomically, file by file)."""
-        meta = {
-            "kind": self.kind,
-            "env_id": env_id,
-            "observation": "dict",
-            "history": DEFAULT_HISTORY,
-            "action_scale": self.net.initial_lr,
-            "architecture": self.net.architecture(),
-            "training": training or {},
-        }
-        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
+        return save_net(
+            folder,
+            self.net,
+            kind=self.kind,
+            env_id=env_id,
+            observation="dict",
+            action_scale=self.net.initial_lr,
+            training=training,
+        )
 
 
 def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> MetaSGDOptimizer:
     """Loader for `agents.runtime.saved_rules.load_rule` (kind "meta_sgd")."""
-    net = PerCoordinateStepSize(**meta["architecture"])
-    load_weights(net, Path(folder) / WEIGHTS_FILE, device)
-    return MetaSGDOptimizer(net)
+    return MetaSGDOptimizer(load_net(PerCoordinateStepSize, folder, meta, device))
