@@ -1,11 +1,10 @@
-"""Saving and loading a meta-trained rule's network: its weights (`weights.pt`) and the metadata
-written beside them. The network builds itself from `architecture()` (a dict of keywords)."""
+"""Saving and loading a meta-trained rule: the weights of its network `net` (`weights.pt`) and the
+metadata written beside them. The network rebuilds itself from `net.architecture()` (keywords)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
@@ -15,35 +14,38 @@ from l2o_gym.state import DEFAULT_HISTORY
 
 WEIGHTS_FILE = "weights.pt"
 
-
-def save_net(
-    folder: str | Path,
-    net: nn.Module,
-    *,
-    kind: str,
-    env_id: str,
-    observation: str,
-    action_scale: float,
-    training: dict[str, Any] | None,
-) -> Path:
-    """Write `net`'s weights and the metadata (`net.architecture()` included) into `folder`
-    (atomically, file by file)."""
-    meta = {
-        "kind": kind,
-        "env_id": env_id,
-        "observation": observation,
-        "history": DEFAULT_HISTORY,
-        "action_scale": action_scale,
-        "architecture": net.architecture(),
-        "training": training or {},
-    }
-    return save_rule(folder, net, WEIGHTS_FILE, meta)
+Rule = TypeVar("Rule", bound="SavedNetRule")
 
 
-def load_net(
-    build: Callable[..., nn.Module], folder: str | Path, meta: dict[str, Any], device: str | torch.device
-) -> nn.Module:
-    """The network `build(**meta["architecture"])` with the weights saved in `folder`."""
-    net = build(**meta["architecture"])
-    load_weights(net, Path(folder) / WEIGHTS_FILE, device)
-    return net
+class SavedNetRule:
+    """Save/load for a rule built as `cls(net)`: a subclass names its `kind`, its `network` class
+    and the `saved_observation` form ("coordinatewise" or "dict") written to the metadata."""
+
+    kind: ClassVar[str]
+    network: ClassVar[type[nn.Module]]
+    saved_observation: ClassVar[str]
+    net: nn.Module
+
+    def action_scale(self) -> float:
+        """The scale of the steps, written to the metadata."""
+        return 1.0
+
+    def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
+        """Write the weights and metadata into `folder` (atomically, file by file)."""
+        meta = {
+            "kind": self.kind,
+            "env_id": env_id,
+            "observation": self.saved_observation,
+            "history": DEFAULT_HISTORY,
+            "action_scale": self.action_scale(),
+            "architecture": self.net.architecture(),
+            "training": training or {},
+        }
+        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
+
+    @classmethod
+    def load(cls: type[Rule], folder: str | Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> Rule:
+        """Loader for `agents.runtime.saved_rules.load_rule`: the rule saved in `folder` by `save`."""
+        net = cls.network(**meta["architecture"])
+        load_weights(net, Path(folder) / WEIGHTS_FILE, device)
+        return cls(net)
