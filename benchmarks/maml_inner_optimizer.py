@@ -36,7 +36,7 @@ import torch
 
 from agents.hand_designed import make_optimizer
 from agents.meta.meta_sgd import MetaSGDOptimizer, PerCoordinateStepSize
-from agents.meta.meta_training import make_rule, meta_train_iteration, train_meta_optimizer
+from agents.meta.meta_training import MetaRule, make_rule, meta_train_iteration, train_meta_optimizer
 from agents.runtime.saved_rules import load_rule
 from l2o_gym.atomic_io import atomic_write, atomic_write_text
 from l2o_gym.episode_batch import EpisodeBatch
@@ -107,26 +107,38 @@ def tune(family: MAMLSinusoidFamily, name: str, tasks: int, seed: int) -> tuple[
     return best, scores[best]
 
 
-def train_meta_sgd(family: MAMLSinusoidFamily, iterations: int, seed: int, out: Path) -> tuple[MetaSGDOptimizer, dict]:
-    """α meta-trained on the query loss of 10 unrolled steps (meta-batch 25, Adam 1e-3, second order)."""
-    rule = MetaSGDOptimizer(PerCoordinateStepSize(family.dim, initial_lr=0.01))
+def meta_train(
+    rule: MetaRule | MetaSGDOptimizer,
+    family: MAMLSinusoidFamily,
+    generator: torch.Generator,
+    iterations: int,
+    batch: int,
+    objective: str,
+) -> tuple[int, float]:
+    """Meta-train `rule` (Adam 1e-3, unrolls of HORIZON steps, clip 1; second order for Meta-SGD)
+    for `iterations` meta-batches of `batch` training tasks -> (inner steps, wall seconds)."""
     meta_optimizer = torch.optim.Adam(rule.net.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(seed)
     began, steps = time.perf_counter(), 0
     for _ in range(iterations):
-        problem = family.sample(25, generator, split="train")
-        stats = meta_train_iteration(
+        problem = family.sample(batch, generator, split="train")
+        steps += meta_train_iteration(
             rule,
             problem,
             meta_optimizer,
             horizon=HORIZON,
             truncation=HORIZON,
             grad_clip=1.0,
-            second_order=True,
-            meta_objective="query",
-        )
-        steps += stats.timesteps
-    wall = time.perf_counter() - began
+            second_order=isinstance(rule, MetaSGDOptimizer),
+            meta_objective=objective,
+        ).timesteps
+    return steps, time.perf_counter() - began
+
+
+def train_meta_sgd(family: MAMLSinusoidFamily, iterations: int, seed: int, out: Path) -> tuple[MetaSGDOptimizer, dict]:
+    """α meta-trained on the query loss of 10 unrolled steps (meta-batch 25, Adam 1e-3, second order)."""
+    rule = MetaSGDOptimizer(PerCoordinateStepSize(family.dim, initial_lr=0.01))
+    generator = torch.Generator().manual_seed(seed)
+    steps, wall = meta_train(rule, family, generator, iterations, batch=25, objective="query")
     info = {"iterations": iterations, "inner_steps": steps, "wall_s": wall}
     rule.save(out / "meta_sgd", ENV_ID, info)
     return rule, info
@@ -201,21 +213,8 @@ def meta_throughput(family: MAMLSinusoidFamily, algo: str, batch: int, objective
         rule = MetaSGDOptimizer(PerCoordinateStepSize(family.dim))
     else:
         rule = make_rule(algo, family, generator)
-    meta_optimizer = torch.optim.Adam(rule.net.parameters(), lr=1e-3)
-    began, steps = time.perf_counter(), 0
-    for _ in range(iterations):
-        problem = family.sample(batch, generator, split="train")
-        steps += meta_train_iteration(
-            rule,
-            problem,
-            meta_optimizer,
-            horizon=HORIZON,
-            truncation=HORIZON,
-            grad_clip=1.0,
-            second_order=algo == "meta_sgd",
-            meta_objective=objective,
-        ).timesteps
-    return steps / (time.perf_counter() - began)
+    steps, wall = meta_train(rule, family, generator, iterations, batch, objective)
+    return steps / wall
 
 
 def throughput_rows(family: MAMLSinusoidFamily, l2l_batch: int) -> list[tuple[str, float, float]]:

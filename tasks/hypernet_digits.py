@@ -37,8 +37,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2o_gym.problem import Problem, check_positive_int
-from tasks.classification import batched_accuracy, batched_cross_entropy
+from l2o_gym.problem import check_positive_int
+from tasks.checked_settings import keep_checked
+from tasks.classification import HeldOutClassificationProblem, batched_accuracy
 from tasks.digits_data import IMAGE_SIDE, digit_classes
 from tasks.flat_parameters import unflatten
 from tasks.split_family import SplitTaskFamily
@@ -137,35 +138,16 @@ class HyperConvClassifier:
         return torch.cat(parts, dim=1)
 
 
-class HyperNetDigitsProblem(Problem):
+class HyperNetDigitsProblem(HeldOutClassificationProblem):
     """B classification tasks; loss = training cross-entropy [B]; metrics on the test images."""
 
     instance_fields = ("train_x", "train_y", "test_x", "test_y")
-    has_query = True
-
-    def __init__(
-        self, model: HyperConvClassifier, train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, x0: Tensor
-    ) -> None:
-        super().__init__(x0)
-        self.model = model
-        self.train_x, self.train_y, self.test_x, self.test_y = train_x, train_y, test_x, test_y
-
-    def loss(self, x: Tensor) -> Tensor:
-        return batched_cross_entropy(self.model.forward(x, self.train_x), self.train_y)
-
-    def query_loss(self, x: Tensor) -> Tensor:
-        """Cross-entropy on the task's held-out test images [B] (the metrics' test_loss)."""
-        return batched_cross_entropy(self.model.forward(x, self.test_x), self.test_y)
+    held_out_name = "test"
 
     def metrics(self, x: Tensor) -> dict[str, Tensor]:
         with torch.no_grad():
-            logits = self.model.forward(x, self.test_x)
-            train_logits = self.model.forward(x, self.train_x)
-            return {
-                "test_accuracy": batched_accuracy(logits, self.test_y),
-                "test_loss": batched_cross_entropy(logits, self.test_y),
-                "train_accuracy": batched_accuracy(train_logits, self.train_y),
-            }
+            train_accuracy = batched_accuracy(self.model.forward(x, self.train_x), self.train_y)
+        return {**super().metrics(x), "train_accuracy": train_accuracy}
 
 
 class HyperNetDigitsFamily(SplitTaskFamily):
@@ -185,9 +167,13 @@ class HyperNetDigitsFamily(SplitTaskFamily):
         n_z: int = 4,
         hyper: bool = True,
     ) -> None:
-        self.n_classes = check_positive_int("n_classes", n_classes)
-        self.train_per_class = check_positive_int("train_per_class", train_per_class)
-        self.test_per_class = check_positive_int("test_per_class", test_per_class)
+        keep_checked(
+            self,
+            check_positive_int,
+            n_classes=n_classes,
+            train_per_class=train_per_class,
+            test_per_class=test_per_class,
+        )
         if not isinstance(hyper, bool):
             raise TypeError(f"hyper must be a bool, got {type(hyper).__name__}")
         self.model = HyperConvClassifier(

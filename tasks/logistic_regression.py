@@ -23,6 +23,7 @@ from torch import Tensor
 
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
 from l2o_gym.solve import minimize_batched, newton_batched
+from tasks.checked_settings import keep_checked
 from tasks.gaussian_data import GaussianScales, check_nonnegative_float, gaussian_clusters
 
 
@@ -95,10 +96,10 @@ class LogisticRegressionFamily(GaussianScales, TaskFamily):
     ) -> None:
         self.features = check_positive_int("dim", dim)
         self.dim = self.features + 1
-        self.n_points = check_positive_int("n_points", n_points)
+        keep_checked(self, check_positive_int, n_points=n_points)
         if self.n_points % 2:
             raise ValueError(f"n_points must be even (half from each class), got {n_points}")
-        self.lam = check_nonnegative_float("lam", lam)
+        keep_checked(self, check_nonnegative_float, lam=lam)
         self.set_scales(mean_std, spread, init_std)
 
     def sample_instances(self, n: int, generator: torch.Generator, device: torch.device) -> LogisticRegressionProblem:

@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from l2o_gym.problem import Problem, check_positive_int
+from l2o_gym.problem import check_positive_int
 from tasks.batched_mlp import BatchedMLP
-from tasks.classification import batched_accuracy, batched_cross_entropy
+from tasks.checked_settings import keep_checked
+from tasks.classification import HeldOutClassificationProblem
 from tasks.digits_data import NUM_FEATURES, digit_classes
 from tasks.maml_training import MAMLConfig, MAMLInitialised, start_instances
 from tasks.split_family import SplitTaskFamily
@@ -33,31 +34,11 @@ from tasks.split_family import SplitTaskFamily
 HIDDEN = (32, 32)
 
 
-class MAMLDigitsProblem(Problem):
+class MAMLDigitsProblem(HeldOutClassificationProblem):
     """B episodes; loss = support cross-entropy [B]; metrics on the query images."""
 
     instance_fields = ("support_x", "support_y", "query_x", "query_y")
-    has_query = True
-
-    def __init__(
-        self, net: BatchedMLP, support_x: Tensor, support_y: Tensor, query_x: Tensor, query_y: Tensor, x0: Tensor
-    ) -> None:
-        super().__init__(x0)
-        self.net = net
-        self.support_x, self.support_y = support_x, support_y
-        self.query_x, self.query_y = query_x, query_y
-
-    def loss(self, x: Tensor) -> Tensor:
-        return batched_cross_entropy(self.net.forward(x, self.support_x), self.support_y)
-
-    def query_loss(self, x: Tensor) -> Tensor:
-        return batched_cross_entropy(self.net.forward(x, self.query_x), self.query_y)
-
-    def metrics(self, x: Tensor) -> dict[str, Tensor]:
-        with torch.no_grad():
-            logits = self.net.forward(x, self.query_x)
-            accuracy = batched_accuracy(logits, self.query_y)
-            return {"query_accuracy": accuracy, "query_loss": batched_cross_entropy(logits, self.query_y)}
+    held_out_name = "query"
 
 
 class MAMLDigitsFamily(MAMLInitialised, SplitTaskFamily):
@@ -79,9 +60,7 @@ class MAMLDigitsFamily(MAMLInitialised, SplitTaskFamily):
         cache_dir: str | Path | None = None,
         on_corrupt: str = "rebuild",
     ) -> None:
-        self.n_way = check_positive_int("n_way", n_way)
-        self.k_shot = check_positive_int("k_shot", k_shot)
-        self.n_query = check_positive_int("n_query", n_query)
+        keep_checked(self, check_positive_int, n_way=n_way, k_shot=k_shot, n_query=n_query)
         if not inner_lr > 0:
             raise ValueError(f"inner_lr must be > 0, got {inner_lr!r}")
         self.inner_lr = float(inner_lr)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, check_positive_int
+from tasks.checked_settings import keep_checked
 from tasks.digits_data import NUM_FEATURES, DigitClasses, digit_classes
 from tasks.flat_parameters import unflatten
 from tasks.ntm_memory import initial_state, lru_step
@@ -187,10 +188,14 @@ class MANNDigitsFamily(SplitTaskFamily):
         episodes_per_batch: int = 16,
         eval_episodes: int = 32,
     ) -> None:
-        self.n_way = check_positive_int("n_way", n_way)
-        self.per_class = check_positive_int("per_class", per_class)
-        self.episodes_per_batch = check_positive_int("episodes_per_batch", episodes_per_batch)
-        self.eval_episodes = check_positive_int("eval_episodes", eval_episodes)
+        keep_checked(
+            self,
+            check_positive_int,
+            n_way=n_way,
+            per_class=per_class,
+            episodes_per_batch=episodes_per_batch,
+            eval_episodes=eval_episodes,
+        )
         check_positive_int("memory_slots", memory_slots)
         if check_positive_int("read_heads", read_heads) > memory_slots:
             raise ValueError(f"read_heads must be <= memory_slots ({memory_slots}), got {read_heads}")

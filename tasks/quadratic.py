@@ -7,10 +7,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from l2o_gym.problem import TaskFamily, check_positive_int
+from tasks.zero_minimum import ZeroMinimumProblem
 
 
-class QuadraticProblem(Problem):
+class QuadraticProblem(ZeroMinimumProblem):
     """W [B, d, d], y [B, d]."""
 
     instance_fields = ("W", "y")
@@ -28,9 +29,6 @@ class QuadraticProblem(Problem):
     def loss_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
         r = self.residual(x)
         return r.pow(2).sum(dim=1), 2.0 * torch.einsum("bij,bi->bj", self.W, r)
-
-    def compute_optimum(self) -> Tensor:
-        return torch.zeros(self.batch_size, dtype=self.x0.dtype, device=self.device)
 
 
 class QuadraticFamily(TaskFamily):

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from tasks.checked_settings import keep_checked
 from tasks.gaussian_data import GaussianScales, check_nonnegative_float, check_positive_float, gaussian_clusters
 from tasks.multistart_optimum import best_of_starts
 
@@ -76,12 +77,11 @@ class RobustLinearRegressionFamily(GaussianScales, TaskFamily):
     ) -> None:
         self.features = check_positive_int("dim", dim)
         self.dim = self.features + 1
-        self.clusters = check_positive_int("clusters", clusters)
-        self.points_per_cluster = check_positive_int("points_per_cluster", points_per_cluster)
-        self.noise_std = check_nonnegative_float("noise_std", noise_std)
-        self.c = check_positive_float("c", c)
+        keep_checked(self, check_positive_int, clusters=clusters, points_per_cluster=points_per_cluster)
+        keep_checked(self, check_nonnegative_float, noise_std=noise_std)
+        keep_checked(self, check_positive_float, c=c)
         self.set_scales(mean_std, spread, init_std)
-        self.optimum_starts = check_positive_int("optimum_starts", optimum_starts)
+        keep_checked(self, check_positive_int, optimum_starts=optimum_starts)
 
     def sample_instances(
         self, n: int, generator: torch.Generator, device: torch.device

@@ -9,10 +9,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from l2o_gym.problem import TaskFamily, check_positive_int
+from tasks.zero_minimum import ZeroMinimumProblem
 
 
-class RosenbrockProblem(Problem):
+class RosenbrockProblem(ZeroMinimumProblem):
     """a [B] curvature per instance."""
 
     instance_fields = ("a",)
@@ -24,9 +25,6 @@ class RosenbrockProblem(Problem):
     def loss(self, x: Tensor) -> Tensor:
         valley = (x[:, 1:] - x[:, :-1].pow(2)).pow(2).sum(dim=1)
         return self.a * valley + (1.0 - x[:, :-1]).pow(2).sum(dim=1)
-
-    def compute_optimum(self) -> Tensor:
-        return torch.zeros(self.batch_size, dtype=self.x0.dtype, device=self.device)
 
 
 class RosenbrockFamily(TaskFamily):

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from tasks.checked_settings import keep_checked
 from tasks.gaussian_data import GaussianScales, check_nonnegative_float, gaussian_clusters
 from tasks.multistart_optimum import best_of_starts
 
@@ -95,16 +96,13 @@ class TwoLayerNetFamily(GaussianScales, TaskFamily):
         init_std: float = 1.0,
         optimum_starts: int = 8,
     ) -> None:
-        self.input_dim = check_positive_int("input_dim", input_dim)
-        self.hidden = check_positive_int("hidden", hidden)
-        self.classes = check_positive_int("classes", classes)
+        keep_checked(self, check_positive_int, input_dim=input_dim, hidden=hidden, classes=classes)
         if self.classes < 2:
             raise ValueError(f"classes must be >= 2, got {classes}")
-        self.clusters = check_positive_int("clusters", clusters)
-        self.points_per_cluster = check_positive_int("points_per_cluster", points_per_cluster)
-        self.lam = check_nonnegative_float("lam", lam)
+        keep_checked(self, check_positive_int, clusters=clusters, points_per_cluster=points_per_cluster)
+        keep_checked(self, check_nonnegative_float, lam=lam)
         self.set_scales(mean_std, spread, init_std)
-        self.optimum_starts = check_positive_int("optimum_starts", optimum_starts)
+        keep_checked(self, check_positive_int, optimum_starts=optimum_starts)
         h, d, p = self.hidden, self.input_dim, self.classes
         self.dim = h * d + h + p * h + p
 

@@ -11,13 +11,11 @@ evaluations are extra objective evaluations). Shapes: [B, d].
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
-from agents.hand_designed.hyperparameters import INITIAL_STEPS, HandDesignedRule
 from agents.hand_designed.line_search import armijo_backtracking
+from agents.hand_designed.line_search_rule import LineSearchRule
 from l2o_gym.state import OptimizationState
 
 
@@ -26,29 +24,22 @@ def first_trial_step(lr: float, grad: Tensor) -> Tensor:
     return lr * grad.abs().sum(dim=1).clamp_min(1.0).reciprocal()
 
 
-class ConjugateGradient(HandDesignedRule):
+class ConjugateGradient(LineSearchRule):
     """Polak-Ribière+ nonlinear CG with a batched Armijo line search; `lr` is the first trial step."""
 
     name = "cg"
-    HYPERPARAMETERS: ClassVar[dict[str, float]] = {"lr": 1.0}
 
     def __init__(self, restart_every: int | None = None, max_evals: int = 25, **hparams: float) -> None:
-        super().__init__(**hparams)
+        super().__init__(max_evals, **hparams)
         if restart_every is not None and (
             isinstance(restart_every, bool) or not isinstance(restart_every, int) or restart_every < 1
         ):
             raise ValueError(f"restart_every must be a positive int or None, got {restart_every!r}")
         self.restart_every = restart_every
-        self.max_evals = max_evals
         self._direction: Tensor | None = None
         self._grad: Tensor | None = None
         self._alpha: Tensor | None = None
         self._since_restart: Tensor | None = None
-        self._evaluations: Tensor | None = None
-
-    @classmethod
-    def default_grid(cls) -> dict[str, list[float]]:
-        return {"lr": list(INITIAL_STEPS)}
 
     def reset(self, state: OptimizationState) -> None:
         self._direction = None
@@ -56,10 +47,6 @@ class ConjugateGradient(HandDesignedRule):
         self._alpha = None
         self._since_restart = torch.zeros(state.batch_size, dtype=torch.long, device=state.x.device)
         self._evaluations = None
-
-    def extra_evaluations(self) -> Tensor | None:
-        """The last step's line-search trials per instance [B]."""
-        return self._evaluations
 
     def step(self, state: OptimizationState) -> Tensor:
         if self._since_restart is None or self._since_restart.shape[0] != state.batch_size:

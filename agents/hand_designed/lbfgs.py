@@ -12,14 +12,12 @@ S, Y [B, m, d]; ρ = 1/yᵀs [B, m], 0 for an empty slot (which makes it a no-op
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import torch
 from torch import Tensor
 
 from agents.hand_designed.conjugate_gradient import first_trial_step
-from agents.hand_designed.hyperparameters import INITIAL_STEPS, HandDesignedRule
 from agents.hand_designed.line_search import armijo_backtracking
+from agents.hand_designed.line_search_rule import LineSearchRule
 from l2o_gym.quasi_newton import CURVATURE_EPS, two_loop
 from l2o_gym.state import OptimizationState
 
@@ -30,29 +28,22 @@ def push_pair(history: Tensor, new: Tensor, where: Tensor) -> Tensor:
     return torch.where(where.view((-1,) + (1,) * (history.dim() - 1)), shifted, history)
 
 
-class LBFGS(HandDesignedRule):
+class LBFGS(LineSearchRule):
     """Batched L-BFGS with `history` pairs and an Armijo line search; `lr` is the trial step."""
 
     name = "lbfgs"
-    HYPERPARAMETERS: ClassVar[dict[str, float]] = {"lr": 1.0}
 
     def __init__(self, history: int = 10, max_evals: int = 25, **hparams: float) -> None:
-        super().__init__(**hparams)
+        super().__init__(max_evals, **hparams)
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a positive int, got {history!r}")
         self.history = history
-        self.max_evals = max_evals
         self._S: Tensor | None = None
         self._Y: Tensor | None = None
         self._rho: Tensor | None = None
         self._x: Tensor | None = None
         self._grad: Tensor | None = None
         self._failed: Tensor | None = None
-        self._evaluations: Tensor | None = None
-
-    @classmethod
-    def default_grid(cls) -> dict[str, list[float]]:
-        return {"lr": list(INITIAL_STEPS)}
 
     def reset(self, state: OptimizationState) -> None:
         b, d = state.x.shape
@@ -63,10 +54,6 @@ class LBFGS(HandDesignedRule):
         self._grad = None
         self._failed = None
         self._evaluations = None
-
-    def extra_evaluations(self) -> Tensor | None:
-        """The last step's line-search trials per instance [B]."""
-        return self._evaluations
 
     def step(self, state: OptimizationState) -> Tensor:
         if self._S is None or self._S.shape[0] != state.batch_size:

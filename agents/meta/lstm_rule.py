@@ -5,25 +5,22 @@ A subclass names its network class (`network`) and its `kind` (also its name in 
 implements `lstm_step` (the step from a state `reset` prepared the hidden state for); the network
 provides ``architecture()`` (the keywords that rebuild it) and ``initial_hidden(rows, device, dtype)``
 (a tensor or nested tuples / lists of tensors, one row per coordinate).
-Saved as a folder in `agents.runtime.saved_rules`' format: ``l2o_meta.json`` (the kind, the
-architecture) and ``weights.pt`` (the state_dict, loaded with ``torch.load(weights_only=True)``).
+Saved by `agents.meta.saved_net.SavedNetRule` as a folder in `agents.runtime.saved_rules`' format:
+``l2o_meta.json`` (the kind, the architecture) and ``weights.pt`` (the state_dict, loaded with
+``torch.load(weights_only=True)``).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from agents.runtime.saved_rules import load_weights, save_rule
+from agents.meta.saved_net import SavedNetRule
 from l2o_gym.problem import Problem
-from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
+from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
-
-WEIGHTS_FILE = "weights.pt"
 
 
 def detach_tree(value: Any) -> Any:
@@ -35,11 +32,10 @@ def detach_tree(value: Any) -> Any:
     return value
 
 
-class LSTMRule(UpdateRule):
+class LSTMRule(SavedNetRule, UpdateRule):
     """An update rule driven by a coordinatewise recurrent network `net` over B instances of dimension d."""
 
-    kind: ClassVar[str]
-    network: ClassVar[type[nn.Module]]
+    saved_observation = "coordinatewise"
 
     def __init__(self, net: nn.Module | None = None, **architecture: Any) -> None:
         if net is not None and architecture:
@@ -77,27 +73,3 @@ class LSTMRule(UpdateRule):
         start = self.start_points(problem)
         if start is not None:
             problem.x0.copy_(start.detach())
-
-    def action_scale(self) -> float:
-        """The scale of the steps, written to the metadata."""
-        return 1.0
-
-    def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
-        """Write the weights and metadata into `folder` (atomically, file by file)."""
-        meta = {
-            "kind": self.kind,
-            "env_id": env_id,
-            "observation": "coordinatewise",
-            "history": DEFAULT_HISTORY,
-            "action_scale": self.action_scale(),
-            "architecture": self.net.architecture(),
-            "training": training or {},
-        }
-        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
-
-    @classmethod
-    def load(cls, folder: str | Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> LSTMRule:
-        """Loader for `agents.runtime.saved_rules.load_rule`: the rule saved in `folder` by `save`."""
-        net = cls.network(**meta["architecture"])
-        load_weights(net, Path(folder) / WEIGHTS_FILE, device)
-        return cls(net)

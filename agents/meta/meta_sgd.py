@@ -13,18 +13,15 @@ d) and ``weights.pt`` (α, loaded with ``torch.load(weights_only=True)``).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from agents.runtime.saved_rules import load_weights, save_rule
+from agents.meta.saved_net import SavedNetRule
 from l2o_gym.problem import Problem, check_positive_int
-from l2o_gym.state import DEFAULT_HISTORY, OptimizationState
+from l2o_gym.state import OptimizationState
 from l2o_gym.update_rule import UpdateRule
-
-WEIGHTS_FILE = "weights.pt"
 
 
 class PerCoordinateStepSize(nn.Module):
@@ -42,11 +39,13 @@ class PerCoordinateStepSize(nn.Module):
         return {"dim": self.dim, "initial_lr": self.initial_lr}
 
 
-class MetaSGDOptimizer(UpdateRule):
+class MetaSGDOptimizer(SavedNetRule, UpdateRule):
     """Δx [B, d] = -α ⊙ ∇f [B, d]; the meta-trainer's protocol (net, start_points, detach_hidden)."""
 
     kind = "meta_sgd"
     name = "meta_sgd"
+    network = PerCoordinateStepSize
+    saved_observation = "dict"
 
     def __init__(self, net: PerCoordinateStepSize) -> None:
         self.net = net
@@ -63,22 +62,9 @@ class MetaSGDOptimizer(UpdateRule):
     def detach_hidden(self) -> None:
         """No hidden state to cut at a truncation boundary."""
 
-    def save(self, folder: str | Path, env_id: str, training: dict[str, Any] | None = None) -> Path:
-        """Write α and the metadata into `folder` (atomically, file by file)."""
-        meta = {
-            "kind": self.kind,
-            "env_id": env_id,
-            "observation": "dict",
-            "history": DEFAULT_HISTORY,
-            "action_scale": self.net.initial_lr,
-            "architecture": self.net.architecture(),
-            "training": training or {},
-        }
-        return save_rule(folder, self.net, WEIGHTS_FILE, meta)
+    def action_scale(self) -> float:
+        """The initial step size α₀, written to the metadata."""
+        return self.net.initial_lr
 
 
-def load(folder: Path, meta: dict[str, Any], device: str | torch.device = "cpu") -> MetaSGDOptimizer:
-    """Loader for `agents.runtime.saved_rules.load_rule` (kind "meta_sgd")."""
-    net = PerCoordinateStepSize(**meta["architecture"])
-    load_weights(net, Path(folder) / WEIGHTS_FILE, device)
-    return MetaSGDOptimizer(net)
+load = MetaSGDOptimizer.load  # the loader `agents.runtime.saved_rules.load_rule` finds for kind "meta_sgd"
