@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -249,3 +250,11 @@ def test_a_damaged_meta_training_checkpoint_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         train_agent.main(argv)
     assert exit_info.value.code == 2 and "meta_100.pt is damaged" in error_line(capsys)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs a /proc file system")
+def test_an_output_folder_where_nothing_can_be_made_is_refused_before_any_work():
+    from agents.rl.run_folder import check_writable
+
+    with pytest.raises(RunFolderError, match="is not writable"):
+        check_writable(Path("/proc/l2o_gym_run"), "--out")

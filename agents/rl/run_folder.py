@@ -3,13 +3,15 @@
 A run folder holds what a training run writes (`RUN_ENTRIES`: hyperparams.yaml, checkpoints,
 best_model/, model/, tb/, reports). `check_run_folder` refuses a folder that holds a run unless
 the run is resumed or replacing it was asked for (`clear_run` then removes those entries only),
-and refuses to resume a folder without one. Nothing here writes.
+and refuses to resume a folder without one. Nothing here writes (a writability probe is
+removed at once).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 RUN_ENTRIES = (
@@ -46,9 +48,20 @@ def check_writable(path: str | Path, what: str = "--out") -> Path:
         existing = existing.parent
     if existing != path and (existing.exists() and not existing.is_dir()):
         raise RunFolderError(f"{what}: {str(path)!r} cannot be made: {str(existing)!r} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
+    if not os.access(existing, os.W_OK | os.X_OK) or not _can_make_folder_in(existing):
         raise RunFolderError(f"{what}: {str(path)!r} is not writable (no write permission on {str(existing)!r})")
     return path
+
+
+def _can_make_folder_in(folder: Path) -> bool:
+    """Whether a folder can really be made in `folder` (a probe, removed at once: permission bits
+    say yes for root on file systems such as /proc that refuse every new entry)."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".l2o_probe_", dir=folder)
+    except OSError:
+        return False
+    os.rmdir(probe)
+    return True
 
 
 def run_entries(folder: str | Path) -> list[str]:
