@@ -432,7 +432,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     check_cache(args.cache)
     policies = load_policies(args.policy)
     check_policy_dimensions(policies, env_ids, family_kwargs)
-    if args.suite is not None:
+    if args.leave_one_out and not policies:
+        raise UsageError("--leave-one-out: give the --policy to check")
+    if args.suite is not None or args.leave_one_out:
         try:
             check_unseen(policies, env_ids)
         except ValueError as err:

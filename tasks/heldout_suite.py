@@ -112,6 +112,12 @@ def add_suite_option(parser: Any) -> None:
         help="evaluate on every id of a suite (heldout: the test-only held-out families, each with its own "
         "tuned baselines; policies must not have been trained on any of them)",
     )
+    parser.add_argument(
+        "--leave-one-out",
+        action="store_true",
+        help="refuse a policy evaluated on a family it was trained on (its metadata's env id, or a mixture "
+        "member its run kept; train on l2o/TrainingMixture-v0 with env: {leave_out: ID} to evaluate on ID)",
+    )
 
 
 def suite_env_ids(suite: str | None, env_ids: list[str]) -> list[str]:
@@ -122,11 +128,12 @@ def suite_env_ids(suite: str | None, env_ids: list[str]) -> list[str]:
 
 def check_unseen(policies: dict[str, Any], env_ids: list[str]) -> None:
     """Leave-one-family-out: a ValueError if a policy was trained on a family it is evaluated on
-    (its metadata's env_id, or env_ids for a policy trained on several)."""
+    (its metadata's env_id or env_ids, and for a mixture the members it kept:
+    `tasks.leave_one_out.trained_families`)."""
+    from tasks.leave_one_out import trained_families
+
     for name, rule in policies.items():
-        meta = getattr(rule, "meta", None) or {}
-        trained = set(meta.get("env_ids", [])) | ({meta["env_id"]} if "env_id" in meta else set())
-        seen = sorted(trained & set(env_ids))
+        seen = sorted(trained_families(getattr(rule, "meta", None) or {}) & set(env_ids))
         if seen:
             raise ValueError(
                 f"policy {name!r} was trained on {', '.join(seen)}: a held-out evaluation needs families it never saw"

@@ -128,12 +128,39 @@ class MixtureProblem(Problem):
         self.f_star, self.stochastic = replaced.f_star, replaced.stochastic
 
 
-class MixtureFamily(TaskFamily):
-    """Instances from `members` (registered ids or TaskFamily objects) with probabilities `weights`."""
+def remaining_members(
+    members: Sequence[str | TaskFamily], weights: Sequence[float] | None, leave_out: str | Sequence[str] | None
+) -> tuple[list[str | TaskFamily], list[float] | None]:
+    """`members` (and their weights) without the ids in `leave_out` (one id or a list), or a
+    ValueError naming the allowed ids; at least one member must remain."""
+    left_out = [] if leave_out is None else [leave_out] if isinstance(leave_out, str) else list(leave_out)
+    ids = [m for m in members if isinstance(m, str)]
+    unknown = [m for m in left_out if m not in ids]
+    if unknown:
+        raise ValueError(f"leave_out {unknown[0]!r} is not a member id: allowed {', '.join(ids)}")
+    keep = [k for k, m in enumerate(members) if not (isinstance(m, str) and m in left_out)]
+    if not keep:
+        raise ValueError(f"leave_out leaves no member: allowed at most {len(ids) - 1} of {', '.join(ids)}")
+    kept_weights = None if weights is None else [list(weights)[k] for k in keep]
+    return [members[k] for k in keep], kept_weights
 
-    def __init__(self, members: Sequence[str | TaskFamily], weights: Sequence[float] | None = None) -> None:
+
+class MixtureFamily(TaskFamily):
+    """Instances from `members` (registered ids or TaskFamily objects) with probabilities `weights`;
+    `leave_out` (a member id or a list of them) drops those members (leave-one-family-out training)."""
+
+    def __init__(
+        self,
+        members: Sequence[str | TaskFamily],
+        weights: Sequence[float] | None = None,
+        leave_out: str | Sequence[str] | None = None,
+    ) -> None:
         if isinstance(members, (str, bytes)) or not members:
             raise ValueError(f"members must be a non-empty list of env ids or TaskFamily objects, got {members!r}")
+        if weights is not None and len(list(weights)) != len(members):
+            raise ValueError(f"weights must be {len(members)} numbers >= 0 with a positive sum, got {weights!r}")
+        members, weights = remaining_members(members, weights, leave_out)
+        self.member_ids = [m for m in members if isinstance(m, str)]
         self.families = [make_family(m) if isinstance(m, str) else m for m in members]
         if not all(isinstance(f, TaskFamily) for f in self.families):
             raise ValueError("members must be registered env ids or TaskFamily objects")
