@@ -9,6 +9,11 @@ it, whatever an optimizer does to them. A coordinatewise (dimension-free) policy
 every member at once, in every env form (single, native vector, SB3 VecEnv), since they all draw
 through `TaskFamily.sample` and replace rows through `Problem.replace_rows`.
 
+`leave_out` (a member id or a list of them) drops members: `l2o-gym train --env
+l2o/TrainingMixture-v0` with ``env: {leave_out: l2o/TwoLayerNet-v0}`` in its YAML trains without
+that family, which then serves as an unseen test family (tasks/leave_one_out.py,
+benchmarks/leave_one_family_out.py).
+
 f* is known where every member knows it; task metrics are those every member reports. The action
 scale defaults to the smallest member default (set `action_scale` in the episode options or the
 YAML to choose another). Shapes: member_of [B] (the member index of each instance); the k-th
