@@ -224,26 +224,38 @@ def markdown(rows: list[dict], args: argparse.Namespace, wall: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--policy", action="append", required=True, help="a saved learned optimizer (folder; repeatable)"
-    )
-    parser.add_argument("--instances", type=int, default=50)
+def add_evaluation_options(parser: argparse.ArgumentParser, instances: int) -> None:
+    """The options every held-out evaluation takes: instances, tuning, horizon, seed, baselines, cache."""
+    parser.add_argument("--instances", type=int, default=instances)
     parser.add_argument("--tune-instances", type=int, default=50)
     parser.add_argument("--horizon", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baselines", default=",".join(BASELINES), help="hand-designed names; adam is required")
-    parser.add_argument("--ids", default=None, help="comma-separated held-out ids (default: the whole suite)")
     parser.add_argument("--cache", type=Path, default=None, help="tuned-settings cache (see `l2o-gym tune`)")
-    parser.add_argument("--out", type=Path, default=Path("docs/heldout_suite.md"))
-    args = parser.parse_args(argv)
+
+
+def check_evaluation_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]
+) -> argparse.Namespace:
+    """`add_evaluation_options`' values checked (a bad one is `parser.error`); baselines as a tuple."""
     args.argv = argv
     args.baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
     if "adam" not in args.baselines:
         parser.error("--baselines: adam is the reference and must be listed")
     if min(args.instances, args.tune_instances, args.horizon) < 1 or args.seed < 0:
         parser.error("--instances, --tune-instances and --horizon must be >= 1, --seed >= 0")
+    return args
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--policy", action="append", required=True, help="a saved learned optimizer (folder; repeatable)"
+    )
+    add_evaluation_options(parser, instances=50)
+    parser.add_argument("--ids", default=None, help="comma-separated held-out ids (default: the whole suite)")
+    parser.add_argument("--out", type=Path, default=Path("docs/heldout_suite.md"))
+    args = check_evaluation_options(parser, parser.parse_args(argv), argv)
     args.ids = list(HELDOUT_IDS) if args.ids is None else [e.strip() for e in args.ids.split(",") if e.strip()]
     unknown = [e for e in args.ids if e not in HELDOUT_IDS]
     if unknown or not args.ids:

@@ -27,7 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.runtime.saved_rules import load_rule  # noqa: E402
-from benchmarks.heldout_suite import BASELINES, _failures, _rate, evaluate_id  # noqa: E402
+from benchmarks.heldout_suite import (  # noqa: E402
+    _failures,
+    _rate,
+    add_evaluation_options,
+    check_evaluation_options,
+    evaluate_id,
+)
 from l2o_gym.atomic_io import atomic_write_text  # noqa: E402
 from tasks.heldout_suite import TRAINING_MIXTURE, TRAINING_MIXTURE_ID, check_unseen  # noqa: E402
 from tasks.leave_one_out import trained_families  # noqa: E402
@@ -119,23 +125,12 @@ def markdown(rows: list[dict], args: argparse.Namespace, wall: float) -> str:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timesteps", type=int, default=None, help="PPO steps per run (default: hyperparams.yaml)")
-    parser.add_argument("--instances", type=int, default=100)
-    parser.add_argument("--tune-instances", type=int, default=50)
-    parser.add_argument("--horizon", type=int, default=40)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--baselines", default=",".join(BASELINES), help="hand-designed names; adam is required")
+    add_evaluation_options(parser, instances=100)
     parser.add_argument("--families", default=",".join(MEMBERS), help="comma-separated members to leave out")
     parser.add_argument("--runs", type=Path, default=Path("runs/leave_one_out"), help="folder of the runs")
     parser.add_argument("--skip-train", action="store_true", help="evaluate the runs already in --runs")
-    parser.add_argument("--cache", type=Path, default=None, help="tuned-settings cache (see `l2o-gym tune`)")
     parser.add_argument("--out", type=Path, default=Path("docs/leave_one_family_out.md"))
-    args = parser.parse_args(argv)
-    args.argv = argv
-    args.baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
-    if "adam" not in args.baselines:
-        parser.error("--baselines: adam is the reference and must be listed")
-    if min(args.instances, args.tune_instances, args.horizon) < 1 or args.seed < 0:
-        parser.error("--instances, --tune-instances and --horizon must be >= 1, --seed >= 0")
+    args = check_evaluation_options(parser, parser.parse_args(argv), argv)
     if args.timesteps is not None and args.timesteps < 1:
         parser.error("--timesteps must be >= 1")
     args.families = [f.strip() for f in args.families.split(",") if f.strip()]
