@@ -4,7 +4,7 @@ best-of-several-starts optimum, the cluster counts and the number of starts (`Ga
 
 A family is a keyword-only dataclass that inherits one of them and adds its own fields, so its
 signature (what `l2o_gym.family_loader` reads to check keyword arguments) lists every setting.
-`__post_init__` checks each value (a one-line ValueError naming it) and keeps it as given.
+`__post_init__` checks each value (a one-line ValueError naming it) and keeps the checked value.
 """
 
 from __future__ import annotations
@@ -49,5 +49,10 @@ class GaussianClusterSettings(GaussianScales):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        counts = {"clusters": self.clusters, "points_per_cluster": self.points_per_cluster}
-        keep_checked(self, check_positive_int, **counts, optimum_starts=self.optimum_starts)
+        keep_checked(
+            self,
+            check_positive_int,
+            clusters=self.clusters,
+            points_per_cluster=self.points_per_cluster,
+            optimum_starts=self.optimum_starts,
+        )
