@@ -23,6 +23,7 @@ import copy
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -234,12 +235,29 @@ def add_evaluation_options(parser: argparse.ArgumentParser, instances: int) -> N
     parser.add_argument("--cache", type=Path, default=None, help="tuned-settings cache (see `l2o-gym tune`)")
 
 
+def comma_separated(text: str) -> list[str]:
+    """The non-empty, stripped names of a comma-separated option value."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def comma_separated_choice(
+    parser: argparse.ArgumentParser, option: str, text: str, allowed: Sequence[str], what: str
+) -> list[str]:
+    """The names in `text`, at least one and each one of `allowed` (else `parser.error` naming
+    `option` and calling the wrong names `what`)."""
+    names = comma_separated(text)
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        parser.error(f"{option}: not {what}: {unknown}; allowed: {', '.join(allowed)}")
+    return names
+
+
 def check_evaluation_options(
     parser: argparse.ArgumentParser, args: argparse.Namespace, argv: list[str]
 ) -> argparse.Namespace:
     """`add_evaluation_options`' values checked (a bad one is `parser.error`); baselines as a tuple."""
     args.argv = argv
-    args.baselines = tuple(b.strip() for b in args.baselines.split(",") if b.strip())
+    args.baselines = tuple(comma_separated(args.baselines))
     if "adam" not in args.baselines:
         parser.error("--baselines: adam is the reference and must be listed")
     if min(args.instances, args.tune_instances, args.horizon) < 1 or args.seed < 0:
@@ -256,10 +274,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--ids", default=None, help="comma-separated held-out ids (default: the whole suite)")
     parser.add_argument("--out", type=Path, default=Path("docs/heldout_suite.md"))
     args = check_evaluation_options(parser, parser.parse_args(argv), argv)
-    args.ids = list(HELDOUT_IDS) if args.ids is None else [e.strip() for e in args.ids.split(",") if e.strip()]
-    unknown = [e for e in args.ids if e not in HELDOUT_IDS]
-    if unknown or not args.ids:
-        parser.error(f"--ids: not held-out ids: {unknown}; allowed: {', '.join(HELDOUT_IDS)}")
+    ids = ",".join(HELDOUT_IDS) if args.ids is None else args.ids
+    args.ids = comma_separated_choice(parser, "--ids", ids, HELDOUT_IDS, "held-out ids")
     return args
 
 

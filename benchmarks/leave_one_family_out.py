@@ -32,6 +32,7 @@ from benchmarks.heldout_suite import (  # noqa: E402
     _rate,
     add_evaluation_options,
     check_evaluation_options,
+    comma_separated_choice,
     evaluate_id,
 )
 from l2o_gym.atomic_io import atomic_write_text  # noqa: E402
@@ -133,10 +134,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args = check_evaluation_options(parser, parser.parse_args(argv), argv)
     if args.timesteps is not None and args.timesteps < 1:
         parser.error("--timesteps must be >= 1")
-    args.families = [f.strip() for f in args.families.split(",") if f.strip()]
-    unknown = [f for f in args.families if f not in MEMBERS]
-    if unknown or not args.families:
-        parser.error(f"--families: not mixture members: {unknown}; allowed: {', '.join(MEMBERS)}")
+    args.families = comma_separated_choice(parser, "--families", args.families, MEMBERS, "mixture members")
     return args
 
 

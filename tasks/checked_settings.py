@@ -1,6 +1,7 @@
 """A family's checked settings: each value checked by one function and kept as the attribute of
-the same name. Families keep explicit keyword parameters in their `__init__` (the family keywords
-are read from its signature) and list each check once, here, instead of one line per setting."""
+the same name. Families keep explicit keyword parameters in their `__init__` or dataclass fields
+(the family keywords are read from its signature) and list each check once, here, instead of one
+line per setting."""
 
 from __future__ import annotations
 

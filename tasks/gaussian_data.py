@@ -32,17 +32,6 @@ def check_nonnegative_float(name: str, value: object) -> float:
     return float(value)
 
 
-class GaussianScales:
-    """The scales a family on Gaussian clusters keeps: of the cluster means (`mean_std`), of the
-    points around them (`spread`) and of the starting points (`init_std`)."""
-
-    def set_scales(self, mean_std: float, spread: float, init_std: float) -> None:
-        """Check (each a finite number > 0) and keep the three scales."""
-        self.mean_std = check_positive_float("mean_std", mean_std)
-        self.spread = check_positive_float("spread", spread)
-        self.init_std = check_positive_float("init_std", init_std)
-
-
 def gaussian_clusters(
     n: int,
     clusters: int,

@@ -16,6 +16,7 @@ Shapes: a [B, N, dim], y [B, N] in {0, 1}, x [B, dim + 1].
 from __future__ import annotations
 
 import copy
+from dataclasses import InitVar
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +25,8 @@ from torch import Tensor
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
 from l2o_gym.solve import minimize_batched, newton_batched
 from tasks.checked_settings import keep_checked
-from tasks.gaussian_data import GaussianScales, check_nonnegative_float, gaussian_clusters
+from tasks.gaussian_data import check_nonnegative_float, gaussian_clusters
+from tasks.gaussian_family_settings import GaussianScales, family_dataclass
 
 
 class LogisticRegressionProblem(Problem):
@@ -78,29 +80,29 @@ class LogisticRegressionProblem(Problem):
         return f_star
 
 
+@family_dataclass
 class LogisticRegressionFamily(GaussianScales, TaskFamily):
-    """L2-regularised logistic regression on two random Gaussian classes (Li & Malik 2017)."""
+    """L2-regularised logistic regression on two random Gaussian classes (Li & Malik 2017).
+
+    Keywords: `dim` (the feature count; the problem's dimension is dim + 1), `n_points` (even),
+    `lam` and the scales (`GaussianScales`)."""
 
     description = "logistic regression, 2 random Gaussian classes, N=100, λ=5e-4 (Li & Malik 2017)"
     default_action_scale = 2.0  # 2x tuned Adam's lr (1.0, benchmarks/tuned_baselines.py)
     has_optimum = True
 
-    def __init__(
-        self,
-        dim: int = 3,
-        n_points: int = 100,
-        lam: float = 5e-4,
-        mean_std: float = 1.0,
-        spread: float = 1.0,
-        init_std: float = 1.0,
-    ) -> None:
+    dim: InitVar[int] = 3
+    n_points: int = 100
+    lam: float = 5e-4
+
+    def __post_init__(self, dim: int) -> None:
         self.features = check_positive_int("dim", dim)
         self.dim = self.features + 1
-        keep_checked(self, check_positive_int, n_points=n_points)
+        keep_checked(self, check_positive_int, n_points=self.n_points)
         if self.n_points % 2:
-            raise ValueError(f"n_points must be even (half from each class), got {n_points}")
-        keep_checked(self, check_nonnegative_float, lam=lam)
-        self.set_scales(mean_std, spread, init_std)
+            raise ValueError(f"n_points must be even (half from each class), got {self.n_points}")
+        keep_checked(self, check_nonnegative_float, lam=self.lam)
+        super().__post_init__()
 
     def sample_instances(self, n: int, generator: torch.Generator, device: torch.device) -> LogisticRegressionProblem:
         a, cluster = gaussian_clusters(

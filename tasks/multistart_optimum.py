@@ -15,6 +15,7 @@ from torch import Tensor
 
 from l2o_gym.problem import Problem
 from l2o_gym.solve import minimize_batched
+from tasks.gaussian_family_settings import GaussianClusterSettings
 
 OPTIMUM_SEED = 20170424  # fixed: the extra starts are reproducible for given instances
 
@@ -44,3 +45,13 @@ def best_of_starts(problem: Problem, starts: int, init_std: float, max_iter: int
     f = torch.where(torch.isfinite(f), f, torch.full_like(f, float("inf"))).view(starts, b)
     best = f.argmin(dim=0)
     return x.view(starts, b, d)[best, torch.arange(b)], f.min(dim=0).values
+
+
+class BestOfStartsOptimum(Problem):
+    """A problem whose f* is `best_of_starts` with its family's `settings` (`optimum_starts` starts,
+    extra ones drawn with `init_std`)."""
+
+    settings: GaussianClusterSettings
+
+    def compute_optimum(self) -> Tensor:
+        return best_of_starts(self, self.settings.optimum_starts, self.settings.init_std)[1]

@@ -16,24 +16,26 @@ Shapes: a [B, N, dim], y [B, N], x [B, dim + 1].
 
 from __future__ import annotations
 
+from dataclasses import InitVar
+
 import torch
 from torch import Tensor
 
-from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from l2o_gym.problem import TaskFamily, check_positive_int
 from tasks.checked_settings import keep_checked
-from tasks.gaussian_data import GaussianScales, check_nonnegative_float, check_positive_float, gaussian_clusters
-from tasks.multistart_optimum import best_of_starts
+from tasks.gaussian_data import check_nonnegative_float, check_positive_float, gaussian_clusters
+from tasks.gaussian_family_settings import GaussianClusterSettings, family_dataclass
+from tasks.multistart_optimum import BestOfStartsOptimum
 
 
-class RobustLinearRegressionProblem(Problem):
-    """a [B, N, dim] features, y [B, N] labels; x = (w [dim], b); Geman-McClure scale c."""
+class RobustLinearRegressionProblem(BestOfStartsOptimum):
+    """a [B, N, dim] features, y [B, N] labels; x = (w [dim], b); the family's `settings` (scale c)."""
 
     instance_fields = ("a", "y")
 
-    def __init__(self, a: Tensor, y: Tensor, x0: Tensor, c: float, optimum_starts: int, init_std: float) -> None:
+    def __init__(self, a: Tensor, y: Tensor, x0: Tensor, settings: RobustLinearRegressionFamily) -> None:
         super().__init__(x0)
-        self.a, self.y, self.c = a, y, c
-        self.optimum_starts, self.init_std = optimum_starts, init_std
+        self.a, self.y, self.settings, self.c = a, y, settings, settings.c
 
     def residual(self, x: Tensor) -> Tensor:
         return self.y - torch.einsum("bnj,bj->bn", self.a, x[:, :-1]) - x[:, -1:]
@@ -52,36 +54,28 @@ class RobustLinearRegressionProblem(Problem):
         grad_w = torch.einsum("bnj,bn->bj", self.a, dr)
         return f, torch.cat([grad_w, dr.sum(dim=1, keepdim=True)], dim=1)
 
-    def compute_optimum(self) -> Tensor:
-        return best_of_starts(self, self.optimum_starts, self.init_std)[1]
 
+@family_dataclass
+class RobustLinearRegressionFamily(GaussianClusterSettings, TaskFamily):
+    """Geman-McClure linear regression on four random Gaussian clusters (Li & Malik 2017).
 
-class RobustLinearRegressionFamily(GaussianScales, TaskFamily):
-    """Geman-McClure linear regression on four random Gaussian clusters (Li & Malik 2017)."""
+    Keywords: `dim` (the feature count; the problem's dimension is dim + 1), `noise_std`, `c`
+    and the cluster settings (`GaussianClusterSettings`)."""
 
     description = "robust (Geman-McClure, c=1) linear regression, 4 Gaussians x 25 points (Li & Malik 2017)"
     default_action_scale = 0.75  # ~2.4x tuned Adam's lr (0.316, benchmarks/tuned_baselines.py)
     has_optimum = True
 
-    def __init__(
-        self,
-        dim: int = 3,
-        clusters: int = 4,
-        points_per_cluster: int = 25,
-        noise_std: float = 0.5,
-        c: float = 1.0,
-        mean_std: float = 1.0,
-        spread: float = 1.0,
-        init_std: float = 1.0,
-        optimum_starts: int = 8,
-    ) -> None:
+    dim: InitVar[int] = 3
+    noise_std: float = 0.5
+    c: float = 1.0
+
+    def __post_init__(self, dim: int) -> None:
         self.features = check_positive_int("dim", dim)
         self.dim = self.features + 1
-        keep_checked(self, check_positive_int, clusters=clusters, points_per_cluster=points_per_cluster)
-        keep_checked(self, check_nonnegative_float, noise_std=noise_std)
-        keep_checked(self, check_positive_float, c=c)
-        self.set_scales(mean_std, spread, init_std)
-        keep_checked(self, check_positive_int, optimum_starts=optimum_starts)
+        keep_checked(self, check_nonnegative_float, noise_std=self.noise_std)
+        keep_checked(self, check_positive_float, c=self.c)
+        super().__post_init__()
 
     def sample_instances(
         self, n: int, generator: torch.Generator, device: torch.device
@@ -93,6 +87,4 @@ class RobustLinearRegressionFamily(GaussianScales, TaskFamily):
         noise = self.noise_std * torch.randn(n, k * p, generator=generator)
         y = (a * projection).sum(dim=2) + bias + noise
         x0 = self.init_std * torch.randn(n, self.dim, generator=generator)
-        return RobustLinearRegressionProblem(
-            a.to(device), y.to(device), x0.to(device), self.c, self.optimum_starts, self.init_std
-        )
+        return RobustLinearRegressionProblem(a.to(device), y.to(device), x0.to(device), self)

@@ -22,32 +22,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from l2o_gym.problem import Problem, TaskFamily, check_positive_int
+from l2o_gym.problem import TaskFamily, check_positive_int
 from tasks.checked_settings import keep_checked
-from tasks.gaussian_data import GaussianScales, check_nonnegative_float, gaussian_clusters
-from tasks.multistart_optimum import best_of_starts
+from tasks.gaussian_data import check_nonnegative_float, gaussian_clusters
+from tasks.gaussian_family_settings import GaussianClusterSettings, family_dataclass
+from tasks.multistart_optimum import BestOfStartsOptimum
 
 
-class TwoLayerNetProblem(Problem):
-    """a [B, N, d] inputs, y [B, N] class indices (long); x packs W1, b1, W2, b2."""
+class TwoLayerNetProblem(BestOfStartsOptimum):
+    """a [B, N, d] inputs, y [B, N] class indices (long); x packs W1, b1, W2, b2; the family's
+    `settings` (hidden units, classes, λ)."""
 
     instance_fields = ("a", "y")
 
-    def __init__(
-        self,
-        a: Tensor,
-        y: Tensor,
-        x0: Tensor,
-        hidden: int,
-        classes: int,
-        lam: float,
-        optimum_starts: int,
-        init_std: float,
-    ) -> None:
+    def __init__(self, a: Tensor, y: Tensor, x0: Tensor, settings: TwoLayerNetFamily) -> None:
         super().__init__(x0)
-        self.a, self.y = a, y
-        self.hidden, self.classes, self.lam = hidden, classes, lam
-        self.optimum_starts, self.init_std = optimum_starts, init_std
+        self.a, self.y, self.settings = a, y, settings
+        self.hidden, self.classes, self.lam = settings.hidden, settings.classes, settings.lam
 
     def unpack(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """W1 [B, h, d], b1 [B, h], W2 [B, p, h], b2 [B, p]."""
@@ -72,37 +63,29 @@ class TwoLayerNetProblem(Problem):
         correct = self.logits(x).argmax(dim=2) == self.y
         return {"accuracy": correct.to(x.dtype).mean(dim=1)}
 
-    def compute_optimum(self) -> Tensor:
-        return best_of_starts(self, self.optimum_starts, self.init_std)[1]
 
+@family_dataclass
+class TwoLayerNetFamily(GaussianClusterSettings, TaskFamily):
+    """One-hidden-layer ReLU classifiers on four random Gaussian clusters (Li & Malik 2017).
 
-class TwoLayerNetFamily(GaussianScales, TaskFamily):
-    """One-hidden-layer ReLU classifiers on four random Gaussian clusters (Li & Malik 2017)."""
+    Keywords: `input_dim`, `hidden`, `classes` (>= 2), `lam` and the cluster settings
+    (`GaussianClusterSettings`)."""
 
     description = "2-layer ReLU net d=h=p=2, softmax + L2 5e-4, 4 Gaussians x 25 random-label points (Li & Malik 2017)"
     default_action_scale = 0.75  # ~2.4x tuned Adam's lr (0.316, benchmarks/tuned_baselines.py)
     has_optimum = True
 
-    def __init__(
-        self,
-        input_dim: int = 2,
-        hidden: int = 2,
-        classes: int = 2,
-        clusters: int = 4,
-        points_per_cluster: int = 25,
-        lam: float = 5e-4,
-        mean_std: float = 1.0,
-        spread: float = 1.0,
-        init_std: float = 1.0,
-        optimum_starts: int = 8,
-    ) -> None:
-        keep_checked(self, check_positive_int, input_dim=input_dim, hidden=hidden, classes=classes)
+    input_dim: int = 2
+    hidden: int = 2
+    classes: int = 2
+    lam: float = 5e-4
+
+    def __post_init__(self) -> None:
+        keep_checked(self, check_positive_int, input_dim=self.input_dim, hidden=self.hidden, classes=self.classes)
         if self.classes < 2:
-            raise ValueError(f"classes must be >= 2, got {classes}")
-        keep_checked(self, check_positive_int, clusters=clusters, points_per_cluster=points_per_cluster)
-        keep_checked(self, check_nonnegative_float, lam=lam)
-        self.set_scales(mean_std, spread, init_std)
-        keep_checked(self, check_positive_int, optimum_starts=optimum_starts)
+            raise ValueError(f"classes must be >= 2, got {self.classes}")
+        keep_checked(self, check_nonnegative_float, lam=self.lam)
+        super().__post_init__()
         h, d, p = self.hidden, self.input_dim, self.classes
         self.dim = h * d + h + p * h + p
 
@@ -119,13 +102,4 @@ class TwoLayerNetFamily(GaussianScales, TaskFamily):
         labels = torch.randint(0, self.classes, (n, self.clusters), generator=generator)
         y = labels[:, cluster]
         x0 = self.init_std * torch.randn(n, self.dim, generator=generator)
-        return TwoLayerNetProblem(
-            a.to(device),
-            y.to(device),
-            x0.to(device),
-            hidden=self.hidden,
-            classes=self.classes,
-            lam=self.lam,
-            optimum_starts=self.optimum_starts,
-            init_std=self.init_std,
-        )
+        return TwoLayerNetProblem(a.to(device), y.to(device), x0.to(device), self)

@@ -104,13 +104,14 @@ def test_nonconvex_optimum_best_of_starts(cls):
     problem = draw(cls(), n=8, seed=1)
     f_star = problem.optimum()
     _, f_single = minimize_batched(problem, max_iter=500)
-    torch.testing.assert_close(best_of_starts(problem, 1, problem.init_std)[1], f_single)  # one start = x0 alone
+    settings = problem.settings  # the family's optimum_starts and init_std
+    torch.testing.assert_close(best_of_starts(problem, 1, settings.init_std)[1], f_single)  # one start = x0 alone
     assert f_star.mean() < f_single.mean()  # more starts find lower optima
     assert (f_star < problem.loss(problem.init())).all()
     # a local optimum from a few starts: at least as low as long Adam runs on most instances
     assert (f_star <= adam_final(problem) + 1e-3).float().mean() >= 0.75
     if cls is RobustLinearRegressionFamily:  # smooth: the optimum is stationary
-        x_star, _ = best_of_starts(problem, problem.optimum_starts, problem.init_std)
+        x_star, _ = best_of_starts(problem, settings.optimum_starts, settings.init_std)
         assert problem.loss_and_grad(x_star)[1].norm(dim=1).max() < 5e-3
 
 

@@ -28,6 +28,11 @@ class ConjugateGradient(LineSearchRule):
     """Polak-Ribière+ nonlinear CG with a batched Armijo line search; `lr` is the first trial step."""
 
     name = "cg"
+    MEMORY = ("_direction", "_grad", "_alpha", "_since_restart")
+    _direction: Tensor | None
+    _grad: Tensor | None
+    _alpha: Tensor | None
+    _since_restart: Tensor | None
 
     def __init__(self, restart_every: int | None = None, max_evals: int = 25, **hparams: float) -> None:
         super().__init__(max_evals, **hparams)
@@ -36,17 +41,10 @@ class ConjugateGradient(LineSearchRule):
         ):
             raise ValueError(f"restart_every must be a positive int or None, got {restart_every!r}")
         self.restart_every = restart_every
-        self._direction: Tensor | None = None
-        self._grad: Tensor | None = None
-        self._alpha: Tensor | None = None
-        self._since_restart: Tensor | None = None
 
     def reset(self, state: OptimizationState) -> None:
-        self._direction = None
-        self._grad = None
-        self._alpha = None
+        self.forget()
         self._since_restart = torch.zeros(state.batch_size, dtype=torch.long, device=state.x.device)
-        self._evaluations = None
 
     def step(self, state: OptimizationState) -> Tensor:
         if self._since_restart is None or self._since_restart.shape[0] != state.batch_size:

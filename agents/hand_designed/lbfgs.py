@@ -32,28 +32,26 @@ class LBFGS(LineSearchRule):
     """Batched L-BFGS with `history` pairs and an Armijo line search; `lr` is the trial step."""
 
     name = "lbfgs"
+    MEMORY = ("_S", "_Y", "_rho", "_x", "_grad", "_failed")
+    _S: Tensor | None
+    _Y: Tensor | None
+    _rho: Tensor | None
+    _x: Tensor | None
+    _grad: Tensor | None
+    _failed: Tensor | None
 
     def __init__(self, history: int = 10, max_evals: int = 25, **hparams: float) -> None:
         super().__init__(max_evals, **hparams)
         if isinstance(history, bool) or not isinstance(history, int) or history < 1:
             raise ValueError(f"history must be a positive int, got {history!r}")
         self.history = history
-        self._S: Tensor | None = None
-        self._Y: Tensor | None = None
-        self._rho: Tensor | None = None
-        self._x: Tensor | None = None
-        self._grad: Tensor | None = None
-        self._failed: Tensor | None = None
 
     def reset(self, state: OptimizationState) -> None:
+        self.forget()
         b, d = state.x.shape
         self._S = state.x.new_zeros(b, self.history, d)
         self._Y = state.x.new_zeros(b, self.history, d)
         self._rho = state.x.new_zeros(b, self.history)
-        self._x = None
-        self._grad = None
-        self._failed = None
-        self._evaluations = None
 
     def step(self, state: OptimizationState) -> Tensor:
         if self._S is None or self._S.shape[0] != state.batch_size:

@@ -15,11 +15,20 @@ class LineSearchRule(HandDesignedRule):
     """A HandDesignedRule whose steps come from a line search of at most `max_evals` trials."""
 
     HYPERPARAMETERS: ClassVar[dict[str, float]] = {"lr": 1.0}
+    # the attributes a step carries to the next (per-instance tensors [B, ...]); None until reset
+    MEMORY: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, max_evals: int = 25, **hparams: float) -> None:
         super().__init__(**hparams)
         self.max_evals = max_evals
         self._evaluations: Tensor | None = None
+        self.forget()
+
+    def forget(self) -> None:
+        """Set every MEMORY attribute, and the last step's evaluations, to None."""
+        for name in self.MEMORY:
+            setattr(self, name, None)
+        self._evaluations = None
 
     @classmethod
     def default_grid(cls) -> dict[str, list[float]]:

@@ -203,6 +203,17 @@ def default_cache_path() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "l2o_gym") / "tuned.json"
 
 
+def _cache_file(cache_path: str | Path | None) -> Path:
+    """`cache_path`, or the default cache when None."""
+    return Path(cache_path) if cache_path is not None else default_cache_path()
+
+
+def _add_to_cache(setting: TunedSetting, path: Path) -> None:
+    """Save `setting` with the settings already in `path` (it replaces one of the same key)."""
+    existing = load_tuned(path) if path.exists() else []
+    save_tuned([*existing, setting], path)
+
+
 def find_tuned(
     name: str,
     family_or_env_id: TaskFamily | str,
@@ -211,7 +222,7 @@ def find_tuned(
     family_kwargs: dict[str, Any] | None = None,
 ) -> TunedSetting | None:
     """The cached setting for (family, family kwargs, horizon, name), or None."""
-    path = Path(cache_path) if cache_path is not None else default_cache_path()
+    path = _cache_file(cache_path)
     if not path.exists():
         return None
     _, env_id, family_id, kwargs = _resolve_family(family_or_env_id, family_kwargs)
@@ -235,12 +246,11 @@ def tuned_optimizer(
     `tune_kwargs`) and saved. A cached setting is reused whatever `tune_kwargs` say."""
     optimizer_class(name)
     check_positive_int("horizon", horizon)
-    path = Path(cache_path) if cache_path is not None else default_cache_path()
+    path = _cache_file(cache_path)
     setting = find_tuned(name, family_or_env_id, horizon, path, family_kwargs)
     if setting is None:
         setting = tune(name, family_or_env_id, horizon=horizon, family_kwargs=family_kwargs, **tune_kwargs)
-        existing = load_tuned(path) if path.exists() else []
-        save_tuned([*existing, setting], path)
+        _add_to_cache(setting, path)
     return make_optimizer(name, **setting.hparams)
 
 
@@ -269,7 +279,7 @@ def ensure_tuned(
     check_positive_int("instances", instances)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    path = Path(cache_path) if cache_path is not None else default_cache_path()
+    path = _cache_file(cache_path)
     requests = [(name, env_id, horizon, dict(kwargs or {})) for name, env_id, horizon, kwargs in requests]
     cells: dict[str, dict[str, Any]] = {}
     for name, env_id, horizon, kwargs in requests:
@@ -284,8 +294,7 @@ def ensure_tuned(
             )
 
     def save(_: str, setting: dict[str, Any]) -> None:
-        existing = load_tuned(path) if path.exists() else []
-        save_tuned([*existing, TunedSetting(**setting)], path)
+        _add_to_cache(TunedSetting(**setting), path)
 
     if cells:
         run_cells(tune_cell, cells, backend=backend, address=address, progress=progress, desc="tuning", on_result=save)
