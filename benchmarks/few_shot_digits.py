@@ -29,6 +29,7 @@ run that built it). Writes docs/few_shot.md.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -114,12 +115,13 @@ def meta_lstm_row(args: argparse.Namespace, k: int, test: MAMLDigitsProblem) -> 
         )
         print(f"{k}-shot: meta-training the meta-LSTM and θ_0 ({options.iterations} meta-iterations)", flush=True)
         train_learned_init(ENV_ID, options, folder)
-    training = read_meta(folder / "best_model")["training"]
+    best = read_meta(folder / "best_model")["training"]
+    run = json.loads((folder / "training.json").read_text())  # the whole run: iterations, CPU time
     curves = adapt_saved(folder / "best_model", test)
-    label = f"meta-LSTM + learned θ_0 ({training['inner_steps']} steps)"
+    label = f"meta-LSTM + learned θ_0 ({best['inner_steps']} steps)"
     how = (
-        f"{training['iterations']} meta-iterations × {training['meta_batch']} episodes, best at "
-        f"{training['best_iteration']}; {training['cpu_s']:.0f} CPU s"
+        f"{run['iterations']} meta-iterations × {run['meta_batch']} episodes (kept: iteration "
+        f"{best['best_iteration']}); {run['cpu_s']:.0f} CPU s"
     )
     return {"method": label, "accuracy": curves.metrics["query_accuracy"], "training": how}
 
@@ -134,7 +136,8 @@ def maml_rows(args: argparse.Namespace, k: int, test: MAMLDigitsProblem, validat
         )  # fmt: skip
         theta = family.initial_parameters()
         lr = family.inner_lr
-        how = f"{args.maml_iterations} meta-iterations × 32 episodes; {family.init_metadata.get('seconds', 0):.0f} s"
+        seconds = family.init_metadata.get("seconds", 0.0)
+        how = f"{args.maml_iterations} meta-iterations × 32 episodes; {seconds:.0f} s wall (its cache's record)"
 
         def adapted(problem: MAMLDigitsProblem, steps: int, theta: Tensor = theta, lr: float = lr) -> Tensor:
             return query_accuracy(problem, inner_loop(problem, theta, steps, lr, first_order=True))
@@ -142,7 +145,7 @@ def maml_rows(args: argparse.Namespace, k: int, test: MAMLDigitsProblem, validat
         rows.append({"method": f"{name} (1 step α={lr:g}, as trained)", "accuracy": adapted(test, 1), "training": how})
         scores = {steps: float(adapted(validation, steps).mean()) for steps in MAML_STEP_CHOICES}
         best = max(scores, key=scores.get)
-        label = f"{name} ({best} steps α={lr:g}, chosen on validation)"
+        label = f"{name} ({best} step{'s' if best > 1 else ''} α={lr:g}, chosen on validation)"
         rows.append({"method": label, "accuracy": adapted(test, best)})
     return rows
 
