@@ -19,7 +19,8 @@ Learned initial state θ_0: only with ``learn_init=True`` (for tasks whose insta
 meta-learned initial state, e.g. a MAML initialisation; the classic families draw their own x0 per
 instance and do not use it). Then `theta0` [d] is a parameter, the meta-trainer starts every
 instance there, and `apply_initial_point(problem)` writes it into a problem's x0 so that
-`l2o_gym.unroll` starts there too.
+`l2o_gym.unroll` starts there too. Ravi & Larochelle's few-shot setting (θ_0 and the LSTM
+meta-trained jointly on the query loss after the inner loop): `agents.meta.learned_init_training`.
 """
 
 from __future__ import annotations
