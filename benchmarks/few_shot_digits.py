@@ -273,9 +273,9 @@ NOTES = """## Notes
   normalisation, so the paper's handling of its statistics does not arise. The rule kept is the
   one with the lowest mean query loss on 200 validation episodes (checked every 100 iterations).
 - Saved as a meta-LSTM folder (kind "meta_lstm", `learn_init: true`): `weights.pt` holds θ_0 with
-  the LSTM's weights, `l2o_meta.json` the inner steps; `adapt_saved` (and any caller of
-  `LSTMRule.apply_initial_point`) starts the instances at θ_0. A plain `l2o_gym.unroll` /
-  `evaluate` of the loaded rule starts at the problem's own x0 instead.
+  the LSTM's weights, `l2o_meta.json` the inner steps; `l2o_gym.unroll`, hence
+  `evaluate` and `l2o-gym evaluate --policy`, starts the instances at θ_0 (`UpdateRule.start_points`);
+  `adapt_saved` runs the inner steps the rule was trained for.
 - MAML's rows use the package's cached initialisations (second- and first-order, trained with one
   inner step of α = 0.4); "as trained" adapts with that one step, the second row with the number of
   steps (of 1, 2, 3, 5, 10) that is best on the validation episodes. The goal is judged against the

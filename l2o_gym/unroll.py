@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -53,10 +54,15 @@ def unroll(
 ) -> Curves:
     """Run `rule` for `horizon` steps on all B instances of `problem` at once.
 
+    A rule with a learned starting point (`UpdateRule.start_points`) starts the instances there.
     The query loss is recorded at every step where the problem has one (one forward per step);
     with ``metric_curves=True`` the task metrics too (`Problem.metrics`, at every step).
     """
     check_positive_int("horizon", horizon)
+    start = rule.start_points(problem)
+    if start is not None:  # a learned initialisation: the caller's problem keeps its own x0
+        problem = copy.copy(problem)
+        problem.x0 = start.detach().to(problem.x0.dtype)
     state = OptimizationState.start(problem, history=history, explode_ratio=explode_ratio)
     rule.reset(state)
     objectives = [state.f.clone()]

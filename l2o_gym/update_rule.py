@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 
 from torch import Tensor
 
+from l2o_gym.problem import Problem
 from l2o_gym.state import OptimizationState
 
 
@@ -24,6 +25,11 @@ class UpdateRule(ABC):
     @abstractmethod
     def step(self, state: OptimizationState) -> Tensor:
         """The step Δx [B, d] to take from state.x."""
+
+    def start_points(self, problem: Problem) -> Tensor | None:
+        """A learned starting point [B, d] for `problem`'s B instances, or None (the default: they
+        start at their own x0). `l2o_gym.unroll` (hence every evaluation) starts there."""
+        return None
 
     def extra_evaluations(self) -> Tensor | None:
         """Objective or gradient evaluations [B] (long) the last `step` made on its own (a line

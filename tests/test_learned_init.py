@@ -59,9 +59,9 @@ def test_loaded_rule_restores_theta0_and_starts_there(trained):
         expected = problem.query_loss(adapt(rule.net, problem, 3))
     torch.testing.assert_close(curves.query[-1], expected, rtol=1e-4, atol=1e-5)
     assert curves.objectives.shape[0] == 4
-    # θ_0 is used: from the problem's own (random) start the same rule ends elsewhere
-    other = _episodes()
-    assert not torch.allclose(unroll(rule, other, 3).query[-1], expected)
+    # θ_0 is used: without it, from the problem's own (random) start, the same rule ends elsewhere
+    rule.net.theta0 = None
+    assert not torch.allclose(unroll(rule, _episodes(), 3).query[-1], expected)
 
 
 def test_refusals(trained, tmp_path):
@@ -137,3 +137,16 @@ def test_few_shot_benchmark_end_to_end_tiny(tmp_path):
     with pytest.raises(SystemExit) as exit_info:  # the runs exist: refused before any work
         main([*common, "--doc", str(tmp_path / "third.md")])
     assert exit_info.value.code == 2
+
+
+def test_plain_unroll_and_evaluation_start_at_theta0(trained):
+    out, _, _ = trained
+    rule = load_rule(out / "model")
+    theta0 = rule.net.theta0.detach()
+    problem = _episodes(n=4)
+    own_start = problem.x0.clone()
+    curves = unroll(rule, problem, 2)
+    assert torch.equal(problem.x0, own_start)  # the caller's problem keeps its x0
+    expected = problem.loss(theta0.expand(4, -1))
+    torch.testing.assert_close(curves.objectives[0], expected)
+    assert not torch.allclose(curves.objectives[0], problem.loss(own_start))

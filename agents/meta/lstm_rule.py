@@ -64,10 +64,6 @@ class LSTMRule(SavedNetRule, UpdateRule):
         """Cut the graph at a truncation boundary (truncated backpropagation through time)."""
         self.hidden = detach_tree(self.hidden)
 
-    def start_points(self, problem: Problem) -> Tensor | None:
-        """A learned starting point [B, d] for `problem`'s instances, or None (they start at their own x0)."""
-        return None
-
     def apply_initial_point(self, problem: Problem) -> None:
         """Start `problem`'s instances at the learned starting point (in place; no-op without one)."""
         start = self.start_points(problem)

@@ -151,7 +151,6 @@ def meta_train_iteration(
 
 def evaluate_rule(rule: MetaRule, problem: Problem, horizon: int, history: int, explode_ratio: float) -> Curves:
     """Unroll the rule (no graph) on `problem`, starting at its learned θ_0 where it has one."""
-    rule.apply_initial_point(problem)
     return unroll(rule, problem, horizon, history=history, explode_ratio=explode_ratio)
 
 
