@@ -192,15 +192,15 @@ class EpisodeBatch:
         """Apply action [B, d]; return reward [B], terminated [B] (diverged), truncated [B]."""
         state = self.require_state()
         action = self.check_action(action)
-        t_before = state.t.clone()
-        f_prev = state.f.clone()
+        t_before, f_prev = state.t, state.f  # advance replaces these tensors, never writes into them
         # clipped to [-1, 1]; a non-finite entry stays NaN (a - a is 0 where a is finite, NaN
         # elsewhere), so that the state counts the step as diverging
         step = action.clamp(-1.0, 1.0).add_(action - action).mul_(self.observation_spec.action_scale)
         diverged_now = state.advance(step)
         reward = self.reward_fn(f_prev, state)
-        penalty = -self.divergence_penalty * (self.horizon - t_before).to(reward.dtype)
-        reward = torch.where(diverged_now, penalty, reward)
+        if bool(diverged_now.any()):
+            penalty = -self.divergence_penalty * (self.horizon - t_before).to(reward.dtype)
+            reward = torch.where(diverged_now, penalty, reward)
         terminated = diverged_now
         truncated = ~terminated & (state.t >= self.horizon)
         return reward, terminated, truncated

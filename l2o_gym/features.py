@@ -147,8 +147,8 @@ class CoordinatewiseObservation:
         return spaces.Box(-CHANGE_CLIP, CHANGE_CLIP, (self.dim, self.num_features), np.float32)
 
     def __call__(self, state: OptimizationState) -> Tensor:
-        """Rows of every instance: [B, d, F], each block written into one buffer where it is
-        computed (the per-coordinate ones through ``out=``: no temporary, no second copy)."""
+        """Rows of every instance: [B, d, F], each block written into one buffer as it is computed
+        (torch.cat of many narrow, strided or broadcast blocks is slower); autograd flows through."""
         batch, dim = state.x.shape
         history, n = self.history, len(MOMENTUM_BETAS)
         out = state.x.new_empty((batch, dim, self.num_features))
@@ -156,8 +156,8 @@ class CoordinatewiseObservation:
         out[:, :, history : 2 * history] = state.change_window.view().unsqueeze(1)
         column = 2 * history
         out[:, :, column] = signed_log(state.last_step)
-        torch.div(state.grad, state.grad.abs().add_(1.0), out=out[:, :, column + 1])
-        torch.clamp(state.last_step / self.action_scale, -1.0, 1.0, out=out[:, :, column + 2])
+        out[:, :, column + 1] = state.grad / state.grad.abs().add(1.0)
+        out[:, :, column + 2] = (state.last_step / self.action_scale).clamp(-1.0, 1.0)
         column += 3
         averages = window_averages(state.grad_window.view(), state.t, MOMENTUM_BETAS)  # [B, n, d]
         out[:, :, column : column + n] = signed_log(averages).transpose(1, 2)
@@ -166,7 +166,7 @@ class CoordinatewiseObservation:
         if self.quasi_newton_pairs:
             newton = window_direction(state, self.quasi_newton_pairs)
             out[:, :, column] = signed_log(newton)
-            torch.clamp(newton / self.action_scale, -1.0, 1.0, out=out[:, :, column + 1])
+            out[:, :, column + 1] = (newton / self.action_scale).clamp(-1.0, 1.0)
             column += 2
         if self.time_features:
             out[:, :, column:] = time_columns(state.t, dim, state.x.dtype)
