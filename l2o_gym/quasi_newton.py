@@ -48,9 +48,10 @@ def window_direction(state: OptimizationState, pairs: int) -> Tensor:
     counted = sy > CURVATURE_EPS * scale.clamp_min(torch.finfo(sy.dtype).tiny)
     rho = torch.where(counted, 1.0 / torch.where(counted, sy, torch.ones_like(sy)), torch.zeros_like(sy))
     yy = Y.square().sum(dim=2).clamp_min(torch.finfo(sy.dtype).tiny)
-    gamma = torch.zeros_like(sy[:, 0])
-    for i in range(pairs):  # oldest to newest: the newest counted pair's scaling wins
-        gamma = torch.where(counted[:, i], sy[:, i] / yy[:, i], gamma)
+    # the newest counted pair's scaling (0 where none counts): the largest counted index
+    newest = (counted * torch.arange(1, pairs + 1, device=sy.device)).argmax(dim=1, keepdim=True)
+    any_counted = counted.any(dim=1)
+    gamma = torch.where(any_counted, (sy / yy).gather(1, newest).squeeze(1), 0.0)
     direction = -two_loop(state.grad, S, Y, rho, gamma)
-    usable = counted.any(dim=1) & torch.isfinite(direction).all(dim=1) & ((direction * state.grad).sum(dim=1) < 0)
+    usable = any_counted & torch.isfinite(direction).all(dim=1) & ((direction * state.grad).sum(dim=1) < 0)
     return torch.where(usable.unsqueeze(1), direction, torch.zeros_like(direction))
