@@ -90,6 +90,6 @@ class HistoryWindow:
         twice[rows, head + length :] = items[:, : length - head]
         twice[rows, :head] = items[:, length - head :]
 
-    def replace_rows(self, mask: Tensor, other: HistoryWindow) -> None:
-        """Rows where mask [B] is true take `other`'s windows (other has mask.sum() rows)."""
-        self.set_rows(mask, other.view())
+    def replace_rows(self, rows: Tensor, other: HistoryWindow) -> None:
+        """Rows (a mask [B] or an index [n]) take `other`'s windows (other has n rows)."""
+        self.set_rows(rows, other.view())

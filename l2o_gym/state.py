@@ -247,9 +247,10 @@ class OptimizationState:
         The problem's instances are replaced too, so the state stays consistent.
         """
         self.problem.replace_rows(mask, other.problem)
+        rows = mask.nonzero().squeeze(1) if mask.dtype == torch.bool else mask  # once, not per tensor
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, Tensor):
-                value[mask] = getattr(other, field.name)
+                value[rows] = getattr(other, field.name)
             elif isinstance(value, HistoryWindow):
-                value.replace_rows(mask, getattr(other, field.name))
+                value.replace_rows(rows, getattr(other, field.name))
