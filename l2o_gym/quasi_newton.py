@@ -21,16 +21,16 @@ CURVATURE_EPS = 1e-10
 
 def two_loop(grad: Tensor, S: Tensor, Y: Tensor, rho: Tensor, gamma: Tensor) -> Tensor:
     """H g [B, d] for the L-BFGS inverse-Hessian approximation given by S, Y [B, m, d], ρ [B, m]."""
-    q = grad.clone()
-    m = S.shape[1]
-    a = torch.zeros_like(rho)
-    for i in range(m - 1, -1, -1):  # newest to oldest (a loop over history slots, not instances)
-        a[:, i] = rho[:, i] * (S[:, i] * q).sum(dim=1)
-        q = q - a[:, i : i + 1] * Y[:, i]
+    steps, changes, rhos = S.unbind(1), Y.unbind(1), rho.unbind(1)  # views, one per pair
+    q = grad
+    alphas: list[Tensor] = [grad] * len(steps)
+    for i in reversed(range(len(steps))):  # newest to oldest (a loop over history slots, not instances)
+        alphas[i] = rhos[i] * (steps[i] * q).sum(dim=1)
+        q = q - alphas[i].unsqueeze(1) * changes[i]
     r = gamma.unsqueeze(1) * q
-    for i in range(m):
-        b = rho[:, i] * (Y[:, i] * r).sum(dim=1)
-        r = r + S[:, i] * (a[:, i] - b).unsqueeze(1)
+    for i in range(len(steps)):
+        b = rhos[i] * (changes[i] * r).sum(dim=1)
+        r = r + steps[i] * (alphas[i] - b).unsqueeze(1)
     return r
 
 
