@@ -41,6 +41,8 @@ def window_direction(state: OptimizationState, pairs: int) -> Tensor:
     if isinstance(pairs, bool) or not isinstance(pairs, int) or not 1 <= pairs < history:
         raise ValueError(f"pairs must be an int in [1, {history - 1}] for a history of {history}, got {pairs!r}")
     S = state.step_window.newest(pairs).contiguous()  # [B, m, d]: the newest pairs only, not the window
+    if not bool(S.any()):  # no steps (fresh episodes): no pair counts anywhere, the direction is 0
+        return torch.zeros_like(state.grad)
     grads = state.grad_window.newest(pairs + 1).contiguous()
     Y = grads[:, 1:] - grads[:, :-1]
     sy = (S * Y).sum(dim=2)
