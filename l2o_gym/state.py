@@ -92,8 +92,9 @@ class OptimizationState:
     ) -> OptimizationState:
         """State at x0 [B, d] (default `problem.init()`), with zero-filled histories.
 
-        ``coordinate_major`` lays the [B, H, d] windows out with each coordinate's H items
-        contiguous (faster coordinatewise rows); the numbers are the same either way."""
+        ``coordinate_major`` lays the gradient windows out with each coordinate's H items
+        contiguous (faster coordinatewise rows; the step window, read only by its newest pairs,
+        stays time-major); the numbers are the same either way."""
         check_positive_int("history", history)
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
@@ -112,7 +113,7 @@ class OptimizationState:
             grad=grad,
             f0=f.clone(),
             grad_window=HistoryWindow.starting_with(grad, history, coordinate_major),
-            step_window=HistoryWindow.starting_with(zeros, history, coordinate_major),
+            step_window=HistoryWindow.starting_with(zeros, history),  # read by pairs: time-major
             change_window=HistoryWindow.starting_with(zeros[:, 0], history),
             log_grad_window=HistoryWindow.starting_with(signed_log(grad), history, coordinate_major),
             last_step=zeros,
