@@ -1,5 +1,6 @@
 """The cheaper step's building blocks give what the direct constructions give: finiteness by
-float64 row sums, signed_log with one log, SB3 infos built column-wise, actions left as passed."""
+float64 row sums, signed_log with one log, SB3 infos built column-wise, actions left as passed,
+a reset of every row swapped in whole."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import torch
 
 import l2o_gym
 from l2o_gym.envs.sb3_vec_env import instance_dicts
+from l2o_gym.episode_batch import EpisodeBatch
+from l2o_gym.registry import make_family
 from l2o_gym.signed_log import SIGNED_LOG_BOUND, SIGNED_LOG_EPS, signed_log
 from l2o_gym.state import finite_rows
 
@@ -83,3 +86,25 @@ def test_vector_env_leaves_the_callers_actions_as_they_were():
     for _ in range(5):  # through an autoreset step, whose actions are ignored
         env.step(actions)
     assert (actions == 0.25).all()
+
+
+def test_a_reset_of_every_row_gives_what_row_by_row_replacement_gives():
+    family = make_family("l2o/Rosenbrock-v0", dim=3)
+    options = {"horizon": 4, "coordinatewise": True, "quasi_newton_pairs": 2, "history": 5}
+    swapped, replaced = EpisodeBatch(family, 6, **options), EpisodeBatch(family, 6, **options)
+    for batch in (swapped, replaced):
+        batch.reset(torch.Generator().manual_seed(0))
+        for _ in range(4):
+            batch.step(torch.full((6, 3), 0.1))
+    every = torch.ones(6, dtype=torch.bool)
+    swapped.reset_rows(every, torch.Generator().manual_seed(1))  # the whole state swapped in
+    fresh, horizon = replaced._new_episodes(6, torch.Generator().manual_seed(1))
+    replaced.state.replace_rows(every, fresh)  # row by row, as a partial reset does
+    replaced.horizon[every] = horizon
+    replaced.reward_fn.start(replaced.state, every)
+    actions = torch.Generator().manual_seed(2)
+    for _ in range(6):
+        assert torch.equal(swapped.observe(), replaced.observe())
+        action = 2 * torch.rand(6, 3, generator=actions) - 1
+        for a, b in zip(swapped.step(action), replaced.step(action), strict=True):
+            assert torch.equal(a, b)
