@@ -12,15 +12,20 @@ included) and its per-step time is divided by the bare loop's:
 * each meta-learning family (B = 16, coordinatewise ``make_vec``) against its own bare loop;
 * PPO end to end with the logistic-regression training configuration (agents/rl/hyperparams.yaml,
   no warm start, no validation): problem-steps/s (instance steps, one per B instances and step,
-  whatever d) and the share of the wall time spent in the update, against the bare loop's
+  whatever d) and the share of the time spent in the update, against the bare loop's
   problem-steps/s on the same instances; then the same with agents/rl/ppo_fast.yaml over it.
+
+Times are CPU time of this process by default (``--clock cpu``; one torch thread, so the same as
+wall time on an idle machine): on a machine shared with other jobs they move far less between
+runs than wall-clock times. ``--clock wall`` measures wall time; a ``--device`` run always does
+(work on the device is not this process's CPU time).
 
 Prints a markdown table and writes it to docs/speed.md (``--out``; notes below the file's
 keep-marker survive the rewrite). ``--quick`` runs tiny sizes (a smoke test, its figures mean
 nothing). ``--device cuda`` adds the Quadratic forms on that device at ``--device-batch``
 instances (default 65,536).
 
-    python -m benchmarks.env_overhead [--quick] [--out docs/speed.md] [--seconds 0.6]
+    python -m benchmarks.env_overhead [--quick] [--out docs/speed.md] [--seconds 0.6] [--clock cpu]
 """
 
 from __future__ import annotations
@@ -45,20 +50,22 @@ KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -
 META_FAMILIES = ("l2o/MAMLSinusoid-v0", "l2o/MAMLDigits-v0", "l2o/MANNDigits-v0", "l2o/HyperNetDigits-v0")
 PPO_ENV = "l2o/LogisticRegression-v0"
 PPO_FAST = "agents/rl/ppo_fast.yaml"  # faster update settings, an option (docs/speed.md)
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+clock = CLOCKS["cpu"]  # what every measurement reads; set by main (--clock)
 
 
 def per_call(fn: Callable[[], object], seconds: float, rounds: int = 3) -> float:
     """Seconds per call of fn: the best of `rounds` rounds, each as many calls as fit `seconds`."""
     fn()  # warm up
-    start = time.perf_counter()
+    start = clock()
     fn()
-    calls = max(1, int(seconds / rounds / max(time.perf_counter() - start, 1e-9)))
+    calls = max(1, int(seconds / rounds / max(clock() - start, 1e-9)))
     best = float("inf")
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(calls):
             fn()
-        best = min(best, (time.perf_counter() - start) / calls)
+        best = min(best, (clock() - start) / calls)
     return best
 
 
@@ -192,29 +199,29 @@ def ppo_throughput(table: Table, seconds: float, quick: bool, config: str | None
             self._start = 0.0
 
         def _on_rollout_start(self) -> None:
-            self._start = time.perf_counter()
+            self._start = clock()
 
         def _on_rollout_end(self) -> None:
-            self.collecting += time.perf_counter() - self._start
+            self.collecting += clock() - self._start
 
         def _on_step(self) -> bool:
             return True
 
     per_rollout = algo["n_steps"] * venv.num_envs
     model.learn(per_rollout)  # warm-up: one rollout and one update
-    clock = RolloutClock()
+    rollout_clock = RolloutClock()
     rollouts = 1 if quick else max(1, min(4, int(seconds)))
-    start = time.perf_counter()
-    model.learn(rollouts * per_rollout, reset_num_timesteps=False, callback=clock)
-    wall = time.perf_counter() - start
+    start = clock()
+    model.learn(rollouts * per_rollout, reset_num_timesteps=False, callback=rollout_clock)
+    spent = clock() - start
     problem_steps = rollouts * algo["n_steps"] * num_envs
     bare = bare_loop(PPO_ENV, num_envs, seconds)
     note = (
-        f"{problem_steps / wall:,.0f} problem-steps/s ({num_envs} instances × d={raw.dim}); "
-        f"update {100 * (1 - clock.collecting / wall):.0f} % of the time"
+        f"{problem_steps / spent:,.0f} problem-steps/s ({num_envs} instances × d={raw.dim}); "
+        f"update {100 * (1 - rollout_clock.collecting / spent):.0f} % of the time"
     )
     what = f"PPO on {PPO_ENV}, its training configuration" + (f" + {config}" if config else "")
-    table.add(what, bare, wall / (rollouts * algo["n_steps"]), note)
+    table.add(what, bare, spent / (rollouts * algo["n_steps"]), note)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=0.6, help="time per measurement")
     parser.add_argument("--device", default=None, help="also run the Quadratic forms on this device (e.g. cuda)")
     parser.add_argument("--device-batch", type=int, default=65536, help="instances on --device (default 65,536)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="cpu", help="CPU time of this process or wall time")
     args = parser.parse_args(argv)
     if not args.seconds > 0:
         parser.error(f"--seconds must be > 0, got {args.seconds}")
@@ -235,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
         except (RuntimeError, ValueError) as err:
             parser.error(f"--device {args.device!r} is not usable here: {str(err).splitlines()[0]}")
     torch.set_num_threads(1)
+    global clock
+    clock_name = "wall" if args.device is not None else args.clock
+    clock = CLOCKS[clock_name]
     q = args.quick
     seconds = 0.01 if q else args.seconds
     started = time.perf_counter()
@@ -256,10 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             "",
             "Written by `python -m benchmarks.env_overhead`"
             + (" --quick (tiny sizes: not a measurement)" if q else "")
-            + f" ({elapsed:.0f} s, torch {torch.__version__}, 1 thread). Each env form steps B instances",
-            "with fixed random actions (autoresets included); the ratio is its time per step over a",
-            "bare batched loop (loss, autograd gradient, x -= lr·g) on the same instances, measured in",
-            "the same run. Meta-learning families: coordinatewise rows, H = 25.",
+            + f" ({elapsed:.0f} s, torch {torch.__version__}, 1 thread, {clock_name} time).",
+            "Each env form steps B instances with fixed random actions (autoresets included); the ratio is",
+            "its time per step over a bare batched loop (loss, autograd gradient, x -= lr·g) on the same",
+            "instances, measured in the same run. Meta-learning families: coordinatewise rows, H = 25.",
             "",
             *table.lines,
             "",

@@ -166,8 +166,12 @@ class EpisodeBatch:
         if n == 0:
             return None
         state, horizon = self._new_episodes(n, generator)
-        self.require_state().replace_rows(mask, state)
-        self.horizon[mask] = horizon
+        if n == self.num_instances:  # every episode ended at once: the fresh ones replace them whole
+            self.require_state()
+            self.state, self.horizon = state, horizon
+        else:
+            self.require_state().replace_rows(mask, state)
+            self.horizon[mask] = horizon
         self.reward_fn.start(self.state, mask)
         return state
 
@@ -188,14 +192,15 @@ class EpisodeBatch:
         """Apply action [B, d]; return reward [B], terminated [B] (diverged), truncated [B]."""
         state = self.require_state()
         action = self.check_action(action)
-        t_before = state.t.clone()
-        f_prev = state.f.clone()
-        finite = torch.isfinite(action).all(dim=1, keepdim=True)
-        action = torch.where(finite, action.clamp(-1.0, 1.0), torch.full_like(action, float("nan")))
-        diverged_now = state.advance(self.observation_spec.action_scale * action)
+        t_before, f_prev = state.t, state.f  # advance replaces these tensors, never writes into them
+        # clipped to [-1, 1]; a non-finite entry stays NaN (a - a is 0 where a is finite, NaN
+        # elsewhere), so that the state counts the step as diverging
+        step = action.clamp(-1.0, 1.0).add_(action - action).mul_(self.observation_spec.action_scale)
+        diverged_now = state.advance(step)
         reward = self.reward_fn(f_prev, state)
-        penalty = -self.divergence_penalty * (self.horizon - t_before).to(reward.dtype)
-        reward = torch.where(diverged_now, penalty, reward)
+        if bool(diverged_now.any()):
+            penalty = -self.divergence_penalty * (self.horizon - t_before).to(reward.dtype)
+            reward = torch.where(diverged_now, penalty, reward)
         terminated = diverged_now
         truncated = ~terminated & (state.t >= self.horizon)
         return reward, terminated, truncated

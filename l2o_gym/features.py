@@ -147,41 +147,30 @@ class CoordinatewiseObservation:
         return spaces.Box(-CHANGE_CLIP, CHANGE_CLIP, (self.dim, self.num_features), np.float32)
 
     def __call__(self, state: OptimizationState) -> Tensor:
-        """Rows of every instance: [B, d, F]."""
+        """Rows of every instance: [B, d, F], each block written into one buffer as it is computed
+        (torch.cat of many narrow, strided or broadcast blocks is slower); autograd flows through."""
         batch, dim = state.x.shape
-        grads = state.log_grad_window.view().transpose(1, 2)  # [B, d, H], each transformed once
-        changes = state.change_window.view().unsqueeze(1).expand(batch, dim, self.history)
-        last_step = signed_log(state.last_step).unsqueeze(2)
-        squashed_grad = (state.grad / (1.0 + state.grad.abs())).unsqueeze(2)
-        previous_action = (state.last_step / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)
+        history, n = self.history, len(MOMENTUM_BETAS)
+        out = state.x.new_empty((batch, dim, self.num_features))
+        out[:, :, :history] = state.log_grad_window.view().transpose(1, 2)  # each transformed once
+        out[:, :, history : 2 * history] = state.change_window.view().unsqueeze(1)
+        column = 2 * history
+        out[:, :, column] = signed_log(state.last_step)
+        out[:, :, column + 1] = state.grad / state.grad.abs().add(1.0)
+        out[:, :, column + 2] = (state.last_step / self.action_scale).clamp(-1.0, 1.0)
+        column += 3
         averages = window_averages(state.grad_window.view(), state.t, MOMENTUM_BETAS)  # [B, n, d]
-        direction = window_adam_directions(state, MOMENTUM_BETAS, averages)
-        columns = [
-            grads,
-            changes,
-            last_step,
-            squashed_grad,
-            previous_action,
-            signed_log(averages).transpose(1, 2),
-            direction.transpose(1, 2),
-        ]
+        out[:, :, column : column + n] = signed_log(averages).transpose(1, 2)
+        out[:, :, column + n : column + 2 * n] = window_adam_directions(state, MOMENTUM_BETAS, averages).transpose(1, 2)
+        column += 2 * n
         if self.quasi_newton_pairs:
             newton = window_direction(state, self.quasi_newton_pairs)
-            columns += [signed_log(newton).unsqueeze(2), (newton / self.action_scale).clamp(-1.0, 1.0).unsqueeze(2)]
+            out[:, :, column] = signed_log(newton)
+            out[:, :, column + 1] = (newton / self.action_scale).clamp(-1.0, 1.0)
+            column += 2
         if self.time_features:
-            columns.append(time_columns(state.t, dim, state.x.dtype))
-        return _side_by_side(columns, batch, dim, self.num_features, state.x)
-
-
-def _side_by_side(columns: list[Tensor], batch: int, dim: int, width: int, like: Tensor) -> Tensor:
-    """torch.cat(columns, dim=2) [B, d, F], written block by block into one buffer (faster than
-    cat for many narrow, strided or broadcast blocks)."""
-    out = like.new_empty((batch, dim, width))
-    start = 0
-    for block in columns:
-        out[:, :, start : start + block.shape[2]] = block
-        start += block.shape[2]
-    return out
+            out[:, :, column:] = time_columns(state.t, dim, state.x.dtype)
+        return out
 
 
 def time_columns(t: Tensor, dim: int, dtype: torch.dtype) -> Tensor:

@@ -82,9 +82,14 @@ class HistoryWindow:
         """Make the window of rows (an index [n] or a mask [B]) hold items [n, H, ...] (oldest first)."""
         if self.buffer.requires_grad or items.requires_grad:
             self.buffer = self.buffer.clone()
-        twice = torch.roll(torch.cat([items, items], dim=1).to(self.buffer), shifts=self.head, dims=1)
-        self.buffer[rows] = twice.movedim(1, -1) if self.time_last else twice
+        items = items.to(self.buffer)
+        # item j (oldest first) of slot (p + j) mod H lives at positions p + j and p + j ∓ H
+        head, length = self.head, self.length
+        twice = self.buffer.movedim(-1, 1) if self.time_last else self.buffer  # [B, 2H, ...] (a view)
+        twice[rows, head : head + length] = items
+        twice[rows, head + length :] = items[:, : length - head]
+        twice[rows, :head] = items[:, length - head :]
 
-    def replace_rows(self, mask: Tensor, other: HistoryWindow) -> None:
-        """Rows where mask [B] is true take `other`'s windows (other has mask.sum() rows)."""
-        self.set_rows(mask, other.view())
+    def replace_rows(self, rows: Tensor, other: HistoryWindow) -> None:
+        """Rows (a mask [B] or an index [n]) take `other`'s windows (other has n rows)."""
+        self.set_rows(rows, other.view())

@@ -21,16 +21,16 @@ CURVATURE_EPS = 1e-10
 
 def two_loop(grad: Tensor, S: Tensor, Y: Tensor, rho: Tensor, gamma: Tensor) -> Tensor:
     """H g [B, d] for the L-BFGS inverse-Hessian approximation given by S, Y [B, m, d], ρ [B, m]."""
-    q = grad.clone()
-    m = S.shape[1]
-    a = torch.zeros_like(rho)
-    for i in range(m - 1, -1, -1):  # newest to oldest (a loop over history slots, not instances)
-        a[:, i] = rho[:, i] * (S[:, i] * q).sum(dim=1)
-        q = q - a[:, i : i + 1] * Y[:, i]
+    steps, changes, rhos = S.unbind(1), Y.unbind(1), rho.unbind(1)  # views, one per pair
+    q = grad
+    alphas: list[Tensor] = [grad] * len(steps)
+    for i in reversed(range(len(steps))):  # newest to oldest (a loop over history slots, not instances)
+        alphas[i] = rhos[i] * (steps[i] * q).sum(dim=1)
+        q = q - alphas[i].unsqueeze(1) * changes[i]
     r = gamma.unsqueeze(1) * q
-    for i in range(m):
-        b = rho[:, i] * (Y[:, i] * r).sum(dim=1)
-        r = r + S[:, i] * (a[:, i] - b).unsqueeze(1)
+    for i in range(len(steps)):
+        b = rhos[i] * (changes[i] * r).sum(dim=1)
+        r = r + steps[i] * (alphas[i] - b).unsqueeze(1)
     return r
 
 
@@ -41,6 +41,8 @@ def window_direction(state: OptimizationState, pairs: int) -> Tensor:
     if isinstance(pairs, bool) or not isinstance(pairs, int) or not 1 <= pairs < history:
         raise ValueError(f"pairs must be an int in [1, {history - 1}] for a history of {history}, got {pairs!r}")
     S = state.step_window.newest(pairs).contiguous()  # [B, m, d]: the newest pairs only, not the window
+    if not bool(S.any()):  # no steps (fresh episodes): no pair counts anywhere, the direction is 0
+        return torch.zeros_like(state.grad)
     grads = state.grad_window.newest(pairs + 1).contiguous()
     Y = grads[:, 1:] - grads[:, :-1]
     sy = (S * Y).sum(dim=2)
@@ -48,9 +50,10 @@ def window_direction(state: OptimizationState, pairs: int) -> Tensor:
     counted = sy > CURVATURE_EPS * scale.clamp_min(torch.finfo(sy.dtype).tiny)
     rho = torch.where(counted, 1.0 / torch.where(counted, sy, torch.ones_like(sy)), torch.zeros_like(sy))
     yy = Y.square().sum(dim=2).clamp_min(torch.finfo(sy.dtype).tiny)
-    gamma = torch.zeros_like(sy[:, 0])
-    for i in range(pairs):  # oldest to newest: the newest counted pair's scaling wins
-        gamma = torch.where(counted[:, i], sy[:, i] / yy[:, i], gamma)
+    # the newest counted pair's scaling (0 where none counts): the largest counted index
+    newest = (counted * torch.arange(1, pairs + 1, device=sy.device)).argmax(dim=1, keepdim=True)
+    any_counted = counted.any(dim=1)
+    gamma = torch.where(any_counted, (sy / yy).gather(1, newest).squeeze(1), 0.0)
     direction = -two_loop(state.grad, S, Y, rho, gamma)
-    usable = counted.any(dim=1) & torch.isfinite(direction).all(dim=1) & ((direction * state.grad).sum(dim=1) < 0)
+    usable = any_counted & torch.isfinite(direction).all(dim=1) & ((direction * state.grad).sum(dim=1) < 0)
     return torch.where(usable.unsqueeze(1), direction, torch.zeros_like(direction))

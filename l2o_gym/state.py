@@ -24,6 +24,28 @@ DEFAULT_EXPLODE_RATIO = 1e4
 CHANGE_CLIP = 10.0
 
 
+def finite_rows(*tensors: Tensor) -> Tensor:
+    """[B] true where every entry of each tensor's row ([B] or [B, d]) is finite.
+
+    For float32 (and narrower) tensors one float64 sum per tensor decides it: a sum of such values
+    cannot overflow float64, so it is finite exactly when every term is (an inf or a NaN makes it
+    inf or NaN). Wider tensors are checked entry by entry."""
+    if all(t.dtype in _SUMMABLE for t in tensors):
+        total = None
+        for t in tensors:
+            row = t.detach().to(torch.float64) if t.dim() == 1 else t.detach().sum(dim=1, dtype=torch.float64)
+            total = row if total is None else total.add_(row)
+        return torch.isfinite(total)
+    ok = None
+    for t in tensors:
+        row = torch.isfinite(t).reshape(t.shape[0], -1).all(dim=1)
+        ok = row if ok is None else ok & row
+    return ok
+
+
+_SUMMABLE = (torch.float32, torch.float16, torch.bfloat16)
+
+
 def relative_change(f_new: Tensor, f_old: Tensor) -> Tensor:
     """Li & Malik's objective change (f_new - f_old) / |f_old|, clipped to ±10 (documented)."""
     change = (f_new - f_old) / (f_old.abs() + 1e-12)
@@ -70,8 +92,9 @@ class OptimizationState:
     ) -> OptimizationState:
         """State at x0 [B, d] (default `problem.init()`), with zero-filled histories.
 
-        ``coordinate_major`` lays the [B, H, d] windows out with each coordinate's H items
-        contiguous (faster coordinatewise rows); the numbers are the same either way."""
+        ``coordinate_major`` lays the gradient windows out with each coordinate's H items
+        contiguous (faster coordinatewise rows; the step window, read only by its newest pairs,
+        stays time-major); the numbers are the same either way."""
         check_positive_int("history", history)
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
@@ -90,7 +113,7 @@ class OptimizationState:
             grad=grad,
             f0=f.clone(),
             grad_window=HistoryWindow.starting_with(grad, history, coordinate_major),
-            step_window=HistoryWindow.starting_with(zeros, history, coordinate_major),
+            step_window=HistoryWindow.starting_with(zeros, history),  # read by pairs: time-major
             change_window=HistoryWindow.starting_with(zeros[:, 0], history),
             log_grad_window=HistoryWindow.starting_with(signed_log(grad), history, coordinate_major),
             last_step=zeros,
@@ -175,21 +198,15 @@ class OptimizationState:
             raise ValueError("second_order=True needs differentiable=True")
         step = step.to(self.x.dtype) if differentiable else step.detach().to(self.x.dtype)
         active = ~self.diverged
-        step_finite = torch.isfinite(step).all(dim=1)
-        safe_step = torch.where(step_finite.unsqueeze(1), step, torch.zeros_like(step))
+        step_finite = finite_rows(step)
+        safe_step = step.masked_fill(~step_finite.unsqueeze(1), 0.0)
         x_new = self.x + safe_step
         if differentiable:
             f_new, grad_new = self._loss_and_grad_with_graph(x_new, second_order)
         else:
             f_new, grad_new = self.problem.loss_and_grad(x_new)
         limit = self.f0 + self.explode_ratio * (self.f0.abs() + 1.0)
-        ok = (
-            step_finite
-            & torch.isfinite(x_new).all(dim=1)
-            & torch.isfinite(f_new)
-            & torch.isfinite(grad_new).all(dim=1)
-            & (f_new <= limit)
-        )
+        ok = step_finite & finite_rows(x_new, f_new, grad_new) & (f_new <= limit)
         diverged_now = active & ~ok
         moved = active & ok
         frozen = (~moved).nonzero().squeeze(1)  # rows that keep their state (one host sync)
@@ -231,9 +248,10 @@ class OptimizationState:
         The problem's instances are replaced too, so the state stays consistent.
         """
         self.problem.replace_rows(mask, other.problem)
+        rows = mask.nonzero().squeeze(1) if mask.dtype == torch.bool else mask  # once, not per tensor
         for field in fields(self):
             value = getattr(self, field.name)
             if isinstance(value, Tensor):
-                value[mask] = getattr(other, field.name)
+                value[rows] = getattr(other, field.name)
             elif isinstance(value, HistoryWindow):
-                value.replace_rows(mask, getattr(other, field.name))
+                value.replace_rows(rows, getattr(other, field.name))

@@ -74,13 +74,16 @@ class OptimizationVectorEnv(VectorEnv):
         if self._generator is None:
             raise RuntimeError("call reset() before step()")
         actions = as_action_tensor(actions, (self.num_envs, self.family.dim), "actions")
-        restart = self._prev_done.clone()
-        actions[restart.cpu()] = 0.0
+        restart = self._prev_done
+        restarting = bool(restart.any())
+        if restarting:  # a new tensor: the caller's array (shared by as_action_tensor) stays as it was
+            actions = actions.to(self.episodes.device).masked_fill(restart.unsqueeze(1), 0.0)
         reward, terminated, truncated = self.episodes.step(actions)
-        self.episodes.reset_rows(restart, self._generator)
-        reward = torch.where(restart, torch.zeros_like(reward), reward)
-        terminated = terminated & ~restart
-        truncated = truncated & ~restart
+        if restarting:
+            self.episodes.reset_rows(restart, self._generator)
+            reward = reward.masked_fill(restart, 0.0)
+            terminated = terminated & ~restart
+            truncated = truncated & ~restart
         self._prev_done = terminated | truncated
         return (
             to_numpy(self.episodes.observe()),

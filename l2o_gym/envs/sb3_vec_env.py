@@ -15,7 +15,8 @@ except where its episode ended: each of those envs has its own, with its termina
 
 from __future__ import annotations
 
-from itertools import chain, repeat
+from collections import deque
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,19 @@ from l2o_gym.envs.numpy_boundary import as_action_tensor, generator_from, select
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import resolve_family, split_kwargs
 from l2o_gym.problem import TaskFamily, check_positive_int
+
+ALWAYS_IN_INFO = ("objective", "step", "diverged")  # `EpisodeBatch.info`'s first keys
+
+
+def instance_dicts(columns: dict[str, list]) -> list[dict[str, Any]]:
+    """Per-instance dicts from columns of B values each: the keys every info has as one dict
+    display per instance, any others added key by key at C speed (no per-key Python loop)."""
+    objective, step, diverged = (columns[key] for key in ALWAYS_IN_INFO)
+    infos = [{"objective": o, "step": s, "diverged": v} for o, s, v in zip(objective, step, diverged, strict=True)]
+    for key, values in columns.items():
+        if key not in ALWAYS_IN_INFO:
+            deque(map(dict.__setitem__, infos, repeat(key), values), maxlen=0)
+    return infos
 
 
 class OptimizationSB3VecEnv(VecEnv):
@@ -69,11 +83,13 @@ class OptimizationSB3VecEnv(VecEnv):
     def _infos(self) -> list[dict[str, Any]]:
         """One info dict per instance, repeated (shared) over its d envs when coordinatewise."""
         columns = {k: v.detach().cpu().numpy().tolist() for k, v in self.episodes.info().items()}
-        keys = list(columns)
-        per_instance = [dict(zip(keys, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+        per_instance = instance_dicts(columns)
         if not self.coordinatewise:
             return per_instance
-        return list(chain.from_iterable(repeat(info, self.dim) for info in per_instance))
+        infos: list[dict[str, Any]] = [{}] * self.num_envs
+        for i in range(self.dim):  # env b * d + i: slice assignments, no loop over envs
+            infos[i :: self.dim] = per_instance
+        return infos
 
     # -- VecEnv API -----------------------------------------------------------------------
     def seed(self, seed: int | None = None):
@@ -113,12 +129,11 @@ class OptimizationSB3VecEnv(VecEnv):
             obs = last_obs
         else:
             time_limit = self._per_env((truncated & ~terminated).cpu().numpy())
-            for i in np.flatnonzero(dones).tolist():  # the envs whose episode ended, only
-                infos[i] = {
-                    **infos[i],
-                    "terminal_observation": select(last_obs, i),
-                    "TimeLimit.truncated": bool(time_limit[i]),
-                }
+            ended = np.flatnonzero(dones)  # the envs whose episode ended, only
+            terminal = select(last_obs, ended)  # a copy: their rows stay as they ended
+            rows = list(terminal) if self.coordinatewise else [select(terminal, j) for j in range(len(ended))]
+            for i, row, limit in zip(ended.tolist(), rows, time_limit[ended].tolist(), strict=True):
+                infos[i] = {**infos[i], "terminal_observation": row, "TimeLimit.truncated": limit}
             fresh = self.episodes.reset_rows(done, self._generator)
             obs = self._with_fresh_rows(last_obs, dones, fresh)
         rewards = self._per_env(reward.cpu().numpy().astype(np.float32))
