@@ -395,7 +395,7 @@ NOTES = """## Notes
   what a learned schedule can add here is a faster start more than a better end point. The verdicts
   above count a win only where the Wilson interval of the win rate lies above 50 %.
 - Not tried for lack of time: L2L / PPO / GPS on these two families, the MANN at its default size
-  (about 3.4x slower per meta-training step, row above), longer horizons.
+  (its meta-training rate against the run's is in the throughput table), longer horizons.
 """
 
 
