@@ -297,6 +297,8 @@ has none (`TaskFamily.has_query` is False) and refuses the option in one line.
   10 and T steps with 95 % intervals, and `report.json` their mean curves.
 - A family of one's own: give the problem a `query_loss(x[B, d]) -> [B]` and set `has_query = True`
   on the problem and the family.
+- MANN and hypernetwork inner loops (a learned step schedule vs tuned Adam), throughput of all four:
+  [meta_loop_learners.md](meta_loop_learners.md).
 
 """
 

@@ -95,13 +95,14 @@ class MANN:
         outside = torch.cat([images, previous], dim=3).reshape(batch, episodes * steps, -1)
         w_outside, w_reads = w["W_in"][:, : NUM_FEATURES + self.n_way], w["W_in"][:, NUM_FEATURES + self.n_way :]
         drive = torch.baddbmm(w["b"].unsqueeze(1), outside, w_outside).view(batch, episodes, steps, 4 * h_size)
+        drives = drive.unbind(dim=2)  # one backward for all steps (indexing drive[:, :, t] fills a zero copy per step)
         h = images.new_zeros(batch, episodes, h_size)
         c = torch.zeros_like(h)
         memory = initial_state(batch * episodes, self.slots, self.width, self.heads, images)
         logits = []
         for t in range(steps):
             reads = memory.reads.reshape(batch, episodes, rw)
-            gates = drive[:, :, t] + torch.bmm(reads, w_reads) + torch.bmm(h, w["W_hh"])
+            gates = drives[t] + torch.bmm(reads, w_reads) + torch.bmm(h, w["W_hh"])
             i, f, g, o = gates.chunk(4, dim=2)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)

@@ -39,32 +39,42 @@ class PerCoordinateStepSize(nn.Module):
         return {"dim": self.dim, "initial_lr": self.initial_lr}
 
 
-class MetaSGDOptimizer(SavedNetRule, UpdateRule):
-    """Δx [B, d] = -α ⊙ ∇f [B, d]; the meta-trainer's protocol (net, start_points, detach_hidden)."""
+class StepSizeRule(SavedNetRule, UpdateRule):
+    """What learned step-size rules share: no learned start and no hidden state to cut; the net
+    holds `dim` (the d it is tied to) and `initial_lr` (written to the metadata as the action scale)."""
 
-    kind = "meta_sgd"
-    name = "meta_sgd"
-    network = PerCoordinateStepSize
     saved_observation = "dict"
 
-    def __init__(self, net: PerCoordinateStepSize) -> None:
-        self.net = net
-
-    def step(self, state: OptimizationState) -> Tensor:
+    def check_dim(self, state: OptimizationState) -> None:
+        """A one-line ValueError when the state's d is not the rule's."""
         if state.x.shape[1] != self.net.dim:
             raise ValueError(f"this rule has step sizes for d = {self.net.dim}, the state has d = {state.x.shape[1]}")
-        return -(self.net.alpha.to(state.x.dtype) * state.grad)
 
     def start_points(self, problem: Problem) -> None:
         """No learned initial state: instances start at their own x0."""
         return None
 
     def detach_hidden(self) -> None:
-        """No hidden state to cut at a truncation boundary."""
+        """No hidden state built from the graph to cut at a truncation boundary."""
 
     def action_scale(self) -> float:
         """The initial step size α₀, written to the metadata."""
         return self.net.initial_lr
+
+
+class MetaSGDOptimizer(StepSizeRule):
+    """Δx [B, d] = -α ⊙ ∇f [B, d]; the meta-trainer's protocol (net, start_points, detach_hidden)."""
+
+    kind = "meta_sgd"
+    name = "meta_sgd"
+    network = PerCoordinateStepSize
+
+    def __init__(self, net: PerCoordinateStepSize) -> None:
+        self.net = net
+
+    def step(self, state: OptimizationState) -> Tensor:
+        self.check_dim(state)
+        return -(self.net.alpha.to(state.x.dtype) * state.grad)
 
 
 load = MetaSGDOptimizer.load  # the loader `agents.runtime.saved_rules.load_rule` finds for kind "meta_sgd"

@@ -36,6 +36,7 @@ LOADERS: dict[str, str] = {
     "l2l": "agents.meta.l2l_lstm:load",
     "meta_lstm": "agents.meta.meta_lstm:load",
     "meta_sgd": "agents.meta.meta_sgd:load",
+    "step_schedule": "agents.meta.step_schedule:load",
     "gps": "agents.gps.policy:load",
 }
 
