@@ -76,10 +76,13 @@ class ResidualStep:
 
 
 def zero_last_layer(policy: torch.nn.Module) -> None:
-    """Zero an SB3 actor-critic's action head, so its mean action is 0 for every input."""
+    """Zero an SB3 actor-critic's action head, so its mean action is 0 for every input, and its
+    value head (0 is the value of the teacher itself under a reward paid against the teacher; a
+    random head's errors would swamp such small returns in the first normalised advantages)."""
     with torch.no_grad():
-        policy.action_net.weight.zero_()
-        policy.action_net.bias.zero_()
+        for head in (policy.action_net, policy.value_net):
+            head.weight.zero_()
+            head.bias.zero_()
 
 
 class ResidualVecEnv(VecEnvWrapper):
