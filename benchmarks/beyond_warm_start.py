@@ -9,6 +9,7 @@ Wilson interval, sign test p, Wilcoxon p: `l2o_gym.metrics.paired_comparison`). 
 is kept as JSON in its run folder (`<runs>/<family>/<lever>/beyond.json`), so cells run one at a
 time and the page (`--docs`) collects every finished one; a learning-curve plot per family
 (validation net cost wins against the teacher; 0 is the warm start's line) is written beside it.
+The page's "## Notes" section (what each lever did) is kept when the page is rewritten.
 
     python benchmarks/beyond_warm_start.py --families logistic --levers residual_baseline \
         [--timesteps 150000] [--instances 200] [--runs runs/beyond] [--docs docs/beyond_warm_start.md]
@@ -80,6 +81,7 @@ def train_cell(family: str, lever: str, args: argparse.Namespace) -> Path:
     """Train one cell (its run folder replaced); returns the folder, with its CPU time recorded."""
     run = Path(args.runs) / family / lever
     run.parent.mkdir(parents=True, exist_ok=True)
+    (run / "beyond.json").unlink(missing_ok=True)  # a cell that fails leaves no stale result
     config = run.parent / f"{lever}.yaml"
     config.write_text(yaml.safe_dump(lever_config(family, lever, args.timesteps)))
     cpu, wall = time.process_time(), time.perf_counter()
@@ -135,6 +137,11 @@ def run_cell(family: str, lever: str, args: argparse.Namespace) -> dict[str, Any
     return cell
 
 
+def p_value(p: float) -> str:
+    """A p-value as printed (the normal approximation underflows to 0 far in the tail)."""
+    return f"{p:.2g}" if p > 0 else "< 1e-300"
+
+
 def cell_lines(cell: dict[str, Any]) -> str:
     """Markdown table rows of one cell: per horizon and model, the paired comparison."""
     lines = []
@@ -143,7 +150,7 @@ def cell_lines(cell: dict[str, Any]) -> str:
         lines.append(
             f"| {cell['family']} | {cell['lever']} | {horizon} | {model} (step {pair['timesteps']}) "
             f"| {100 * pair['win_fraction']:.0f} % [{100 * pair['win_low']:.0f}, {100 * pair['win_high']:.0f}] "
-            f"| {pair['losses']} / {pair['ties']} | {pair['sign_test_p']:.2g} | {pair['wilcoxon_p']:.2g} "
+            f"| {pair['losses']} / {pair['ties']} | {p_value(pair['sign_test_p'])} | {p_value(pair['wilcoxon_p'])} "
             f"| {pair['mean_cost']:.4g} / {pair['against_mean_cost']:.4g} | {cell['cpu_s'] / 60:.1f} |"
         )
     return "\n".join(lines)
@@ -173,6 +180,7 @@ def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
     plt.close(fig)
 
 
+NOTES = "## Notes"  # the page's section from this heading on is kept when the page is rewritten
 HEADER = (
     "| family | lever | T | model | wins vs teacher [95 % CI] | losses / ties | sign p | Wilcoxon p "
     "| mean cost (policy / teacher) | training CPU min |\n|---|---|---|---|---|---|---|---|---|---|"
@@ -192,8 +200,8 @@ def write_page(args: argparse.Namespace) -> str:
         plot_curves(mine, family, plot)
         rows = "\n".join(cell_lines(c) for c in mine)
         sections.append(f"### {family}\n\n{HEADER}\n{rows}\n\n![{family} learning curves]({plot.name})\n")
-    notes_path = docs.with_name("beyond_warm_start_notes.md")
-    notes = notes_path.read_text() if notes_path.is_file() else ""
+    old = docs.read_text() if docs.is_file() else ""
+    notes = old[old.index(NOTES) :] if NOTES in old else f"{NOTES}\n\n(none yet)\n"
     page = PAGE.format(command=" ".join(sys.argv), tables="\n".join(sections), notes=notes)
     atomic_write_text(docs, page)
     return page

@@ -83,11 +83,8 @@ def test_residual_forms_correct_the_teachers_step():
 
 
 def test_reference_reward_pays_the_cost_difference_to_the_reference():
-    problem = _quadratic(4, seed=3)
-    batch = EpisodeBatch(problem_family := l2o_gym.make_family("l2o/Quadratic-v0", dim=3), 4, horizon=6, history=5)
-    assert problem_family.has_optimum
-    reference = _teacher(pairs=2)
-    batch.reward_fn = ReferenceReward(reference, "gap")
+    family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
+    batch = EpisodeBatch(family, 4, horizon=6, history=5, reward=ReferenceReward(_teacher(pairs=2), "gap"))
     batch.reset(torch.Generator().manual_seed(0))
     start = batch.state
     f0, f_star = start.f0.clone(), start.problem.optimum().clone()
