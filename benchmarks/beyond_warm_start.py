@@ -85,16 +85,8 @@ def train_cell(family: str, lever: str, args: argparse.Namespace) -> Path:
     config = run.parent / f"{lever}.yaml"
     config.write_text(yaml.safe_dump(lever_config(family, lever, args.timesteps)))
     cpu, wall = time.process_time(), time.perf_counter()
-    result = train_sb3(
-        FAMILIES[family],
-        "ppo",
-        out_dir=run,
-        timesteps=args.timesteps,
-        seed=args.seed,
-        config=config,
-        overwrite=True,
-        progress_bar=False,
-    )
+    training = {"timesteps": args.timesteps, "seed": args.seed, "overwrite": True, "progress_bar": False}
+    result = train_sb3(FAMILIES[family], "ppo", out_dir=run, config=config, **training)
     timing = {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
     atomic_write_json(run / "training_time.json", {**timing, "validation": result.validation})
     return run

@@ -237,14 +237,10 @@ class BackpropSettings:
 @dataclass(frozen=True)
 class ResidualSettings:
     """`residual`: the policy's output corrects the imitation teacher's step and starts at zero
-    (agents/runtime/residual_step.py): form scale | add, range, log_std_init of the correction."""
+    (agents/runtime/residual_step.py): form scale | add, range."""
 
     form: str = setting("scale", one_of(*RESIDUAL_FORMS))
     range: float = setting(1.0, positive_float)
-
-    @classmethod
-    def parse(cls, data: Any, source: str = "the residual settings") -> ResidualSettings:
-        return parse_section(cls, data, "residual", source)
 
 
 @dataclass(frozen=True)
@@ -254,10 +250,6 @@ class BaselineSettings:
 
     form: str = setting("gap", one_of("gap", "log_ratio"))
     eps: float = setting(1e-6, positive_float)
-
-    @classmethod
-    def parse(cls, data: Any, source: str = "the baseline settings") -> BaselineSettings:
-        return parse_section(cls, data, "baseline", source)
 
 
 def check_state_only_teacher(section: str, imitation: ImitationSettings | None, source: str) -> None:
@@ -346,7 +338,7 @@ class TrainingConfig:
             values["backprop"] = BackpropSettings.parse(params["backprop"], source)
         for name, settings in (("residual", ResidualSettings), ("baseline", BaselineSettings)):
             if params.get(name) is not None:
-                values[name] = settings.parse(params[name], source)
+                values[name] = parse_section(settings, params[name], name, source)
                 check_state_only_teacher(name, values.get("imitation"), source)
         if values.get("residual") is not None:
             values["step"] = StepSettings()  # the policy's one output is the correction (linear)
