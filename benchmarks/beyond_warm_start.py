@@ -14,11 +14,13 @@ The page's "## Notes" section (what each lever did) is kept when the page is rew
     python benchmarks/beyond_warm_start.py --families logistic --levers residual_baseline \
         [--timesteps 150000] [--instances 200] [--runs runs/beyond] [--docs docs/beyond_warm_start.md]
     python benchmarks/beyond_warm_start.py --collect      # only rewrite the page from finished cells
+    python benchmarks/beyond_warm_start.py --reevaluate --families F --levers L   # pair trained cells again
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -47,7 +49,10 @@ FAMILIES = {
     "rosenbrock": "l2o/Rosenbrock-v0",
 }
 # families whose default teacher keeps buffers of its own: the levers use tuned window_qn instead
-STATE_ONLY_TEACHER = {"env": {"quasi_newton_pairs": 5}, "imitation": {"teacher": "window_qn"}}
+STATE_ONLY_TEACHER = {
+    "env": {"quasi_newton_pairs": 5},
+    "imitation": {"teacher": "window_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
+}
 RESIDUAL = {"residual": {"form": "scale", "range": 1.0}, "policy": {"log_std_init": -3.0}}
 LEVERS: dict[str, dict[str, Any]] = {
     # the default run: imitation warm start, PPO on log-suboptimality, best by wins against Adam
@@ -61,6 +66,14 @@ LEVERS: dict[str, dict[str, Any]] = {
         "policy": {"log_std_init": -3.0},
         "baseline": {"form": "gap"},
         "select_best": "teacher_cost",
+    },
+    # residual_baseline with 4x the instances per rollout and a third of the learning rate
+    "residual_baseline_large": {
+        **RESIDUAL,
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+        "num_envs": 128,
+        "algo": {"learning_rate": 0.0001},
     },
     # the imitation warm start with the reward against the teacher (no residual)
     "imitation_baseline": {"baseline": {"form": "gap"}, "select_best": "teacher_cost"},
@@ -92,37 +105,45 @@ def train_cell(family: str, lever: str, args: argparse.Namespace) -> Path:
     return run
 
 
-def pair_against_teacher(run: Path, family: str, args: argparse.Namespace) -> dict[str, Any]:
-    """best_model and model against the run's teacher on the test instances, at each horizon."""
-    teacher_label, teacher = run_teacher("policy", run / "best_model")
+def pair_against_teacher(run: Path, family: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """best_model and model against the run's teacher and, where it differs from the teacher (an
+    imitation warm start), the run's warm start, on the test instances at each horizon."""
+    _, teacher = run_teacher("policy", run / "best_model")
     problem = l2o_gym.make_family(FAMILIES[family]).sample(
         args.instances, torch.Generator().manual_seed(args.seed), "test"
     )
     f_star = problem.optimum()
     rules = {model: load_rule(run / model) for model in ("best_model", "model")}
+    baselines = {"teacher": teacher}
+    if (run / "warm_start").is_dir() and rules["model"].residual is None:
+        baselines["warm start"] = load_rule(run / "warm_start")
     history = rules["model"].history  # the window the policy's rows (and window teachers) read
-    rows = {}
+    rows = []
     for horizon in HORIZONS:
-        teacher_curves = unroll(teacher, problem.select_rows(torch.arange(args.instances)), horizon, history=history)
-        theirs = curve_values(teacher_curves.objectives, f_star)
-        for model, rule in rules.items():
-            curves = unroll(rule, problem.select_rows(torch.arange(args.instances)), horizon, history=history)
+        curves = {
+            name: unroll(rule, problem.select_rows(torch.arange(args.instances)), horizon, history=history)
+            for name, rule in {**rules, **baselines}.items()
+        }
+        for model, against in itertools.product(rules, baselines):
+            ours, theirs = curves[model], curves[against]
             comparison = paired_comparison(
                 model,
-                curve_values(curves.objectives, f_star),
-                curves.diverged,
-                teacher_label,
-                theirs,
-                teacher_curves.diverged,
+                curve_values(ours.objectives, f_star),
+                ours.diverged,
+                against,
+                curve_values(theirs.objectives, f_star),
+                theirs.diverged,
             )
-            rows[f"{model}_T{horizon}"] = {**comparison.to_dict(), "timesteps": rule.meta.get("timesteps")}
+            rows.append({**comparison.to_dict(), "horizon": horizon, "timesteps": rules[model].meta.get("timesteps")})
     return rows
 
 
 def run_cell(family: str, lever: str, args: argparse.Namespace) -> dict[str, Any]:
-    run = train_cell(family, lever, args)
+    """Train (unless --reevaluate) and pair one cell; its result is written to the run folder."""
+    run = Path(args.runs) / family / lever if args.reevaluate else train_cell(family, lever, args)
     timing = json.loads((run / "training_time.json").read_text())
-    cell = {"family": family, "lever": lever, "timesteps": args.timesteps, **timing}
+    timesteps = load_rule(run / "model").meta.get("timesteps")
+    cell = {"family": family, "lever": lever, "timesteps": timesteps, **timing}
     cell["pairs"] = pair_against_teacher(run, family, args)
     atomic_write_json(run / "beyond.json", cell)
     print(cell_lines(cell), flush=True)
@@ -137,10 +158,10 @@ def p_value(p: float) -> str:
 def cell_lines(cell: dict[str, Any]) -> str:
     """Markdown table rows of one cell: per horizon and model, the paired comparison."""
     lines = []
-    for key, pair in cell["pairs"].items():
-        model, horizon = key.rsplit("_T", 1)
+    for pair in cell["pairs"]:
         lines.append(
-            f"| {cell['family']} | {cell['lever']} | {horizon} | {model} (step {pair['timesteps']}) "
+            f"| {cell['family']} | {cell['lever']} | {pair['horizon']} | {pair['method']} (step {pair['timesteps']}) "
+            f"| {pair['against']} "
             f"| {100 * pair['win_fraction']:.0f} % [{100 * pair['win_low']:.0f}, {100 * pair['win_high']:.0f}] "
             f"| {pair['losses']} / {pair['ties']} | {p_value(pair['sign_test_p'])} | {p_value(pair['wilcoxon_p'])} "
             f"| {pair['mean_cost']:.4g} / {pair['against_mean_cost']:.4g} | {cell['cpu_s'] / 60:.1f} |"
@@ -174,8 +195,8 @@ def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
 
 NOTES = "## Notes"  # the page's section from this heading on is kept when the page is rewritten
 HEADER = (
-    "| family | lever | T | model | wins vs teacher [95 % CI] | losses / ties | sign p | Wilcoxon p "
-    "| mean cost (policy / teacher) | training CPU min |\n|---|---|---|---|---|---|---|---|---|---|"
+    "| family | lever | T | model | against | wins [95 % CI] | losses / ties | sign p | Wilcoxon p "
+    "| mean cost (policy / against) | training CPU min |\n|---|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -232,6 +253,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", default="runs/beyond")
     parser.add_argument("--docs", default="docs/beyond_warm_start.md")
     parser.add_argument("--collect", action="store_true", help="only rewrite the page from finished cells")
+    parser.add_argument("--reevaluate", action="store_true", help="pair the trained cells again, no training")
     args = parser.parse_args(argv)
     bad = [f for f in args.families.split(",") if f not in FAMILIES] + [
         lever for lever in args.levers.split(",") if lever not in LEVERS

@@ -143,6 +143,9 @@ def test_residual_run_with_the_baseline_reward_trains_saves_and_loads(tmp_path):
         assert meta["residual"]["form"] == "scale" and meta["residual"]["pairs"] == 3
     rule = load_rule(result.final)
     assert isinstance(rule, LearnedOptimizer) and rule.residual is not None
+    start = load_rule(result.out_dir / "warm_start")  # where PPO started: the teacher itself
+    problem = _quadratic(5, seed=4)
+    assert torch.equal(unroll(start, problem, 9, history=25).objectives, unroll(_teacher(), problem, 9).objectives)
     curves = unroll(rule, _quadratic(5, seed=2), 10, history=rule.history)
     assert torch.isfinite(curves.objectives).all()
     point = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5]))

@@ -3,11 +3,12 @@
 `train_sb3` reads like SB3's ``learn``: check the configuration and the run folder (before any
 work), build the environment, build the model (or restore it from the run's checkpoint), warm
 starts, callbacks, learn, save. Everything runs on the natively batched SB3 VecEnv. A run folder
-holds ``best_model/`` (best on held-out validation) and ``model/`` (final): saved learned
-optimizers (l2o_meta.json + policy.pth, loadable with `agents.runtime.saved_rules.load_rule`);
-``checkpoint/`` (verified SB3 checkpoints for --resume, `agents.rl.checkpoints`), ``tb/``
-(TensorBoard, with held-out validation metrics) and ``hyperparams.yaml``. Every file is written
-atomically (a learned optimizer's metadata last), so a crash loses nothing complete.
+holds ``best_model/`` (best on held-out validation), ``model/`` (final) and ``warm_start/`` (the
+policy PPO starts from, after the warm starts): saved learned optimizers (l2o_meta.json +
+policy.pth, loadable with `agents.runtime.saved_rules.load_rule`); ``checkpoint/`` (verified SB3
+checkpoints for --resume, `agents.rl.checkpoints`), ``tb/`` (TensorBoard, with held-out validation
+metrics) and ``hyperparams.yaml``. Every file is written atomically (a learned optimizer's metadata
+last), so a crash loses nothing complete.
 """
 
 from __future__ import annotations
@@ -363,6 +364,7 @@ def train_sb3(
         restore(model, latest_checkpoint(out_dir))
     else:
         warm_starts(model, config, family, meta, out_dir)
+        save_learned_optimizer(model, out_dir / "warm_start", meta)  # where PPO starts, to compare against
 
     def checkpoint(model: Any) -> Path:
         return write_checkpoint(model, out_dir, algo, recorded_settings(config))
