@@ -181,6 +181,45 @@ def cell_lines(cell: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def goal_rows(cell: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """horizon -> the best model's weakest pairing there (the lowest win fraction over teacher and
+    warm start), with whether it meets the goal: >= 65 % wins, sign and Wilcoxon p < 0.01."""
+    weakest = {}
+    for pair in cell["pairs"]:
+        if pair["method"] == "best_model":
+            current = weakest.get(pair["horizon"])
+            if current is None or pair["win_fraction"] < current["win_fraction"]:
+                weakest[pair["horizon"]] = pair
+    for pair in weakest.values():
+        p = max(pair["sign_test_p"], pair["wilcoxon_p"])
+        pair["goal"] = pair["win_fraction"] >= 0.65 and p < 0.01 and cell["cpu_s"] <= 600
+    return weakest
+
+
+def summary(cells: list[dict[str, Any]]) -> str:
+    """Per family, the lever whose best model comes nearest the goal, at T = 40 and T = 100."""
+    lines = [
+        "| family | best lever | T = 40: wins (max p) | T = 100: wins (max p) | training CPU min | goal met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family in FAMILIES:
+        mine = [(c, goal_rows(c)) for c in cells if c["family"] == family]
+        if not mine:
+            continue
+        cell, rows = max(mine, key=lambda m: (sum(r["goal"] for r in m[1].values()), min_wins(m[1])))
+        shown = [
+            f"{100 * r['win_fraction']:.0f} % ({p_value(max(r['sign_test_p'], r['wilcoxon_p']))})"
+            for r in (rows[h] for h in HORIZONS)
+        ]
+        met = "yes" if all(r["goal"] for r in rows.values()) else "no"
+        lines.append(f"| {family} | {cell['lever']} | {shown[0]} | {shown[1]} | {cell['cpu_s'] / 60:.1f} | {met} |")
+    return "\n".join(lines)
+
+
+def min_wins(rows: dict[int, dict[str, Any]]) -> float:
+    return min(r["win_fraction"] for r in rows.values())
+
+
 def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
     """Validation net cost wins against the teacher over training, one line per lever and horizon."""
     import matplotlib
@@ -227,7 +266,7 @@ def write_page(args: argparse.Namespace) -> str:
         sections.append(f"### {family}\n\n{HEADER}\n{rows}\n\n![{family} learning curves]({plot.name})\n")
     old = docs.read_text() if docs.is_file() else ""
     notes = old[old.index(NOTES) :] if NOTES in old else f"{NOTES}\n\n(none yet)\n"
-    page = PAGE.format(command=" ".join(sys.argv), tables="\n".join(sections), notes=notes)
+    page = PAGE.format(command=" ".join(sys.argv), summary=summary(cells), tables="\n".join(sections), notes=notes)
     atomic_write_text(docs, page)
     return page
 
@@ -248,8 +287,18 @@ Levers: `imitation` the default run (imitation warm start, PPO on log-suboptimal
 `residual_baseline` the same paid against the teacher run on the same instances
 (r_t = (f_ref,t − f_t) / |f_0 − f*|); `residual_baseline_log` with the log-ratio reward;
 `residual_add_baseline` an additive correction (± 0.1 · action_scale); `imitation_baseline` the
-imitation warm start paid against the teacher. Families whose default teacher keeps buffers
-(robust regression, Quadratic, Rosenbrock) use tuned `window_qn` as teacher with 5 window pairs.
+imitation warm start paid against the teacher; `*_large` with 128 instances per rollout (4×)
+and learning rate 1e-4. Families whose default teacher keeps buffers (robust regression,
+Quadratic, Rosenbrock) use tuned `window_qn` as teacher with 5 window pairs (action scale 1).
+
+## Nearest the goal, per family
+
+The best model of the lever nearest the goal; wins: its weaker pairing (against the teacher or
+the warm start) on 200 test instances; max p: the larger of the sign and Wilcoxon p-values.
+
+{summary}
+
+## Every cell
 
 {tables}
 {notes}"""
