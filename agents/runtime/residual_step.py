@@ -30,7 +30,7 @@ from l2o_gym.update_rule import UpdateRule
 RESIDUAL_FORMS = ("scale", "add")
 # teachers whose step is a function of the state alone (no buffers that an env's autoreset of
 # single rows would have to restart): the residual policy and the reference reward can use them
-STATE_ONLY_TEACHERS = ("window_qn", "window_adam_qn", "gd")
+STATE_ONLY_TEACHERS = ("window_qn", "window_adam_qn")
 
 
 def teacher_from_meta(residual: dict[str, Any]) -> UpdateRule:
