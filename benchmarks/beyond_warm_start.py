@@ -79,6 +79,12 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
     # the imitation warm start with the reward against the teacher (no residual)
     "imitation_baseline": {"baseline": {"form": "gap"}, "select_best": "teacher_cost"},
+    # the same with more exploration (log_std -3; the two-layer net's default is -4)
+    "imitation_baseline_explore": {
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+        "policy": {"log_std_init": -3.0},
+    },
     # the same with 4x the instances per rollout and a third of the learning rate
     "imitation_baseline_large": {
         "baseline": {"form": "gap"},
@@ -288,7 +294,7 @@ Levers: `imitation` the default run (imitation warm start, PPO on log-suboptimal
 (r_t = (f_ref,t − f_t) / |f_0 − f*|); `residual_baseline_log` with the log-ratio reward;
 `residual_add_baseline` an additive correction (± 0.1 · action_scale); `imitation_baseline` the
 imitation warm start paid against the teacher; `*_large` with 128 instances per rollout (4×)
-and learning rate 1e-4. Families whose default teacher keeps buffers (robust regression,
+and learning rate 1e-4; `*_explore` with log_std −3. Families whose default teacher keeps buffers (robust regression,
 Quadratic, Rosenbrock) use tuned `window_qn` as teacher with 5 window pairs (action scale 1).
 
 ## Nearest the goal, per family
