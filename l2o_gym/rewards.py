@@ -15,6 +15,17 @@ unknown, so the query objective takes the reward form for an unknown optimum: "c
 r_t = -f_q(x_t) / |f_q(x_0)| ("auto" chooses it; "log_suboptimality" is refused). A non-finite
 f_q (f itself finite) is paid as f_q(x_0) + 1e4 (|f_q(x_0)| + 1), the explosion limit of the state.
 
+Measured against a reference (`ReferenceReward`, built by the caller with the reference rule and
+handed to the env as ``reward=``): a reference optimizer runs beside the env's instances, one step
+per env step, from the same x_0, so the variance between instances cancels:
+
+* ``"gap"``: r_t = (f_ref(x_t) - f(x_t)) / |f(x_0) - f*|; the return is the reference's cost minus
+  the policy's (Li & Malik's, over the episode) in units of the initial suboptimality.
+* ``"log_ratio"``: r_t = log(s_ref,t + eps) - log(s_t + eps), s as above.
+
+The reference must compute its step from the state alone (no buffers of its own, e.g. the
+window rules): its rows restart with the env's episodes.
+
 A diverging step ends the episode and is paid ``-divergence_penalty * (horizon - t)``, t the
 steps taken before it: with the default penalty 2 that is more than standing still for the rest
 of the episode costs under either reward, and it is bounded by ``divergence_penalty * horizon``.
@@ -29,6 +40,7 @@ import torch
 from torch import Tensor
 
 from l2o_gym.state import OptimizationState
+from l2o_gym.update_rule import UpdateRule
 
 OBJECTIVES: tuple[str, ...] = ("train", "query")
 QUERY_EXPLODE_RATIO = 1e4
@@ -137,13 +149,65 @@ class QueryReward(Reward):
         return self.paid.pay(f_prev, f, f0, f_star)
 
 
+class ReferenceReward(Reward):
+    """The reward of a step measured against `reference`, run on the same instances in lockstep
+    (module docstring); `form` is "gap" or "log_ratio". Holds the reference's own state [B]."""
+
+    name = "reference"
+    needs_optimum = True
+    FORMS: ClassVar[tuple[str, ...]] = ("gap", "log_ratio")
+
+    def __init__(self, reference: UpdateRule, form: str = "gap", eps: float = 1e-6) -> None:
+        if not isinstance(reference, UpdateRule):
+            raise ValueError(f"reference must be an UpdateRule, got {type(reference).__name__}")
+        if form not in self.FORMS:
+            raise ValueError(f"reference reward form must be one of {self.FORMS}, got {form!r}")
+        if not eps > 0:
+            raise ValueError(f"eps must be > 0, got {eps!r}")
+        self.reference, self.form, self.eps = reference, form, eps
+        self.reference_state: OptimizationState | None = None
+
+    @torch.no_grad()
+    def start(self, state: OptimizationState, mask: Tensor | None = None) -> None:
+        rows = torch.arange(state.batch_size, device=state.x.device) if mask is None else mask.nonzero().squeeze(1)
+        fresh = OptimizationState.start(
+            state.problem.select_rows(rows), x0=state.x[rows], history=state.history, explode_ratio=state.explode_ratio
+        )
+        if mask is None or self.reference_state is None:
+            self.reference_state = fresh
+        else:
+            self.reference_state.replace_rows(mask, fresh)
+        self.reference.reset(self.reference_state)
+
+    @torch.no_grad()
+    def __call__(self, f_prev: Tensor, state: OptimizationState) -> Tensor:
+        if self.reference_state is None:
+            raise RuntimeError("call start(state) before paying a reference reward")
+        reference = self.reference_state
+        reference.advance(self.reference.step(reference))  # a diverged reference row keeps its last value
+        return self.pay(reference.f, state.f, state.f0, state.problem.optimum())
+
+    def pay(self, f_prev: Tensor, f: Tensor, f0: Tensor, f_star: Tensor | None) -> Tensor:
+        """Reward [B] of reaching f [B] where the reference reached `f_prev` [B] (its f at this step)."""
+        scale = (f0 - f_star).abs() + 1e-12
+        if self.form == "gap":
+            return (f_prev - f) / scale
+        gap, reference_gap = (f - f_star).clamp_min(0.0) / scale, (f_prev - f_star).clamp_min(0.0) / scale
+        return torch.log(reference_gap + self.eps) - torch.log(gap + self.eps)
+
+
 REWARDS: dict[str, type[Reward]] = {r.name: r for r in (CostReward, LogSuboptimalityReward)}
 
 
-def make_reward(name: str, has_optimum: bool, *, objective: str = "train", has_query: bool = False) -> Reward:
+def make_reward(name: str | Reward, has_optimum: bool, *, objective: str = "train", has_query: bool = False) -> Reward:
     """The reward by name, paid on `objective` ("train" or "query", see the module docstring);
-    "auto" is log_suboptimality where f* is known (the training objective only), else cost."""
+    "auto" is log_suboptimality where f* is known (the training objective only), else cost. A
+    `Reward` object (e.g. a `ReferenceReward`) is used as it is, on the training objective."""
     check_objective(objective, has_query)
+    if isinstance(name, Reward):
+        if objective != "train" or (name.needs_optimum and not has_optimum):
+            raise ValueError(f"reward {name.name!r} needs the training objective and each instance's optimum")
+        return name
     if objective == "query":
         has_optimum = False  # the query loss's optimum is unknown
     if name == "auto":

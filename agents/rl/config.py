@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agents.meta.meta_training_options import MetaTrainingOptions
+from agents.runtime.residual_step import RESIDUAL_FORMS, STATE_ONLY_TEACHERS
 from agents.runtime.step_forms import DEFAULT_LOG_RANGE, STEP_FORMS, StepForm
 
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 WARM_START_ALGOS = ("ppo", "a2c")  # the algorithms whose policies the warm starts fit
+# sections that exist only for a coordinatewise ppo / a2c policy
+COORDINATEWISE_SECTIONS = ("imitation", "backprop", "residual", "baseline")
 # env options that exist only in the coordinatewise rows (a dict-layout run drops them)
 COORDINATEWISE_ENV_OPTIONS = ("quasi_newton_pairs", "time_features")
 
@@ -231,6 +234,36 @@ class BackpropSettings:
         return parse_section(cls, data, "backprop", source)
 
 
+@dataclass(frozen=True)
+class ResidualSettings:
+    """`residual`: the policy's output corrects the imitation teacher's step and starts at zero
+    (agents/runtime/residual_step.py): form scale | add, range."""
+
+    form: str = setting("scale", one_of(*RESIDUAL_FORMS))
+    range: float = setting(1.0, positive_float)
+
+
+@dataclass(frozen=True)
+class BaselineSettings:
+    """`baseline`: the reward measured against the imitation teacher run on the same instances
+    (`l2o_gym.rewards.ReferenceReward`): form gap | log_ratio, eps."""
+
+    form: str = setting("gap", one_of("gap", "log_ratio"))
+    eps: float = setting(1e-6, positive_float)
+
+
+def check_state_only_teacher(section: str, imitation: ImitationSettings | None, source: str) -> None:
+    """`residual` and `baseline` use the imitation teacher, which must compute its step from the
+    state alone (its rows restart with the env's episodes) and have no opening phase."""
+    if imitation is None:
+        raise ConfigError(f"{section} needs an imitation section naming its teacher (in {source})")
+    if imitation.teacher not in STATE_ONLY_TEACHERS or imitation.opening is not None:
+        raise ConfigError(
+            f"{section} needs imitation.teacher one of {', '.join(STATE_ONLY_TEACHERS)} without an opening, "
+            f"got {imitation.teacher!r}{' with an opening' if imitation.opening else ''} (in {source})"
+        )
+
+
 def with_window_pairs(rule: Any, pairs: int) -> Any:
     """A teacher that reads the history window's quasi-Newton direction (it takes `pairs`) rebuilt
     with the `pairs` the run's rows hold (env.quasi_newton_pairs), so the student sees the very
@@ -243,6 +276,9 @@ def with_window_pairs(rule: Any, pairs: int) -> Any:
 # ---------------------------------------------------------------------------------------------
 # the whole training configuration
 
+# how best_model/ is chosen on validation: win rate against tuned Adam by final value, or win rate
+# against the imitation teacher by Li & Malik's cost (the policy's own warm start)
+SELECT_BEST = ("adam_final", "teacher_cost")
 SECTION_CHECKS: dict[str, Callable[[Any], Any]] = {
     "timesteps": positive_int,
     "num_envs": positive_int,
@@ -252,8 +288,9 @@ SECTION_CHECKS: dict[str, Callable[[Any], Any]] = {
     "env": mapping,
     "algo": mapping,
     "policy": mapping,
+    "select_best": one_of(*SELECT_BEST),
 }
-SECTIONS = (*SECTION_CHECKS, "step", "imitation", "backprop")
+SECTIONS = (*SECTION_CHECKS, "step", "imitation", "backprop", "residual", "baseline")
 
 
 @dataclass(frozen=True)
@@ -271,6 +308,9 @@ class TrainingConfig:
     step: StepSettings = field(default_factory=StepSettings)
     imitation: ImitationSettings | None = None
     backprop: BackpropSettings | None = None
+    residual: ResidualSettings | None = None
+    baseline: BaselineSettings | None = None
+    select_best: str = "adam_final"
     source: str = "agents/rl/hyperparams.yaml"
 
     @classmethod
@@ -296,6 +336,14 @@ class TrainingConfig:
             values["imitation"] = ImitationSettings.parse(params["imitation"], source)
         if params.get("backprop"):
             values["backprop"] = BackpropSettings.parse(params["backprop"], source)
+        for name, settings in (("residual", ResidualSettings), ("baseline", BaselineSettings)):
+            if params.get(name) is not None:
+                values[name] = parse_section(settings, params[name], name, source)
+                check_state_only_teacher(name, values.get("imitation"), source)
+        if values.get("residual") is not None:
+            values["step"] = StepSettings()  # the policy's one output is the correction (linear)
+        if values.get("select_best") == "teacher_cost" and values.get("imitation") is None:
+            raise ConfigError(f"select_best teacher_cost needs an imitation section naming the teacher (in {source})")
         return cls(**values)
 
     def replace(self, **changes: Any) -> TrainingConfig:
@@ -304,7 +352,7 @@ class TrainingConfig:
     def for_dict_layout(self) -> TrainingConfig:
         """Without the coordinatewise-only settings (step, imitation, backprop, and the rows' env
         options), with a warning naming those that were set."""
-        dropped = [name for name in ("imitation", "backprop") if getattr(self, name) is not None]
+        dropped = [name for name in COORDINATEWISE_SECTIONS if getattr(self, name) is not None]
         dropped += ["step"] if self.step != StepSettings() else []
         dropped += [f"env.{o}" for o in COORDINATEWISE_ENV_OPTIONS if self.env.get(o)]
         if dropped:
@@ -312,16 +360,19 @@ class TrainingConfig:
                 f"{dropped} apply to the coordinatewise layout only; ignored for coordinatewise=False", stacklevel=3
             )
         env = {k: v for k, v in self.env.items() if k not in COORDINATEWISE_ENV_OPTIONS}
-        return dataclasses.replace(self, env=env, step=StepSettings(), imitation=None, backprop=None)
+        cleared = dict.fromkeys(COORDINATEWISE_SECTIONS)
+        return dataclasses.replace(self, env=env, step=StepSettings(), select_best="adam_final", **cleared)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (for the run folder's hyperparams.yaml)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "source"}
-        for name in ("step", "imitation", "backprop"):
+        for name in ("step", *COORDINATEWISE_SECTIONS):
             section = out[name]
             out[name] = (
                 None if section is None else {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
             )
+        if out["select_best"] == "adam_final":
+            del out["select_best"]  # the default, left out as runs before the setting existed record it
         return {k: v for k, v in out.items() if v is not None}
 
 
@@ -335,7 +386,7 @@ def check_warm_start_policy(name: str, algo: str, coordinatewise: bool, source: 
 
 
 def check_warm_starts(config: TrainingConfig, algo: str, source: str) -> None:
-    for name in ("imitation", "backprop"):
+    for name in COORDINATEWISE_SECTIONS:
         if getattr(config, name) is not None:
             check_warm_start_policy(name, algo, config.coordinatewise, source)
 

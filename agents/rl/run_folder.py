@@ -21,6 +21,7 @@ RUN_ENTRIES = (
     "best_model",
     "model",
     "tb",
+    "warm_start",
     "training.json",
     "backprop_warm_start.json",
     "best",  # guided policy search: best/, final/, checkpoint.pt, gps_options.json

@@ -3,11 +3,12 @@
 `train_sb3` reads like SB3's ``learn``: check the configuration and the run folder (before any
 work), build the environment, build the model (or restore it from the run's checkpoint), warm
 starts, callbacks, learn, save. Everything runs on the natively batched SB3 VecEnv. A run folder
-holds ``best_model/`` (best on held-out validation) and ``model/`` (final): saved learned
-optimizers (l2o_meta.json + policy.pth, loadable with `agents.runtime.saved_rules.load_rule`);
-``checkpoint/`` (verified SB3 checkpoints for --resume, `agents.rl.checkpoints`), ``tb/``
-(TensorBoard, with held-out validation metrics) and ``hyperparams.yaml``. Every file is written
-atomically (a learned optimizer's metadata last), so a crash loses nothing complete.
+holds ``best_model/`` (best on held-out validation), ``model/`` (final) and ``warm_start/`` (the
+policy PPO starts from, after the warm starts): saved learned optimizers (l2o_meta.json +
+policy.pth, loadable with `agents.runtime.saved_rules.load_rule`); ``checkpoint/`` (verified SB3
+checkpoints for --resume, `agents.rl.checkpoints`), ``tb/`` (TensorBoard, with held-out validation
+metrics) and ``hyperparams.yaml``. Every file is written atomically (a learned optimizer's metadata
+last), so a crash loses nothing complete.
 """
 
 from __future__ import annotations
@@ -39,12 +40,15 @@ from agents.rl.config import (
 from agents.rl.run_family import RunFamily
 from agents.rl.run_folder import check_run_folder, clear_run
 from agents.rl.validation_callback import ValidationCallback
+from agents.runtime.residual_step import ResidualStep, ResidualVecEnv, zero_last_layer
 from agents.runtime.saved_rules import write_meta
 from agents.runtime.sb3_policy_io import WEIGHTS_FORMAT, policy_kwargs_from_config, save_policy
 from agents.runtime.step_forms import StepForm, StepFormVecEnv
 from l2o_gym.atomic_io import atomic_write_json, atomic_write_text
 from l2o_gym.envs.sb3_vec_env import OptimizationSB3VecEnv
+from l2o_gym.episode_batch import DEFAULT_HORIZON, check_horizon
 from l2o_gym.observation_spec import ObservationSpec
+from l2o_gym.rewards import ReferenceReward
 from l2o_gym.update_rule import UpdateRule
 
 
@@ -147,10 +151,23 @@ def warm_start(model: Any, family: RunFamily, settings: ImitationSettings, meta:
     return error
 
 
+def config_teacher(config: TrainingConfig, family: RunFamily) -> UpdateRule | None:
+    """The run's imitation teacher (None without imitation), built as the warm start builds it:
+    tuned at the longest training horizon, with the rows' quasi-Newton pairs."""
+    if config.imitation is None:
+        return None
+    horizon = check_horizon(family.episode_options.get("horizon", DEFAULT_HORIZON))[1]
+    pairs = int(family.episode_options.get("quasi_newton_pairs") or 0)
+    return imitation_teacher(config.imitation, family, horizon, pairs)
+
+
 def warm_starts(model: Any, config: TrainingConfig, family: RunFamily, meta: dict[str, Any], out_dir: Path) -> None:
-    """The configured warm starts of a new run: imitation, then backpropagation through unrolls."""
+    """The configured warm starts of a new run: a residual policy's zero correction (it starts as
+    its teacher; no imitation fit), else imitation, then backpropagation through unrolls."""
     seed = meta["seed"]
-    if config.imitation is not None:
+    if config.residual is not None:
+        zero_last_layer(model.policy)
+    elif config.imitation is not None:
         warm_start(model, family, config.imitation, meta, seed)
     if config.backprop is not None:
         from agents.rl.backprop_warm_start import backprop_warm_start
@@ -187,20 +204,42 @@ def step_form_from_config(config: Mapping[str, Any] | None) -> StepForm:
     return parse_section(StepSettings, config or {}, "step", "the step settings").build()
 
 
-def build_env(config: TrainingConfig, family: RunFamily, seed: int) -> tuple[VecEnv, OptimizationSB3VecEnv]:
-    """(the VecEnv the agent acts on: step form and episode monitor applied, the raw batched env)."""
+def build_env(
+    config: TrainingConfig, family: RunFamily, seed: int
+) -> tuple[VecEnv, OptimizationSB3VecEnv, ResidualStep | None]:
+    """(the VecEnv the agent acts on: step form or residual and episode monitor applied, the raw
+    batched env, the residual step or None). With `baseline`, the raw env pays the reward against
+    the teacher run on the same instances (`l2o_gym.rewards.ReferenceReward`)."""
+    options = dict(family.episode_options)
+    if config.baseline is not None:
+        options["reward"] = ReferenceReward(config_teacher(config, family), config.baseline.form, config.baseline.eps)
     raw = OptimizationSB3VecEnv(
-        family.family, config.num_envs, seed=seed, coordinatewise=config.coordinatewise, **family.episode_options
+        family.family, config.num_envs, seed=seed, coordinatewise=config.coordinatewise, **options
     )
-    step_form = config.step.build()
-    agent_env = raw if step_form.name == "linear" else StepFormVecEnv(raw, step_form)
-    return VecMonitor(agent_env), raw  # the monitor logs episode returns and lengths (rollout/ep_rew_mean)
+    residual = None
+    if config.residual is not None:
+        residual = ResidualStep(config_teacher(config, family), config.residual.form, config.residual.range)
+        agent_env = ResidualVecEnv(raw, raw, residual)
+    else:
+        step_form = config.step.build()
+        agent_env = raw if step_form.name == "linear" else StepFormVecEnv(raw, step_form)
+    return VecMonitor(agent_env), raw, residual  # the monitor logs episode returns and lengths (rollout/ep_rew_mean)
 
 
-def run_meta(config: TrainingConfig, family: RunFamily, algo: str, raw: OptimizationSB3VecEnv, seed: int) -> dict:
-    """The saved learned optimizers' metadata: everything needed to rebuild the policy alone."""
+def run_meta(
+    config: TrainingConfig,
+    family: RunFamily,
+    algo: str,
+    raw: OptimizationSB3VecEnv,
+    seed: int,
+    residual: ResidualStep | None = None,
+) -> dict:
+    """The saved learned optimizers' metadata: everything needed to rebuild the policy alone (a
+    residual policy's teacher and its hyperparameters included)."""
     episodes = raw.episodes
+    extra = {} if residual is None else {"residual": residual.to_meta()}
     return {
+        **extra,
         "kind": "sb3",
         "algo": algo,
         "env_id": family.env_id,
@@ -315,8 +354,8 @@ def train_sb3(
     out_dir = Path(out_dir)
     if overwrite:
         clear_run(out_dir)
-    venv, raw = build_env(config, family, seed)
-    meta = run_meta(config, family, algo, raw, seed)
+    venv, raw, residual = build_env(config, family, seed)
+    meta = run_meta(config, family, algo, raw, seed, residual)
     atomic_write_text(
         out_dir / "hyperparams.yaml", yaml.safe_dump({"env_id": env_id, "algo": algo, **config.to_dict()})
     )
@@ -325,6 +364,7 @@ def train_sb3(
         restore(model, latest_checkpoint(out_dir))
     else:
         warm_starts(model, config, family, meta, out_dir)
+        save_learned_optimizer(model, out_dir / "warm_start", meta)  # where PPO starts, to compare against
 
     def checkpoint(model: Any) -> Path:
         return write_checkpoint(model, out_dir, algo, recorded_settings(config))
@@ -337,6 +377,8 @@ def train_sb3(
         meta,
         config.eval_freq,
         on_best=lambda cb: save_learned_optimizer(cb.model, out_dir / "best_model", meta),
+        teacher=config_teacher(config, family),
+        select_best=config.select_best,
     )
     callbacks = CallbackList([validation, CheckpointEvery(checkpoint, config.eval_freq)])
     remaining = config.timesteps - int(model.num_timesteps)

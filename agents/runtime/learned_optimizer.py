@@ -3,7 +3,8 @@
 It rebuilds the observation the policy was trained on from the batched `OptimizationState` through
 the `ObservationSpec` its metadata carries (built once, at load) and turns the policy's
 deterministic action into the step ``action_scale * clip(action, -1, 1)`` (through the policy's
-`StepForm`, agents/runtime/step_forms.py). A coordinatewise policy acts on every coordinate of
+`StepForm`, agents/runtime/step_forms.py); a residual policy's output corrects the step of the
+teacher its metadata names (agents/runtime/residual_step.py). A coordinatewise policy acts on every coordinate of
 every instance in one forward pass, so it runs on problems of any dimension; a dict-layout policy
 only on the dimension it was trained at.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from agents.runtime.residual_step import ResidualStep
 from agents.runtime.saved_rules import read_meta
 from agents.runtime.sb3_policy_io import rebuild_policy
 from agents.runtime.step_forms import StepForm
@@ -40,6 +42,7 @@ class LearnedOptimizer(UpdateRule):
         self.meta = meta
         self.observation_spec = ObservationSpec.from_saved_meta(meta) if observation_spec is None else observation_spec
         self.step_form = StepForm.from_meta(meta)
+        self.residual = ResidualStep.from_meta(meta["residual"]) if meta.get("residual") else None
         self.recurrent = meta["algo"] == "recurrent_ppo"
         self.name = name or f"{meta['algo']}-{self.observation_spec.layout}"
         self._lstm_states: tuple[Tensor, Tensor] | None = None
@@ -73,6 +76,8 @@ class LearnedOptimizer(UpdateRule):
                 "train with coordinatewise=True for a dimension-free optimizer"
             )
         self._lstm_states = None
+        if self.residual is not None:
+            self.residual.teacher.reset(state)
 
     def observe(self, state: OptimizationState) -> Tensor | dict[str, Tensor]:
         """The policy's input: rows [B·d, F] (coordinatewise) or a dict of [B, ...]."""
@@ -103,8 +108,11 @@ class LearnedOptimizer(UpdateRule):
         outputs = self.act(self.observe(state), n)
         if self.coordinatewise:
             outputs = self.step_form.env_action(outputs.reshape(n, self.step_form.width))
-        actions = outputs.reshape(batch, dim).clamp(-1.0, 1.0)
-        return self.observation_spec.action_scale * actions.to(state.x.dtype).to(state.x.device)
+        scale = self.observation_spec.action_scale
+        outputs = outputs.reshape(batch, dim).to(state.x.dtype).to(state.x.device)
+        if self.residual is not None:
+            return self.residual.step(state, outputs, scale).clamp(-scale, scale)
+        return scale * outputs.clamp(-1.0, 1.0)
 
 
 def load(folder: Path, meta: dict[str, Any], device: str = "cpu", name: str | None = None) -> LearnedOptimizer:

@@ -1,0 +1,346 @@
+"""Does PPO improve on where it starts? Each lever trained per family, paired against its teacher.
+
+For every family and lever combination: train PPO (agents/rl/hyperparams.yaml's entry for the
+family, the lever's YAML over it; `--timesteps` sets the budget), measure the CPU time of the
+training process, then pair the run's best model (chosen on validation instances) and its final
+model against the run's own teacher (the warm start: `agents.rl.policy_comparisons.run_teacher`)
+on `--instances` held-out test instances at T = 40 and T = 100 by Li & Malik's cost (wins %, 95 %
+Wilson interval, sign test p, Wilcoxon p: `l2o_gym.metrics.paired_comparison`). Each cell's result
+is kept as JSON in its run folder (`<runs>/<family>/<lever>/beyond.json`), so cells run one at a
+time and the page (`--docs`) collects every finished one; a learning-curve plot per family
+(validation net cost wins against the teacher; 0 is the warm start's line) is written beside it.
+The page's "## Notes" section (what each lever did) is kept when the page is rewritten.
+
+    python benchmarks/beyond_warm_start.py --families logistic --levers residual_baseline \
+        [--timesteps 150000] [--instances 200] [--runs runs/beyond] [--docs docs/beyond_warm_start.md]
+    python benchmarks/beyond_warm_start.py --collect      # only rewrite the page from finished cells
+    python benchmarks/beyond_warm_start.py --reevaluate --families F --levers L   # pair trained cells again
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import l2o_gym  # noqa: E402
+from agents.rl.policy_comparisons import run_teacher  # noqa: E402
+from agents.rl.sb3_training import train_sb3  # noqa: E402
+from agents.runtime.saved_rules import load_rule  # noqa: E402
+from l2o_gym.atomic_io import atomic_write_json, atomic_write_text  # noqa: E402
+from l2o_gym.metrics import curve_values, paired_comparison  # noqa: E402
+from l2o_gym.unroll import unroll  # noqa: E402
+
+FAMILIES = {
+    "logistic": "l2o/LogisticRegression-v0",
+    "two_layer": "l2o/TwoLayerNet-v0",
+    "robust": "l2o/RobustLinearRegression-v0",
+    "quadratic": "l2o/Quadratic-v0",
+    "rosenbrock": "l2o/Rosenbrock-v0",
+}
+# families whose default teacher keeps buffers of its own: the levers use tuned window_qn instead
+# (action_scale 1: tuned window_qn's steps, up to 0.5 on the Quadratic and 0.1 on Rosenbrock, are
+# not clipped by the env, so a residual policy starts exactly at its teacher)
+STATE_ONLY_TEACHER = {
+    "env": {"quasi_newton_pairs": 5, "action_scale": 1.0},
+    "imitation": {"teacher": "window_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
+}
+RESIDUAL = {"residual": {"form": "scale", "range": 1.0}, "policy": {"log_std_init": -3.0}}
+LEVERS: dict[str, dict[str, Any]] = {
+    # the default run: imitation warm start, PPO on log-suboptimality, best by wins against Adam
+    "imitation": {},
+    # the residual policy alone (reward unchanged), best by cost against the teacher
+    "residual": {**RESIDUAL, "select_best": "teacher_cost"},
+    "residual_baseline": {**RESIDUAL, "baseline": {"form": "gap"}, "select_best": "teacher_cost"},
+    "residual_baseline_log": {**RESIDUAL, "baseline": {"form": "log_ratio"}, "select_best": "teacher_cost"},
+    "residual_add_baseline": {
+        "residual": {"form": "add", "range": 0.1},
+        "policy": {"log_std_init": -3.0},
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+    },
+    # residual_baseline with 4x the instances per rollout and a third of the learning rate
+    "residual_baseline_large": {
+        **RESIDUAL,
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+        "num_envs": 128,
+        "algo": {"learning_rate": 0.0001},
+    },
+    # the imitation warm start with the reward against the teacher (no residual)
+    "imitation_baseline": {"baseline": {"form": "gap"}, "select_best": "teacher_cost"},
+    # the same with more exploration (log_std -3; the two-layer net's default is -4)
+    "imitation_baseline_explore": {
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+        "policy": {"log_std_init": -3.0},
+    },
+    # the same with 4x the instances per rollout and a third of the learning rate
+    "imitation_baseline_large": {
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+        "num_envs": 128,
+        "algo": {"learning_rate": 0.0001},
+    },
+}
+HORIZONS = (40, 100)
+
+
+def lever_config(family: str, lever: str, timesteps: int) -> dict[str, Any]:
+    """The YAML merged over the family's hyperparams.yaml entry for this lever."""
+    config = json.loads(json.dumps(LEVERS[lever]))
+    if lever != "imitation" and family not in ("logistic", "two_layer"):
+        config = {**config, **STATE_ONLY_TEACHER}
+    eval_freq = max(timesteps // 6, 1)
+    return {**config, "eval_freq": eval_freq, "eval_horizons": list(HORIZONS)}
+
+
+def train_cell(family: str, lever: str, args: argparse.Namespace) -> Path:
+    """Train one cell (its run folder replaced); returns the folder, with its CPU time recorded."""
+    run = Path(args.runs) / family / lever
+    run.parent.mkdir(parents=True, exist_ok=True)
+    (run / "beyond.json").unlink(missing_ok=True)  # a cell that fails leaves no stale result
+    config = run.parent / f"{lever}.yaml"
+    config.write_text(yaml.safe_dump(lever_config(family, lever, args.timesteps)))
+    cpu, wall = time.process_time(), time.perf_counter()
+    training = {"timesteps": args.timesteps, "seed": args.seed, "overwrite": True, "progress_bar": False}
+    result = train_sb3(FAMILIES[family], "ppo", out_dir=run, config=config, **training)
+    timing = {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
+    atomic_write_json(run / "training_time.json", {**timing, "validation": result.validation})
+    return run
+
+
+def pair_against_teacher(run: Path, family: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """best_model and model against the run's teacher and, where its curves differ from the
+    teacher's (an imitation warm start), the run's warm start, on the test instances at each horizon."""
+    _, teacher = run_teacher("policy", run / "best_model")
+    problem = l2o_gym.make_family(FAMILIES[family]).sample(
+        args.instances, torch.Generator().manual_seed(args.seed), "test"
+    )
+    f_star = problem.optimum()
+    rules = {model: load_rule(run / model) for model in ("best_model", "model")}
+    baselines = {"teacher": teacher}
+    if (run / "warm_start").is_dir():
+        baselines["warm start"] = load_rule(run / "warm_start")
+    history = rules["model"].history  # the window the policy's rows (and window teachers) read
+    rows = []
+    for horizon in HORIZONS:
+        curves = {
+            name: unroll(rule, problem.select_rows(torch.arange(args.instances)), horizon, history=history)
+            for name, rule in {**rules, **baselines}.items()
+        }
+        same = "warm start" in curves and torch.equal(curves["warm start"].objectives, curves["teacher"].objectives)
+        for model, against in itertools.product(rules, baselines):
+            if against == "warm start" and same:
+                continue  # a residual policy's warm start is its teacher itself
+            ours, theirs = curves[model], curves[against]
+            comparison = paired_comparison(
+                model,
+                curve_values(ours.objectives, f_star),
+                ours.diverged,
+                against,
+                curve_values(theirs.objectives, f_star),
+                theirs.diverged,
+            )
+            rows.append({**comparison.to_dict(), "horizon": horizon, "timesteps": rules[model].meta.get("timesteps")})
+    return rows
+
+
+def run_cell(family: str, lever: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Train (unless --reevaluate) and pair one cell; its result is written to the run folder."""
+    run = Path(args.runs) / family / lever if args.reevaluate else train_cell(family, lever, args)
+    timing = json.loads((run / "training_time.json").read_text())
+    timesteps = load_rule(run / "model").meta.get("timesteps")
+    cell = {"family": family, "lever": lever, "timesteps": timesteps, **timing}
+    cell["pairs"] = pair_against_teacher(run, family, args)
+    atomic_write_json(run / "beyond.json", cell)
+    print(cell_lines(cell), flush=True)
+    return cell
+
+
+def p_value(p: float) -> str:
+    """A p-value as printed (the normal approximation underflows to 0 far in the tail)."""
+    return f"{p:.2g}" if p > 0 else "< 1e-300"
+
+
+def cell_lines(cell: dict[str, Any]) -> str:
+    """Markdown table rows of one cell: per horizon and model, the paired comparison."""
+    lines = []
+    for pair in cell["pairs"]:
+        lines.append(
+            f"| {cell['family']} | {cell['lever']} | {pair['horizon']} | {pair['method']} (step {pair['timesteps']}) "
+            f"| {pair['against']} "
+            f"| {100 * pair['win_fraction']:.0f} % [{100 * pair['win_low']:.0f}, {100 * pair['win_high']:.0f}] "
+            f"| {pair['losses']} / {pair['ties']} | {p_value(pair['sign_test_p'])} | {p_value(pair['wilcoxon_p'])} "
+            f"| {pair['mean_cost']:.4g} / {pair['against_mean_cost']:.4g} | {cell['cpu_s'] / 60:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def goal_rows(cell: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """horizon -> the best model's weakest pairing there (the lowest win fraction over teacher and
+    warm start), with whether it meets the goal: >= 65 % wins, sign and Wilcoxon p < 0.01."""
+    weakest = {}
+    for pair in cell["pairs"]:
+        if pair["method"] == "best_model":
+            current = weakest.get(pair["horizon"])
+            if current is None or pair["win_fraction"] < current["win_fraction"]:
+                weakest[pair["horizon"]] = pair
+    for pair in weakest.values():
+        p = max(pair["sign_test_p"], pair["wilcoxon_p"])
+        pair["goal"] = pair["win_fraction"] >= 0.65 and p < 0.01 and cell["cpu_s"] <= 600
+    return weakest
+
+
+def summary(cells: list[dict[str, Any]]) -> str:
+    """Per family, the lever whose best model comes nearest the goal, at T = 40 and T = 100."""
+    lines = [
+        "| family | best lever | T = 40: wins (max p) | T = 100: wins (max p) | training CPU min | goal met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for family in FAMILIES:
+        mine = [(c, goal_rows(c)) for c in cells if c["family"] == family]
+        if not mine:
+            continue
+        cell, rows = max(mine, key=lambda m: (sum(r["goal"] for r in m[1].values()), min_wins(m[1])))
+        shown = [
+            f"{100 * r['win_fraction']:.0f} % ({p_value(max(r['sign_test_p'], r['wilcoxon_p']))})"
+            for r in (rows[h] for h in HORIZONS)
+        ]
+        met = "yes" if all(r["goal"] for r in rows.values()) else "no"
+        lines.append(f"| {family} | {cell['lever']} | {shown[0]} | {shown[1]} | {cell['cpu_s'] / 60:.1f} | {met} |")
+    return "\n".join(lines)
+
+
+def min_wins(rows: dict[int, dict[str, Any]]) -> float:
+    return min(r["win_fraction"] for r in rows.values())
+
+
+def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
+    """Validation net cost wins against the teacher over training, one line per lever and horizon."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for cell in cells:
+        for horizon in HORIZONS:
+            points = [(v["timesteps"], v.get(f"cost_net_wins_vs_teacher_T{horizon}")) for v in cell["validation"]]
+            points = [p for p in points if p[1] is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker="o", label=f"{cell['lever']} T={horizon}")
+    ax.axhline(0.0, color="black", linestyle="--", label="warm start (teacher)")
+    ax.set_xlabel("PPO timesteps")
+    ax.set_ylabel("validation: (wins − losses) / instances")
+    ax.set_title(f"{family}: cost against the teacher, held-out validation")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+NOTES = "## Notes"  # the page's section from this heading on is kept when the page is rewritten
+HEADER = (
+    "| family | lever | T | model | against | wins [95 % CI] | losses / ties | sign p | Wilcoxon p "
+    "| mean cost (policy / against) | training CPU min |\n|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def write_page(args: argparse.Namespace) -> str:
+    """The results page from every finished cell under `args.runs`, with a plot per family."""
+    cells = [json.loads(p.read_text()) for p in sorted(Path(args.runs).glob("*/*/beyond.json"))]
+    docs = Path(args.docs)
+    sections = []
+    for family in FAMILIES:
+        mine = [c for c in cells if c["family"] == family]
+        if not mine:
+            continue
+        plot = docs.with_name(f"beyond_warm_start_{family}.png")
+        plot_curves(mine, family, plot)
+        rows = "\n".join(cell_lines(c) for c in mine)
+        sections.append(f"### {family}\n\n{HEADER}\n{rows}\n\n![{family} learning curves]({plot.name})\n")
+    old = docs.read_text() if docs.is_file() else ""
+    notes = old[old.index(NOTES) :] if NOTES in old else f"{NOTES}\n\n(none yet)\n"
+    page = PAGE.format(command=" ".join(sys.argv), summary=summary(cells), tables="\n".join(sections), notes=notes)
+    atomic_write_text(docs, page)
+    return page
+
+
+PAGE = """# Beyond the warm start: does RL improve on its teacher?
+
+Written by `benchmarks/beyond_warm_start.py` (last command: `{command}`). Each row pairs a trained
+policy (best_model: best on validation by net cost wins against the teacher, or for the
+`imitation` lever by wins against tuned Adam; model: the final weights) against the run's own
+teacher — its warm start — on the same held-out test instances, by Li & Malik's cost
+(Σ_t f − f*). Wins %: instances where the policy's cost is strictly lower; sign and Wilcoxon p:
+two-sided paired tests (`l2o_gym/paired_statistics.py`). Training CPU minutes: the training
+process's CPU time (validation included) on the shared 2-core machine, one thread. Goal (#15):
+≥ 65 % wins, p < 0.01, on every family at T = 40 and 100, in ≤ 10 CPU minutes of training.
+
+Levers: `imitation` the default run (imitation warm start, PPO on log-suboptimality);
+`residual` the residual policy (teacher's step · exp(a), a starting at 0; log_std −3);
+`residual_baseline` the same paid against the teacher run on the same instances
+(r_t = (f_ref,t − f_t) / |f_0 − f*|); `residual_baseline_log` with the log-ratio reward;
+`residual_add_baseline` an additive correction (± 0.1 · action_scale); `imitation_baseline` the
+imitation warm start paid against the teacher; `*_large` with 128 instances per rollout (4×)
+and learning rate 1e-4; `*_explore` with log_std −3. Families whose default teacher keeps buffers (robust regression,
+Quadratic, Rosenbrock) use tuned `window_qn` as teacher with 5 window pairs (action scale 1).
+
+## Nearest the goal, per family
+
+The best model of the lever nearest the goal; wins: its weaker pairing (against the teacher or
+the warm start) on 200 test instances; max p: the larger of the sign and Wilcoxon p-values.
+
+{summary}
+
+## Every cell
+
+{tables}
+{notes}"""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default="logistic,two_layer")
+    parser.add_argument("--levers", default="residual_baseline")
+    parser.add_argument("--timesteps", type=int, default=150_000)
+    parser.add_argument("--instances", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", default="runs/beyond")
+    parser.add_argument("--docs", default="docs/beyond_warm_start.md")
+    parser.add_argument("--collect", action="store_true", help="only rewrite the page from finished cells")
+    parser.add_argument("--reevaluate", action="store_true", help="pair the trained cells again, no training")
+    args = parser.parse_args(argv)
+    bad = [f for f in args.families.split(",") if f not in FAMILIES] + [
+        lever for lever in args.levers.split(",") if lever not in LEVERS
+    ]
+    if bad:
+        parser.error(f"--families / --levers: unknown {bad[0]!r}; allowed {sorted(FAMILIES)} / {sorted(LEVERS)}")
+    if args.timesteps < 1 or args.instances < 1:
+        parser.error("--timesteps and --instances must be positive integers")
+    return args
+
+
+def main(argv: list[str] | None = None) -> str:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    if not args.collect:
+        for family in args.families.split(","):
+            for lever in args.levers.split(","):
+                run_cell(family, lever, args)
+    return write_page(args)
+
+
+if __name__ == "__main__":
+    main()
