@@ -26,7 +26,8 @@ SUM_DTYPE = torch.float64
 
 
 class DecayedWindowSums:
-    """front [B, n, H, D], back [B, n, D] (float64) for a window of H items [D] (see module)."""
+    """front [H, B, n, D] (position-major: each position one contiguous block), back [B, n, D]
+    (float64) for a window of H items [D] (see module)."""
 
     def __init__(self, items: Tensor, betas: tuple[float, ...], power: int) -> None:
         """items: the window [B, H, ...] (oldest first) these sums start from."""
@@ -47,16 +48,17 @@ class DecayedWindowSums:
         return flat.to(SUM_DTYPE).square() if self.power == 2 else flat
 
     def _built(self, items: Tensor) -> tuple[Tensor, Tensor]:
-        """front [m, n, H, D] and back [m, n, D] of windows items [m, H, ...], as k splits them."""
+        """front [H, m, n, D] and back [m, n, D] of the windows items [m, H, ...], as k splits them."""
         terms = self._terms(items)
         k, length = self.pushed, self.length
         kept = length - k  # the oldest H - k items form the front, the newest k the back
         n, m, width = len(self.betas), terms.shape[0], terms.shape[2]
-        front = torch.empty((m, n, length, width), dtype=SUM_DTYPE, device=terms.device)  # [kept:] unread
-        newest_first = terms[:, :kept].flip(1).unsqueeze(1)  # [m, 1, kept, D]
-        torch.mul(newest_first, self.beta_powers[:, :kept, None], out=front[:, :, :kept])  # β^r item
-        partial = front.unbind(2)
-        for j in range(1, kept):  # running sums in place (a scan along a middle axis is slower)
+        front = torch.empty((length, m, n, width), dtype=SUM_DTYPE, device=terms.device)  # [kept:] unread
+        newest_first = terms[:, :kept].flip(1).transpose(0, 1).unsqueeze(2)  # [kept, m, 1, D]
+        weights = self.beta_powers[:, :kept].T.reshape(kept, 1, n, 1)  # β^r
+        torch.mul(newest_first, weights, out=front[:kept])
+        partial = front.unbind(0)
+        for j in range(1, kept):  # running sums in place, one contiguous block per position
             partial[j].add_(partial[j - 1])
         back_weights = self.beta_powers[:, :k].flip(1)  # [n, k]: β^{k-1-j} for back position j
         back = torch.einsum("mkd,nk->mnd", terms[:, kept:].to(SUM_DTYPE), back_weights)
@@ -65,7 +67,8 @@ class DecayedWindowSums:
     def rebuild(self, items: Tensor, rows: Tensor) -> None:
         """Recompute the sums of `rows` (an index [m] or a mask [B]) from their window items
         [m, H, ...] (oldest first)."""
-        self.front[rows], self.back[rows] = self._built(items)
+        front, self.back[rows] = self._built(items)
+        self.front[:, rows] = front
 
     def push(self, item: Tensor, window_items: Tensor) -> None:
         """The window took item [B, ...] as its newest (window_items [B, H, ...]: the window now)."""
@@ -80,6 +83,6 @@ class DecayedWindowSums:
     def sums(self) -> Tensor:
         """Σ_a β^a item_a^p [B, n, ...] (float64), newest age 0."""
         k = self.pushed
-        older = self.front[:, :, self.length - 1 - k]  # [B, n, D]
+        older = self.front[self.length - 1 - k]  # [B, n, D], contiguous
         total = torch.addcmul(self.back, older, self.beta_powers[:, k].view(1, -1, 1))
         return total.view(total.shape[0], total.shape[1], *self.item_shape)
