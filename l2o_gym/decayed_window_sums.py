@@ -29,8 +29,10 @@ class DecayedWindowSums:
     """front [H, B, n, D] (position-major: each position one contiguous block), back [B, n, D]
     (float64) for a window of H items [D] (see module)."""
 
-    def __init__(self, items: Tensor, betas: tuple[float, ...], power: int) -> None:
-        """items: the window [B, H, ...] (oldest first) these sums start from."""
+    def __init__(self, items: Tensor, betas: tuple[float, ...], power: int, filled: int | None = None) -> None:
+        """items: the window [B, H, ...] (oldest first) these sums start from; filled: how many of
+        its newest items may be nonzero (the older ones zero-filled, as in a fresh window; None:
+        all), so that a fresh window starts in O(filled·D): its zero items form the front."""
         if power not in (1, 2):
             raise ValueError(f"power must be 1 or 2, got {power!r}")
         self.betas, self.power, self.length = tuple(betas), power, items.shape[1]
@@ -40,7 +42,13 @@ class DecayedWindowSums:
         ages = torch.arange(self.length + 1, dtype=SUM_DTYPE, device=items.device)
         self.beta_powers = beta.unsqueeze(1) ** ages  # [n, H + 1]
         self.pushed = 0  # pushes since the front was rebuilt: k
-        self.front, self.back = self._built(items)
+        self.front: Tensor | None = None  # None: every front sum is 0 (zero-filled items)
+        if filled is not None and 0 < filled < self.length:
+            self.pushed = filled
+            terms = self._terms(items[:, self.length - filled :])
+            self.back = self._back_sums(terms)
+        else:
+            self.front, self.back = self._built(items)
 
     def _terms(self, items: Tensor) -> Tensor:
         """items [m, H', ...] as terms [m, H', D]: as they are, or squared in float64 (power 2)."""
@@ -54,20 +62,23 @@ class DecayedWindowSums:
         kept = length - k  # the oldest H - k items form the front, the newest k the back
         n, m, width = len(self.betas), terms.shape[0], terms.shape[2]
         front = torch.empty((length, m, n, width), dtype=SUM_DTYPE, device=terms.device)  # [kept:] unread
-        newest_first = terms[:, :kept].flip(1).transpose(0, 1).unsqueeze(2)  # [kept, m, 1, D]
         weights = self.beta_powers[:, :kept].T.reshape(kept, 1, n, 1)  # β^r
-        torch.mul(newest_first, weights, out=front[:kept])
-        partial = front.unbind(0)
-        for j in range(1, kept):  # running sums in place, one contiguous block per position
-            partial[j].add_(partial[j - 1])
-        back_weights = self.beta_powers[:, :k].flip(1)  # [n, k]: β^{k-1-j} for back position j
-        back = torch.einsum("mkd,nk->mnd", terms[:, kept:].to(SUM_DTYPE), back_weights)
-        return front, back
+        torch.mul(terms[:, kept - 1].unsqueeze(1), weights[0], out=front[0])
+        for r in range(1, kept):  # running sums, newest first: one pass per position
+            torch.addcmul(front[r - 1], terms[:, kept - 1 - r].unsqueeze(1), weights[r], out=front[r])
+        return front, self._back_sums(terms[:, kept:])
+
+    def _back_sums(self, terms: Tensor) -> Tensor:
+        """Σ_j β^{k-1-j} terms_j [m, n, D] of the newest k terms [m, k, D] (oldest first)."""
+        back_weights = self.beta_powers[:, : terms.shape[1]].flip(1)  # [n, k]
+        return torch.einsum("mkd,nk->mnd", terms.to(SUM_DTYPE), back_weights)
 
     def rebuild(self, items: Tensor, rows: Tensor) -> None:
         """Recompute the sums of `rows` (an index [m] or a mask [B]) from their window items
         [m, H, ...] (oldest first)."""
         front, self.back[rows] = self._built(items)
+        if self.front is None:
+            self.front = front.new_zeros((front.shape[0], *self.back.shape))
         self.front[:, rows] = front
 
     def push(self, item: Tensor, window_items: Tensor) -> None:
@@ -83,6 +94,9 @@ class DecayedWindowSums:
     def sums(self) -> Tensor:
         """Σ_a β^a item_a^p [B, n, ...] (float64), newest age 0."""
         k = self.pushed
-        older = self.front[self.length - 1 - k]  # [B, n, D], contiguous
-        total = torch.addcmul(self.back, older, self.beta_powers[:, k].view(1, -1, 1))
+        if self.front is None:
+            total = self.back.clone()
+        else:
+            older = self.front[self.length - 1 - k]  # [B, n, D], contiguous
+            total = torch.addcmul(self.back, older, self.beta_powers[:, k].view(1, -1, 1))
         return total.view(total.shape[0], total.shape[1], *self.item_shape)

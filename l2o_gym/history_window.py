@@ -36,6 +36,7 @@ class HistoryWindow:
             raise ValueError(f"buffer must hold 2H items and 0 <= head < H, got {tuple(buffer.shape)}, {head}")
         self.buffer, self.head, self.time_last = buffer, head, time_last
         self.tracked: dict[tuple[tuple[float, ...], int], DecayedWindowSums] = {}
+        self.filled = self.length  # how many of the newest items may be nonzero (the rest: zeros)
 
     @classmethod
     def from_ordered(cls, items: Tensor, time_last: bool = False) -> HistoryWindow:
@@ -49,6 +50,7 @@ class HistoryWindow:
         batch, rest = newest.shape[0], tuple(newest.shape[1:])
         shape = (batch, *rest, 2 * length) if time_last else (batch, 2 * length, *rest)
         window = cls(newest.new_zeros(shape), 0, time_last)
+        window.filled = 0
         window.push(newest)
         return window
 
@@ -82,6 +84,7 @@ class HistoryWindow:
         self.buffer.select(self.time_dim, slot).copy_(new)
         self.buffer.select(self.time_dim, slot + length).copy_(new)
         self.head = (slot + 1) % length
+        self.filled = min(self.filled + 1, length)
         for sums in self.tracked.values():
             sums.push(new, self.view())
         if kept is not None:
@@ -98,6 +101,7 @@ class HistoryWindow:
         twice[rows, head : head + length] = items
         twice[rows, head + length :] = items[:, : length - head]
         twice[rows, :head] = items[:, length - head :]
+        self.filled = length
         for sums in self.tracked.values():
             sums.rebuild(items, rows)
 
@@ -110,5 +114,5 @@ class HistoryWindow:
         betas, kept from now on in O(D) per push."""
         key = (tuple(betas), power)
         if key not in self.tracked:
-            self.tracked[key] = DecayedWindowSums(self.view(), key[0], power)
+            self.tracked[key] = DecayedWindowSums(self.view(), key[0], power, self.filled)
         return self.tracked[key].sums()
