@@ -102,6 +102,21 @@ def _window_weights(
     return decay, (decay.unsqueeze(0) * filled.unsqueeze(1)).sum(dim=2)  # [H, n]
 
 
+def grad_window_averages(state: OptimizationState, betas: tuple[float, ...], power: int = 1) -> Tensor:
+    """`window_averages` of the state's gradient window (squared with power 2) [B, n, d]: the
+    window's exact decayed sums (`HistoryWindow.decayed_sums`, float64, O(d) per step) over the
+    filled weights' sum, rounded once to the window's dtype; where the window carries an autograd
+    graph, the matrix product of `window_averages` (which keeps it)."""
+    window = state.grad_window
+    if window.buffer.requires_grad:
+        grads = window.view()
+        return window_averages(grads if power == 1 else grads.square(), state.t, betas)
+    sums = window.decayed_sums(betas, power)  # [B, n, d] float64
+    _, totals = _window_weights(window.length, tuple(betas), sums.dtype, sums.device)  # [H, n]
+    total = totals[state.t.to(torch.long).clamp(0, window.length - 1)].unsqueeze(2)  # [B, n, 1]
+    return sums.div_(total).to(window.buffer.dtype)
+
+
 def window_adam_directions(
     state: OptimizationState, betas: tuple[float, ...] = MOMENTUM_BETAS, averages: Tensor | None = None
 ) -> Tensor:
@@ -110,10 +125,9 @@ def window_adam_directions(
     root-mean-square (RMS_BETA), clipped to [-1, 1].
 
     The same numbers a coordinatewise row holds; [B, len(betas), d]."""
-    grads = state.grad_window.view()  # [B, H, d], oldest first
     if averages is None:
-        averages = window_averages(grads, state.t, betas)  # [B, n, d]
-    rms = window_averages(grads.square(), state.t, (RMS_BETA,)).sqrt()  # [B, 1, d]
+        averages = grad_window_averages(state, betas)  # [B, n, d]
+    rms = grad_window_averages(state, (RMS_BETA,), power=2).sqrt()  # [B, 1, d]
     return (averages / rms.clamp_min(torch.finfo(rms.dtype).tiny)).clamp(-1.0, 1.0)
 
 
@@ -159,7 +173,7 @@ class CoordinatewiseObservation:
         out[:, :, column + 1] = state.grad / state.grad.abs().add(1.0)
         out[:, :, column + 2] = (state.last_step / self.action_scale).clamp(-1.0, 1.0)
         column += 3
-        averages = window_averages(state.grad_window.view(), state.t, MOMENTUM_BETAS)  # [B, n, d]
+        averages = grad_window_averages(state, MOMENTUM_BETAS)  # [B, n, d]
         out[:, :, column : column + n] = signed_log(averages).transpose(1, 2)
         out[:, :, column + n : column + 2 * n] = window_adam_directions(state, MOMENTUM_BETAS, averages).transpose(1, 2)
         column += 2 * n

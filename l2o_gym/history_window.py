@@ -12,12 +12,18 @@ for that row only.
 The buffer is written in place: `view()` is valid until the next `push`; `ordered()` is a copy.
 Where an item carries an autograd graph, the buffer is copied before the write, so that views
 saved for a backward pass stay intact.
+
+`decayed_sums(betas, power)` gives exponentially weighted sums over the window, kept up to date
+from then on by every push and row rewrite (`l2o_gym.decayed_window_sums`: O(D) per push instead
+of O(H·D), in float64, detached).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from l2o_gym.decayed_window_sums import DecayedWindowSums
 
 
 class HistoryWindow:
@@ -29,6 +35,8 @@ class HistoryWindow:
         if buffer.dim() < 2 or buffer.shape[self.time_dim] % 2 or not 0 <= head < buffer.shape[self.time_dim] // 2:
             raise ValueError(f"buffer must hold 2H items and 0 <= head < H, got {tuple(buffer.shape)}, {head}")
         self.buffer, self.head, self.time_last = buffer, head, time_last
+        self.tracked: dict[tuple[tuple[float, ...], int], DecayedWindowSums] = {}
+        self.filled = self.length  # how many of the newest items may be nonzero (the rest: zeros)
 
     @classmethod
     def from_ordered(cls, items: Tensor, time_last: bool = False) -> HistoryWindow:
@@ -42,6 +50,7 @@ class HistoryWindow:
         batch, rest = newest.shape[0], tuple(newest.shape[1:])
         shape = (batch, *rest, 2 * length) if time_last else (batch, 2 * length, *rest)
         window = cls(newest.new_zeros(shape), 0, time_last)
+        window.filled = 0
         window.push(newest)
         return window
 
@@ -75,6 +84,9 @@ class HistoryWindow:
         self.buffer.select(self.time_dim, slot).copy_(new)
         self.buffer.select(self.time_dim, slot + length).copy_(new)
         self.head = (slot + 1) % length
+        self.filled = min(self.filled + 1, length)
+        for sums in self.tracked.values():
+            sums.push(new, self.view())
         if kept is not None:
             self.set_rows(frozen, kept)
 
@@ -89,7 +101,18 @@ class HistoryWindow:
         twice[rows, head : head + length] = items
         twice[rows, head + length :] = items[:, : length - head]
         twice[rows, :head] = items[:, length - head :]
+        self.filled = length
+        for sums in self.tracked.values():
+            sums.rebuild(items, rows)
 
     def replace_rows(self, rows: Tensor, other: HistoryWindow) -> None:
         """Rows (a mask [B] or an index [n]) take `other`'s windows (other has n rows)."""
         self.set_rows(rows, other.view())
+
+    def decayed_sums(self, betas: tuple[float, ...], power: int = 1) -> Tensor:
+        """Σ_a β^a item_a^power [B, n, ...] (float64, detached; newest age 0) for each β of
+        betas, kept from now on in O(D) per push."""
+        key = (tuple(betas), power)
+        if key not in self.tracked:
+            self.tracked[key] = DecayedWindowSums(self.view(), key[0], power, self.filled)
+        return self.tracked[key].sums()

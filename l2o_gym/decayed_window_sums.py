@@ -1,0 +1,102 @@
+"""Exponentially weighted sums over a history window, kept up to date in O(n·D) per push.
+
+For each β of `betas` the sum over the window's H items (newest age 0, zero-filled items adding
+nothing) Σ_a β^a · item_a^p, p = `power` (1 or 2), over items [B, H, D] (the window's trailing
+dimensions flattened). A sliding sum that adds the new item and subtracts the leaving one loses
+small late items to cancellation against large early ones; nothing is subtracted here. The sums
+are kept as a queue of two stacks, in float64:
+
+* the *front*: the k0 = H - k items the window held when it was last rebuilt (at push count k),
+  as running sums newest first, front[j] = Σ_{r <= j} β^r · item_{k0-1-r}, so that after k' more
+  pushes (k' >= k) the share of the items still in the window is β^{k'} · front[H - 1 - k'];
+* the *back*: the items pushed since, as back = β · back + item per push.
+
+Every H pushes the back holds the whole window and the front is rebuilt from it (O(H·D) once per
+H pushes, three passes). A row whose window is rewritten (a frozen, diverged row; an autoreset)
+is rebuilt from its window at once (O(H·D) for that row only). Every sum is then one of
+nonnegatively weighted terms added in float64: within float64 rounding of the exact sum.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+SUM_DTYPE = torch.float64
+
+
+class DecayedWindowSums:
+    """front [H, B, n, D] (position-major: each position one contiguous block), back [B, n, D]
+    (float64) for a window of H items [D] (see module)."""
+
+    def __init__(self, items: Tensor, betas: tuple[float, ...], power: int, filled: int | None = None) -> None:
+        """items: the window [B, H, ...] (oldest first) these sums start from; filled: how many of
+        its newest items may be nonzero (the older ones zero-filled, as in a fresh window; None:
+        all), so that a fresh window starts in O(filled·D): its zero items form the front."""
+        if power not in (1, 2):
+            raise ValueError(f"power must be 1 or 2, got {power!r}")
+        self.betas, self.power, self.length = tuple(betas), power, items.shape[1]
+        self.item_shape = tuple(items.shape[2:])
+        beta = torch.tensor(self.betas, dtype=SUM_DTYPE, device=items.device)
+        self.beta = beta.view(1, -1, 1)  # [1, n, 1]
+        ages = torch.arange(self.length + 1, dtype=SUM_DTYPE, device=items.device)
+        self.beta_powers = beta.unsqueeze(1) ** ages  # [n, H + 1]
+        self.pushed = 0  # pushes since the front was rebuilt: k
+        self.front: Tensor | None = None  # None: every front sum is 0 (zero-filled items)
+        if filled is not None and 0 < filled < self.length:
+            self.pushed = filled
+            terms = self._terms(items[:, self.length - filled :])
+            self.back = self._back_sums(terms)
+        else:
+            self.front, self.back = self._built(items)
+
+    def _terms(self, items: Tensor) -> Tensor:
+        """items [m, H', ...] as terms [m, H', D]: as they are, or squared in float64 (power 2)."""
+        flat = items.detach().reshape(items.shape[0], items.shape[1], -1)
+        return flat.to(SUM_DTYPE).square() if self.power == 2 else flat
+
+    def _built(self, items: Tensor) -> tuple[Tensor, Tensor]:
+        """front [H, m, n, D] and back [m, n, D] of the windows items [m, H, ...], as k splits them."""
+        terms = self._terms(items)
+        k, length = self.pushed, self.length
+        kept = length - k  # the oldest H - k items form the front, the newest k the back
+        n, m, width = len(self.betas), terms.shape[0], terms.shape[2]
+        front = torch.empty((length, m, n, width), dtype=SUM_DTYPE, device=terms.device)  # [kept:] unread
+        weights = self.beta_powers[:, :kept].T.reshape(kept, 1, n, 1)  # β^r
+        torch.mul(terms[:, kept - 1].unsqueeze(1), weights[0], out=front[0])
+        for r in range(1, kept):  # running sums, newest first: one pass per position
+            torch.addcmul(front[r - 1], terms[:, kept - 1 - r].unsqueeze(1), weights[r], out=front[r])
+        return front, self._back_sums(terms[:, kept:])
+
+    def _back_sums(self, terms: Tensor) -> Tensor:
+        """Σ_j β^{k-1-j} terms_j [m, n, D] of the newest k terms [m, k, D] (oldest first)."""
+        back_weights = self.beta_powers[:, : terms.shape[1]].flip(1)  # [n, k]
+        return torch.einsum("mkd,nk->mnd", terms.to(SUM_DTYPE), back_weights)
+
+    def rebuild(self, items: Tensor, rows: Tensor) -> None:
+        """Recompute the sums of `rows` (an index [m] or a mask [B]) from their window items
+        [m, H, ...] (oldest first)."""
+        front, self.back[rows] = self._built(items)
+        if self.front is None:
+            self.front = front.new_zeros((front.shape[0], *self.back.shape))
+        self.front[:, rows] = front
+
+    def push(self, item: Tensor, window_items: Tensor) -> None:
+        """The window took item [B, ...] as its newest (window_items [B, H, ...]: the window now)."""
+        self.pushed += 1
+        if self.pushed == self.length:  # the back holds the whole window: rebuild the front
+            self.pushed = 0
+            self.front, self.back = self._built(window_items)
+            return
+        term = self._terms(item.unsqueeze(1))[:, 0].unsqueeze(1)  # [B, 1, D]
+        self.back.mul_(self.beta).add_(term)
+
+    def sums(self) -> Tensor:
+        """Σ_a β^a item_a^p [B, n, ...] (float64), newest age 0."""
+        k = self.pushed
+        if self.front is None:
+            total = self.back.clone()
+        else:
+            older = self.front[self.length - 1 - k]  # [B, n, D], contiguous
+            total = torch.addcmul(self.back, older, self.beta_powers[:, k].view(1, -1, 1))
+        return total.view(total.shape[0], total.shape[1], *self.item_shape)
