@@ -175,29 +175,42 @@ def constrained_controller(
     return controller, torch.where(failed | ~torch.isfinite(kl), torch.full_like(kl, math.inf), kl)
 
 
+def within_limits(controller: LinearGaussian, gain_limits: Tensor | None) -> Tensor:
+    """[C]: true where every gain |K_t[a, j]| ≤ gain_limits[c, j] at every step (gain_limits [C, S];
+    None: no limit)."""
+    if gain_limits is None:
+        return torch.ones(controller.gains.shape[0], dtype=torch.bool)
+    return (controller.gains.abs() <= gain_limits[:, None, None, :]).all(-1).all(-1).all(-1)
+
+
 def kl_constrained_update(
     dynamics: LinearDynamics,
     cost: QuadraticCost,
     reference: LinearGaussian,
-    kl_step: float,
+    kl_step: float | Tensor,
     iterations: int = 30,
+    gain_limits: Tensor | None = None,
 ) -> tuple[LinearGaussian, Tensor, Tensor]:
-    """The new controllers, their η [C] and KL [C], with KL(p_new ‖ reference) ≤ kl_step · T.
+    """The new controllers, their η [C] and KL [C], with KL(p_new ‖ reference) ≤ kl_step · T
+    (kl_step a number or one per condition [C]) and, given gain_limits [C, S], every gain within its
+    limit (|K_t[a, j]| ≤ gain_limits[c, j]).
 
     Bisection on log η per condition (all conditions at once): the returned η is the smallest
-    found whose KL meets the bound (η at its lower limit where the bound is slack)."""
+    found whose controller meets both bounds (η at its lower limit where they are slack). As η grows
+    the controller tends to the reference, so a gain limit the reference meets is met at a large
+    enough η; where no η meets them the reference is kept, its gains clipped to the limits."""
     conditions, horizon = reference.gains.shape[:2]
-    target = kl_step * horizon
     dtype = reference.gains.dtype
+    target = torch.as_tensor(kl_step, dtype=dtype).expand(conditions) * horizon
     low = torch.full((conditions,), math.log(ETA_RANGE[0]), dtype=dtype)
     high = torch.full((conditions,), math.log(ETA_RANGE[1]), dtype=dtype)
     controller, kl = constrained_controller(dynamics, cost, reference, low.exp())
-    slack = kl <= target
+    slack = (kl <= target) & within_limits(controller, gain_limits)
     best, best_kl, best_eta, found = controller, kl, low.exp(), slack.clone()
     for _ in range(iterations):
         mid = 0.5 * (low + high)
         trial, trial_kl = constrained_controller(dynamics, cost, reference, mid.exp())
-        feasible = trial_kl <= target
+        feasible = (trial_kl <= target) & within_limits(trial, gain_limits)
         high = torch.where(feasible, mid, high)
         low = torch.where(feasible, low, mid)
         take = feasible & ~slack
@@ -206,8 +219,14 @@ def kl_constrained_update(
         best_eta = torch.where(take, mid.exp(), best_eta)
         found = found | take
     never = ~found
-    if never.any():  # no feasible η found inside the range (cannot happen for sane inputs): keep the reference
-        best = _select(never, reference, best)
+    if never.any():  # no η meets the bounds inside the range: keep the reference (gains clipped)
+        kept = reference
+        if gain_limits is not None:
+            limits = gain_limits[:, None, None, :]
+            kept = LinearGaussian(
+                torch.maximum(torch.minimum(reference.gains, limits), -limits), reference.offsets, reference.covariances
+            )
+        best = _select(never, kept, best)
         best_kl = torch.where(never, torch.zeros_like(best_kl), best_kl)
         best_eta = torch.where(never, torch.full_like(best_eta, ETA_RANGE[1]), best_eta)
     return best, best_eta, best_kl
