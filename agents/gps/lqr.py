@@ -175,12 +175,16 @@ def constrained_controller(
     return controller, torch.where(failed | ~torch.isfinite(kl), torch.full_like(kl, math.inf), kl)
 
 
+LIMIT_TOLERANCE = 1e-6  # relative: a controller at η's upper end equals the reference up to round-off
+
+
 def within_limits(controller: LinearGaussian, gain_limits: Tensor | None) -> Tensor:
-    """[C]: true where every gain |K_t[a, j]| ≤ gain_limits[c, j] at every step (gain_limits [C, S];
-    None: no limit)."""
+    """[C]: true where every gain |K_t[a, j]| ≤ its limit (gain_limits [C, S] or [C, T, A, S]; None: no
+    limit)."""
     if gain_limits is None:
         return torch.ones(controller.gains.shape[0], dtype=torch.bool)
-    return (controller.gains.abs() <= gain_limits[:, None, None, :]).all(-1).all(-1).all(-1)
+    limits = gain_limits if gain_limits.dim() == 4 else gain_limits[:, None, None, :]
+    return (controller.gains.abs() <= limits * (1 + LIMIT_TOLERANCE)).all(-1).all(-1).all(-1)
 
 
 def kl_constrained_update(
@@ -192,15 +196,18 @@ def kl_constrained_update(
     gain_limits: Tensor | None = None,
 ) -> tuple[LinearGaussian, Tensor, Tensor]:
     """The new controllers, their η [C] and KL [C], with KL(p_new ‖ reference) ≤ kl_step · T
-    (kl_step a number or one per condition [C]) and, given gain_limits [C, S], every gain within its
-    limit (|K_t[a, j]| ≤ gain_limits[c, j]).
+    (kl_step a number or one per condition [C]) and, given gain_limits [C, S], no gain beyond both its
+    limit and the reference's own (|K_t[a, j]| ≤ max(gain_limits[c, j], |K̄_t[a, j]|)): the step may not
+    push a gain past the bound, and a reference beyond it stays reachable.
 
     Bisection on log η per condition (all conditions at once): the returned η is the smallest
     found whose controller meets both bounds (η at its lower limit where they are slack). As η grows
-    the controller tends to the reference, so a gain limit the reference meets is met at a large
-    enough η; where no η meets them the reference is kept, its gains clipped to the limits."""
+    the controller tends to the reference, which meets both; where round-off defeats that, the
+    reference is kept."""
     conditions, horizon = reference.gains.shape[:2]
     dtype = reference.gains.dtype
+    if gain_limits is not None:
+        gain_limits = torch.maximum(gain_limits[:, None, None, :], reference.gains.abs())
     target = torch.as_tensor(kl_step, dtype=dtype).expand(conditions) * horizon
     low = torch.full((conditions,), math.log(ETA_RANGE[0]), dtype=dtype)
     high = torch.full((conditions,), math.log(ETA_RANGE[1]), dtype=dtype)
@@ -219,14 +226,8 @@ def kl_constrained_update(
         best_eta = torch.where(take, mid.exp(), best_eta)
         found = found | take
     never = ~found
-    if never.any():  # no η meets the bounds inside the range: keep the reference (gains clipped)
-        kept = reference
-        if gain_limits is not None:
-            limits = gain_limits[:, None, None, :]
-            kept = LinearGaussian(
-                torch.maximum(torch.minimum(reference.gains, limits), -limits), reference.offsets, reference.covariances
-            )
-        best = _select(never, kept, best)
+    if never.any():  # no η meets the bounds inside the range (round-off): keep the reference
+        best = _select(never, reference, best)
         best_kl = torch.where(never, torch.zeros_like(best_kl), best_kl)
         best_eta = torch.where(never, torch.full_like(best_eta, ETA_RANGE[1]), best_eta)
     return best, best_eta, best_kl

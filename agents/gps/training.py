@@ -4,10 +4,12 @@
     for each iteration:
         sample N trajectories per training instance from the controllers (old samples discarded)
         (first iteration) fit the policy to the controllers                       (S-step)
+        adapt each instance's ε from the last step's predicted vs actual improvement
         fit per-step dynamics with the mixture prior; quadratise the cost
         repeat inner_iterations times:
             linearise the policy around the samples                               (p̄)
-            controllers ← argmin E[cost] s.t. KL(p ‖ p̄) ≤ ε T, η by bisection       (C-step)
+            controllers ← argmin E[cost] s.t. KL(p ‖ p̄) ≤ ε T and gains within
+                          their bounds, η by bisection                            (C-step)
             fit the policy to the controllers' actions, precision-weighted        (S-step)
         score the policy on validation instances (Li & Malik's normalised cost); keep the best
 
