@@ -14,6 +14,7 @@ from agents.gps.dynamics import fit_dynamics
 from agents.gps.lqr import expected_cost, kl_constrained_update
 from agents.gps.options import GPSOptions, options_from_config
 from agents.gps.policy import CoordinatewisePolicyNet, GPSOptimizer
+from agents.gps.policy_fit import linearise_policy
 from agents.gps.sampling import sample_trajectories
 from agents.gps.step_adjustment import MOMENTUM_LIMIT
 from agents.gps.training import CHECKPOINT, train_gps
@@ -225,3 +226,21 @@ def test_bad_safeguard_options_are_one_line_errors() -> None:
     with pytest.raises(ValueError, match="adapt_kl_step"):
         GPSOptions(adapt_kl_step="yes")
     assert GPSOptions(gain_bound=None).gain_bound is None
+
+
+def test_policy_linearisation_recovers_momentum_and_respects_gain_limits() -> None:
+    controllers, samples = tiny_samples()
+    observation = make_observation(True, make_family(ENV).dim, 25, 2.0)
+    net = CoordinatewisePolicyNet(observation.num_features, 2.0)
+    net.set_standardisation(samples.rows)
+    net.start_as_momentum(1.0, 0.5)
+    free = linearise_policy(net, samples.rows, samples.states, samples.weights, controllers.covariances)
+    assert torch.allclose(free.gains[..., 0, GRADIENT], torch.full_like(free.gains[..., 0, GRADIENT], -1.0), atol=1e-4)
+    assert torch.allclose(free.gains[..., 0, LAST_STEP], torch.full_like(free.gains[..., 0, LAST_STEP], 0.5), atol=1e-4)
+    limits = torch.tensor([[0.0, 0.25, 0.1]], dtype=torch.float64).expand(free.gains.shape[0], 3)
+    clipped = linearise_policy(
+        net, samples.rows, samples.states, samples.weights, controllers.covariances, gain_limits=limits
+    )
+    assert torch.allclose(clipped.gains[..., 0, GRADIENT].abs(), torch.full_like(clipped.gains[..., 0, 0], 0.25))
+    assert torch.allclose(clipped.gains[..., 0, LAST_STEP].abs(), torch.full_like(clipped.gains[..., 0, 0], 0.1))
+    assert (clipped.covariances >= free.covariances - 1e-12).all()  # the clip's misfit widens the policy

@@ -165,7 +165,9 @@ def _gps_iteration(net, controllers, samples: Samples, options, generator, seed:
     before = expected_cost(dynamics, cost, sampled)
     kls, etas, losses = [], [], []
     for _ in range(options.inner_iterations):
-        reference = linearise_policy(net, samples.rows, samples.states, samples.weights, controllers.covariances)
+        reference = linearise_policy(
+            net, samples.rows, samples.states, samples.weights, controllers.covariances, gain_limits=limits
+        )
         controllers, eta, kl = kl_constrained_update(dynamics, cost, reference, kl_steps, gain_limits=limits)
         losses.append(_s_step(net, samples, controllers, options, generator))
         kls.append(float((kl / options.horizon).mean()))
