@@ -14,6 +14,7 @@ from agents.gps.lqr import (
     backward_pass,
     expected_cost,
     kl_constrained_update,
+    within_limits,
 )
 
 S, A, T, C = 3, 1, 6, 4
@@ -116,3 +117,37 @@ def test_dynamics_fit_recovers_a_known_linear_system(prior_strength: float) -> N
     assert (fitted.offsets - offset).abs().max() < tolerance
     noise_bound = 1e-4 if prior_strength == 0 else 0.1  # the prior's own spread enters the residual
     assert (torch.diagonal(fitted.noise, dim1=-2, dim2=-1) < noise_bound).all()
+
+
+def test_gain_bound_holds_after_an_update_and_costs_some_improvement() -> None:
+    _, _, _, dynamics, cost = random_problem(1)
+    reference = reference_controller()
+    free, _, free_kl = kl_constrained_update(dynamics, cost, reference, 1.0)
+    limit = 0.5 * free.gains.abs().amax((1, 2))  # [C, S]: half of what the unbounded step wants
+    limit = torch.maximum(limit, reference.gains.abs().amax((1, 2)))  # the reference itself meets it
+    bounded, eta, kl = kl_constrained_update(dynamics, cost, reference, 1.0, gain_limits=limit)
+    assert within_limits(bounded, limit).all()
+    assert (bounded.gains.abs() <= limit[:, None, None, :] * (1 + 1e-6)).all()
+    assert (kl <= 1.0 * T * (1 + 1e-9)).all()
+    assert not within_limits(free, limit).all()  # the bound was active somewhere
+    assert (kl <= free_kl + 1e-9).all()  # a smaller step towards the reference
+    assert (expected_cost(dynamics, cost, bounded) <= expected_cost(dynamics, cost, reference) + 1e-9).all()
+
+
+def test_a_bound_the_reference_breaks_stops_gains_beyond_the_reference() -> None:
+    _, _, _, dynamics, cost = random_problem(2)
+    reference = reference_controller()
+    limit = torch.full((C, S), 1e-3, dtype=torch.float64)
+    bounded, _, kl = kl_constrained_update(dynamics, cost, reference, 0.2, gain_limits=limit)
+    allowed = torch.maximum(limit[:, None, None, :], reference.gains.abs())
+    assert (bounded.gains.abs() <= allowed * (1 + 1e-6)).all()
+    assert (kl > 0).all()  # still a step: towards gains no larger than the reference's
+    assert (expected_cost(dynamics, cost, bounded) <= expected_cost(dynamics, cost, reference) + 1e-9).all()
+
+
+def test_per_condition_kl_steps_are_each_met() -> None:
+    _, _, _, dynamics, cost = random_problem(3)
+    steps = torch.tensor([0.05, 0.2, 0.5, 1.0], dtype=torch.float64)
+    _, _, kl = kl_constrained_update(dynamics, cost, reference_controller(), steps)
+    assert (kl <= steps * T * (1 + 1e-9)).all()
+    assert (kl >= 0.98 * steps * T).all()

@@ -8,14 +8,16 @@ import pytest
 import torch
 
 from agents.gps.controllers import initial_controllers
-from agents.gps.coordinate_state import impose_kinematics
+from agents.gps.coordinate_state import GRADIENT, LAST_STEP, impose_kinematics
 from agents.gps.cost import local_quadratic_cost
 from agents.gps.dynamics import fit_dynamics
 from agents.gps.lqr import expected_cost, kl_constrained_update
 from agents.gps.options import GPSOptions, options_from_config
 from agents.gps.policy import CoordinatewisePolicyNet, GPSOptimizer
+from agents.gps.policy_fit import linearise_policy
 from agents.gps.sampling import sample_trajectories
-from agents.gps.training import train_gps
+from agents.gps.step_adjustment import MOMENTUM_LIMIT
+from agents.gps.training import CHECKPOINT, train_gps
 from agents.runtime.saved_rules import load_rule, read_meta
 from agents.runtime.torch_optimizer import LearnedTorchOptimizer
 from l2o_gym.features import make_observation
@@ -198,3 +200,47 @@ def test_evaluate_cli_runs_a_saved_gps_optimizer(tmp_path) -> None:
     )  # fmt: skip
     assert code == 0
     assert "gps_rule" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_training_keeps_the_gain_bound_and_resumes_the_adaptation(tmp_path) -> None:
+    out = tmp_path / "run"
+    options = GPSOptions(**{**TINY, "gain_bound": 1.5, "iterations": 2})
+    train_gps(ENV, out, options, progress=False)
+    state = torch.load(out / CHECKPOINT, weights_only=True)
+    rates = state["adaptation.learning_rates"]
+    gradient_gains = state["controller.gains"][:, :, 0, GRADIENT].abs()
+    assert (gradient_gains <= 1.5 * rates[:, None] * (1 + 1e-9)).all()
+    assert (state["controller.gains"][:, :, 0, LAST_STEP].abs() <= MOMENTUM_LIMIT + 1e-12).all()
+    multipliers = state["adaptation.multipliers"]
+    assert multipliers.shape == (TINY["instances"],) and not torch.equal(multipliers, torch.ones_like(multipliers))
+    assert torch.isfinite(state["adaptation.predicted"]).all()
+    train_gps(ENV, out, GPSOptions(**{**options.to_dict(), "iterations": 3}), resume=True, progress=False)
+    resumed = torch.load(out / CHECKPOINT, weights_only=True)
+    assert resumed["progress.iteration"] == 3
+    assert torch.equal(resumed["adaptation.learning_rates"], rates)
+
+
+def test_bad_safeguard_options_are_one_line_errors() -> None:
+    with pytest.raises(ValueError, match="gain_bound"):
+        GPSOptions(gain_bound=0)
+    with pytest.raises(ValueError, match="adapt_kl_step"):
+        GPSOptions(adapt_kl_step="yes")
+    assert GPSOptions(gain_bound=None).gain_bound is None
+
+
+def test_policy_linearisation_recovers_momentum_and_respects_gain_limits() -> None:
+    controllers, samples = tiny_samples()
+    observation = make_observation(True, make_family(ENV).dim, 25, 2.0)
+    net = CoordinatewisePolicyNet(observation.num_features, 2.0)
+    net.set_standardisation(samples.rows)
+    net.start_as_momentum(1.0, 0.5)
+    free = linearise_policy(net, samples.rows, samples.states, samples.weights, controllers.covariances)
+    assert torch.allclose(free.gains[..., 0, GRADIENT], torch.full_like(free.gains[..., 0, GRADIENT], -1.0), atol=1e-4)
+    assert torch.allclose(free.gains[..., 0, LAST_STEP], torch.full_like(free.gains[..., 0, LAST_STEP], 0.5), atol=1e-4)
+    limits = torch.tensor([[0.0, 0.25, 0.1]], dtype=torch.float64).expand(free.gains.shape[0], 3)
+    clipped = linearise_policy(
+        net, samples.rows, samples.states, samples.weights, controllers.covariances, gain_limits=limits
+    )
+    assert torch.allclose(clipped.gains[..., 0, GRADIENT].abs(), torch.full_like(clipped.gains[..., 0, 0], 0.25))
+    assert torch.allclose(clipped.gains[..., 0, LAST_STEP].abs(), torch.full_like(clipped.gains[..., 0, 0], 0.1))
+    assert (clipped.covariances >= free.covariances - 1e-12).all()  # the clip's misfit widens the policy

@@ -175,29 +175,49 @@ def constrained_controller(
     return controller, torch.where(failed | ~torch.isfinite(kl), torch.full_like(kl, math.inf), kl)
 
 
+LIMIT_TOLERANCE = 1e-6  # relative: a controller at η's upper end equals the reference up to round-off
+
+
+def within_limits(controller: LinearGaussian, gain_limits: Tensor | None) -> Tensor:
+    """[C]: true where every gain |K_t[a, j]| ≤ its limit (gain_limits [C, S] or [C, T, A, S]; None: no
+    limit)."""
+    if gain_limits is None:
+        return torch.ones(controller.gains.shape[0], dtype=torch.bool)
+    limits = gain_limits if gain_limits.dim() == 4 else gain_limits[:, None, None, :]
+    return (controller.gains.abs() <= limits * (1 + LIMIT_TOLERANCE)).all(-1).all(-1).all(-1)
+
+
 def kl_constrained_update(
     dynamics: LinearDynamics,
     cost: QuadraticCost,
     reference: LinearGaussian,
-    kl_step: float,
+    kl_step: float | Tensor,
     iterations: int = 30,
+    gain_limits: Tensor | None = None,
 ) -> tuple[LinearGaussian, Tensor, Tensor]:
-    """The new controllers, their η [C] and KL [C], with KL(p_new ‖ reference) ≤ kl_step · T.
+    """The new controllers, their η [C] and KL [C], with KL(p_new ‖ reference) ≤ kl_step · T
+    (kl_step a number or one per condition [C]) and, given gain_limits [C, S], no gain beyond both its
+    limit and the reference's own (|K_t[a, j]| ≤ max(gain_limits[c, j], |K̄_t[a, j]|)): the step may not
+    push a gain past the bound, and a reference beyond it stays reachable.
 
     Bisection on log η per condition (all conditions at once): the returned η is the smallest
-    found whose KL meets the bound (η at its lower limit where the bound is slack)."""
+    found whose controller meets both bounds (η at its lower limit where they are slack). As η grows
+    the controller tends to the reference, which meets both; where round-off defeats that, the
+    reference is kept."""
     conditions, horizon = reference.gains.shape[:2]
-    target = kl_step * horizon
     dtype = reference.gains.dtype
+    if gain_limits is not None:
+        gain_limits = torch.maximum(gain_limits[:, None, None, :], reference.gains.abs())
+    target = torch.as_tensor(kl_step, dtype=dtype).expand(conditions) * horizon
     low = torch.full((conditions,), math.log(ETA_RANGE[0]), dtype=dtype)
     high = torch.full((conditions,), math.log(ETA_RANGE[1]), dtype=dtype)
     controller, kl = constrained_controller(dynamics, cost, reference, low.exp())
-    slack = kl <= target
+    slack = (kl <= target) & within_limits(controller, gain_limits)
     best, best_kl, best_eta, found = controller, kl, low.exp(), slack.clone()
     for _ in range(iterations):
         mid = 0.5 * (low + high)
         trial, trial_kl = constrained_controller(dynamics, cost, reference, mid.exp())
-        feasible = trial_kl <= target
+        feasible = (trial_kl <= target) & within_limits(trial, gain_limits)
         high = torch.where(feasible, mid, high)
         low = torch.where(feasible, low, mid)
         take = feasible & ~slack
@@ -206,7 +226,7 @@ def kl_constrained_update(
         best_eta = torch.where(take, mid.exp(), best_eta)
         found = found | take
     never = ~found
-    if never.any():  # no feasible η found inside the range (cannot happen for sane inputs): keep the reference
+    if never.any():  # no η meets the bounds inside the range (round-off): keep the reference
         best = _select(never, reference, best)
         best_kl = torch.where(never, torch.zeros_like(best_kl), best_kl)
         best_eta = torch.where(never, torch.full_like(best_eta, ETA_RANGE[1]), best_eta)

@@ -26,7 +26,10 @@ class GPSOptions:
     the held-out instances that choose the best policy; init: "family" (one tuned momentum for all
     training instances, which the policy represents exactly) or "per_instance" (Li & Malik's
     per-instance grid search); sampling: "controllers" (off-policy, Li & Malik) or "policy" (the
-    global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant); seed."""
+    global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant);
+    adapt_kl_step: adapt each instance's KL step from predicted versus actual improvement; gain_bound:
+    the controllers' gain on the gradient at most this multiple of the initial learning rate (None: no
+    bound; see agents.gps.step_adjustment); seed."""
 
     instances: int = 90
     samples: int = 20
@@ -45,6 +48,8 @@ class GPSOptions:
     validation_instances: int = 100
     init: str = "family"
     sampling: str = "controllers"
+    adapt_kl_step: bool = True
+    gain_bound: float | None = 10.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -76,6 +81,14 @@ class GPSOptions:
             isinstance(self.action_scale, (int, float)) and 0 < self.action_scale < math.inf
         ):
             raise ValueError(f"action_scale must be None or a finite number > 0, got {self.action_scale!r}")
+        if not isinstance(self.adapt_kl_step, bool):
+            raise ValueError(f"adapt_kl_step must be true or false, got {self.adapt_kl_step!r}")
+        if self.gain_bound is not None and (
+            isinstance(self.gain_bound, bool)
+            or not isinstance(self.gain_bound, (int, float))
+            or not 0 < self.gain_bound < math.inf
+        ):
+            raise ValueError(f"gain_bound must be None or a finite number > 0, got {self.gain_bound!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.sampling not in SAMPLINGS:

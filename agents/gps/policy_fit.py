@@ -77,13 +77,17 @@ def linearise_policy(
     states: Tensor,
     weights: Tensor,
     covariances: Tensor,
+    gain_limits: Tensor | None = None,
 ) -> LinearGaussian:
     """The policy as a linear-Gaussian controller in the LQR state, per condition and step: its steps
     regressed on the sampled (gradient, last step) [N, C, T, 2] by weighted least squares with a ridge
     towards the policy's own linear term (a, b), which decides where the samples barely vary (the
     policy never reads the location, so its gain on x is zero; regressing on x too would fit the
     near-collinear x and g with large cancelling gains); its covariance is `covariances` [C, T, 1, 1]
-    (the policy's noise taken as the local controller's) plus the regression's residual variance."""
+    (the policy's noise taken as the local controller's) plus the regression's residual variance.
+    Given gain_limits [C, 3], the fitted gains are clipped to them before the offsets and residuals
+    are computed (a gain fitted where the samples barely vary is ill-determined; the misfit the clip
+    makes shows up as a larger covariance)."""
     actions = policy_actions(net, rows, states).double().unsqueeze(-1)  # [N, C, T, 1]
     s = states[:, :, :-1, GRADIENT_AND_LAST_STEP].double()  # [N, C, T, 2]
     w = weights.double()[:, :, None, None]
@@ -96,6 +100,9 @@ def linearise_policy(
     ridge = torch.diag_embed(RIDGE * (scale[:, None] + torch.diagonal(cov_ss, dim1=-2, dim2=-1)) + 1e-30)
     prior = net.linear.weight.detach().double().reshape(1, 1, 1, 2)  # the policy's own linear term
     partial = torch.linalg.solve(cov_ss + ridge, (cov_as + prior @ ridge).mT).mT  # [C, T, 1, 2]
+    if gain_limits is not None:
+        limits = gain_limits[:, None, None, GRADIENT_AND_LAST_STEP].to(partial.dtype)
+        partial = torch.maximum(torch.minimum(partial, limits), -limits)
     offsets = a_mean - (partial @ s_mean.unsqueeze(-1)).squeeze(-1)
     residual = da - torch.einsum("ctas,ncts->ncta", partial, ds)
     residual_var = ((w * residual.square()).sum(0) / total).unsqueeze(-1)  # [C, T, 1, 1]

@@ -4,10 +4,12 @@
     for each iteration:
         sample N trajectories per training instance from the controllers (old samples discarded)
         (first iteration) fit the policy to the controllers                       (S-step)
+        adapt each instance's ε from the last step's predicted vs actual improvement
         fit per-step dynamics with the mixture prior; quadratise the cost
         repeat inner_iterations times:
             linearise the policy around the samples                               (p̄)
-            controllers ← argmin E[cost] s.t. KL(p ‖ p̄) ≤ ε T, η by bisection       (C-step)
+            controllers ← argmin E[cost] s.t. KL(p ‖ p̄) ≤ ε T and gains within
+                          their bounds, η by bisection                            (C-step)
             fit the policy to the controllers' actions, precision-weighted        (S-step)
         score the policy on validation instances (Li & Malik's normalised cost); keep the best
 
@@ -26,7 +28,7 @@ from typing import Any
 import torch
 
 from agents.gps.controllers import initial_controllers
-from agents.gps.coordinate_state import impose_kinematics
+from agents.gps.coordinate_state import GRADIENT, impose_kinematics
 from agents.gps.cost import local_quadratic_cost
 from agents.gps.dynamics import fit_dynamics
 from agents.gps.linear_gaussian import LinearGaussian
@@ -35,6 +37,12 @@ from agents.gps.options import GPSOptions, options_from_config
 from agents.gps.policy import CoordinatewisePolicyNet, GPSOptimizer
 from agents.gps.policy_fit import controller_targets, fit_policy, linearise_policy
 from agents.gps.sampling import Samples, sample_trajectories
+from agents.gps.step_adjustment import (
+    adjusted_multipliers,
+    gain_limits,
+    per_instance,
+    sampled_instance_cost,
+)
 from agents.hand_designed.tuning import li_malik_cost, tune
 from l2o_gym.atomic_io import atomic_write, atomic_write_json
 from l2o_gym.features import make_observation
@@ -64,18 +72,33 @@ def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> 
         raise ValueError(f"{str(out_dir)!r} already holds a GPS run; resume it or choose another folder")
 
 
-def _save_checkpoint(path: Path, controllers: LinearGaussian, net: CoordinatewisePolicyNet, progress: dict) -> None:
+def _save_checkpoint(
+    path: Path, controllers: LinearGaussian, net: CoordinatewisePolicyNet, progress: dict, adaptation: dict
+) -> None:
     state = {f"controller.{k}": v for k, v in controllers.state_dict().items()}
+    state.update({f"adaptation.{k}": v for k, v in adaptation.items()})
     state.update({f"net.{k}": v.detach().clone() for k, v in net.state_dict().items()})
     state.update({f"progress.{k}": torch.tensor(v, dtype=torch.float64) for k, v in progress.items()})
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def _load_checkpoint(path: Path) -> tuple[LinearGaussian, dict[str, torch.Tensor], dict[str, float]]:
+def _load_checkpoint(path: Path) -> tuple[LinearGaussian, dict[str, torch.Tensor], dict[str, float], dict]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     pick = lambda prefix: {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}  # noqa: E731
     progress = {k: float(v) for k, v in pick("progress.").items()}
-    return LinearGaussian.from_state_dict(pick("controller.")), pick("net."), progress
+    return LinearGaussian.from_state_dict(pick("controller.")), pick("net."), progress, pick("adaptation.")
+
+
+def _fresh_adaptation(controllers: LinearGaussian, instances: int) -> dict[str, torch.Tensor]:
+    """The step adaptation's state: kl_step multipliers [B] (1), the last predicted improvement and
+    sampled cost [B] (NaN: none yet), and the initial learning rates [C] the gain bound scales with."""
+    nan = torch.full((instances,), float("nan"), dtype=torch.float64)
+    return {
+        "multipliers": torch.ones(instances, dtype=torch.float64),
+        "predicted": nan,
+        "previous_cost": nan.clone(),
+        "learning_rates": -controllers.gains[:, 0, 0, GRADIENT].double(),
+    }
 
 
 def _family_momentum(env_id: str, family_kwargs: dict | None, options: GPSOptions) -> tuple[float, float]:
@@ -118,8 +141,9 @@ def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generat
     )
 
 
-def _gps_iteration(net, controllers, samples: Samples, options, generator, seed: int) -> dict:
-    """Dynamics, cost, then inner (linearise, C-step, S-step) rounds; returns the new controllers and figures."""
+def _gps_iteration(net, controllers, samples: Samples, options, generator, seed: int, adaptation: dict) -> dict:
+    """Dynamics, cost, then inner (linearise, C-step, S-step) rounds; returns the new controllers, the
+    predicted improvement per instance [B] and figures."""
     dynamics = fit_dynamics(
         samples.states,
         samples.actions,
@@ -132,35 +156,48 @@ def _gps_iteration(net, controllers, samples: Samples, options, generator, seed:
         dynamics.matrices, dynamics.offsets, dynamics.noise
     )
     cost = local_quadratic_cost(samples.states, samples.curvature, samples.weights)
-    before = float(expected_cost(dynamics, cost, controllers).mean())
+    instances = adaptation["multipliers"].shape[0]
+    kl_steps = options.kl_step * adaptation["multipliers"].repeat_interleave(controllers.gains.shape[0] // instances)
+    limits = None
+    if options.gain_bound is not None:
+        limits = gain_limits(adaptation["learning_rates"], cost, options.gain_bound)
+    sampled = controllers
+    before = expected_cost(dynamics, cost, sampled)
     kls, etas, losses = [], [], []
     for _ in range(options.inner_iterations):
-        reference = linearise_policy(net, samples.rows, samples.states, samples.weights, controllers.covariances)
-        controllers, eta, kl = kl_constrained_update(dynamics, cost, reference, options.kl_step)
+        reference = linearise_policy(
+            net, samples.rows, samples.states, samples.weights, controllers.covariances, gain_limits=limits
+        )
+        controllers, eta, kl = kl_constrained_update(dynamics, cost, reference, kl_steps, gain_limits=limits)
         losses.append(_s_step(net, samples, controllers, options, generator))
         kls.append(float((kl / options.horizon).mean()))
         etas.append(float(eta.log10().median()))
-    after = float(expected_cost(dynamics, cost, controllers).mean())
+    after = expected_cost(dynamics, cost, controllers)
+    gain_ratio = controllers.gains[..., GRADIENT].abs().amax((1, 2)) / adaptation["learning_rates"].abs()
     return {
         "controllers": controllers,
-        "surrogate_before": before,
-        "surrogate_after": after,
+        "predicted": per_instance(before - after, instances),
+        "surrogate_before": float(before.mean()),
+        "surrogate_after": float(after.mean()),
         "kl_per_step": kls[-1],
         "log10_eta_median": etas[-1],
         "policy_loss": losses[-1],
+        "gradient_gain_ratio_max": float(gain_ratio.max()),
+        "kl_step_multiplier_median": float(adaptation["multipliers"].median()),
     }
 
 
 def _start(
     env_id: str, family_kwargs: dict | None, train: Problem, options: GPSOptions, checkpoint: Path, resume: bool
-) -> tuple[LinearGaussian, CoordinatewisePolicyNet, dict[str, float]]:
-    """Controllers, policy and progress: from the checkpoint, or fresh (tuned momentum, policy = momentum)."""
+) -> tuple[LinearGaussian, CoordinatewisePolicyNet, dict[str, float], dict[str, torch.Tensor]]:
+    """Controllers, policy, progress and step adaptation: from the checkpoint, or fresh (tuned momentum,
+    policy = momentum)."""
     family = make_family(env_id, **(family_kwargs or {}))
     if resume:
-        controllers, net_state, state = _load_checkpoint(checkpoint)
+        controllers, net_state, state, adaptation = _load_checkpoint(checkpoint)
         net = CoordinatewisePolicyNet(net_state["feature_mean"].numel(), state["action_scale"])
         net.load_state_dict(net_state)
-        return controllers, net, state
+        return controllers, net, state, adaptation
     base_scale = options.action_scale or family.default_action_scale
     provisional = make_observation(True, family.dim, options.history, base_scale)
     setting = _family_momentum(env_id, family_kwargs, options) if options.init == "family" else None
@@ -170,7 +207,7 @@ def _start(
     net = CoordinatewisePolicyNet(provisional.num_features, action_scale)
     if setting is not None:
         net.start_as_momentum(*setting)
-    return controllers, net, state
+    return controllers, net, state, _fresh_adaptation(controllers, train.batch_size)
 
 
 def train_gps(
@@ -194,7 +231,7 @@ def train_gps(
     train = family.sample(options.instances, torch.Generator().manual_seed(options.seed), "train")
     validation = family.sample(options.validation_instances, torch.Generator().manual_seed(options.seed), "validation")
     fit_generator = torch.Generator().manual_seed(options.seed + 7)
-    controllers, net, state = _start(env_id, family_kwargs, train, options, out_dir / CHECKPOINT, resume)
+    controllers, net, state, adaptation = _start(env_id, family_kwargs, train, options, out_dir / CHECKPOINT, resume)
     observation = make_observation(True, family.dim, options.history, net.action_scale)
     rule = GPSOptimizer(net, options.history)
     training_meta = {"options": options.to_dict(), "env_id": env_id, "family_kwargs": family_kwargs or {}}
@@ -211,6 +248,11 @@ def train_gps(
             train, controllers, observation, options.samples, generator=sample_generator, policy=policy
         )
         figures = {"sample_cost": _sample_cost(samples)}
+        sampled_cost = sampled_instance_cost(samples.objectives)
+        if options.adapt_kl_step:
+            actual = adaptation["previous_cost"] - sampled_cost
+            adaptation["multipliers"] = adjusted_multipliers(adaptation["multipliers"], adaptation["predicted"], actual)
+        adaptation["previous_cost"] = sampled_cost
         if iteration == 0:  # the policy starts as the initial controllers (exactly, for one momentum setting)
             net.set_standardisation(samples.rows)
             if options.init == "per_instance":
@@ -221,8 +263,9 @@ def train_gps(
                 state["best_cost"] = figures["initial_validation_cost"]
                 meta = {**training_meta, "iteration": 0, "validation_cost": state["best_cost"]}
                 rule.save(out_dir / "best", env_id, meta)
-        result = _gps_iteration(net, controllers, samples, options, fit_generator, options.seed + iteration)
+        result = _gps_iteration(net, controllers, samples, options, fit_generator, options.seed + iteration, adaptation)
         controllers = result.pop("controllers")
+        adaptation["predicted"] = result.pop("predicted")
         figures.update(result)
         figures["validation_cost"] = _policy_cost(rule, validation, options)
         figures["train_policy_cost"] = _policy_cost(rule, train, options)
@@ -236,7 +279,7 @@ def train_gps(
         for folder, score in candidates:
             rule.save(out_dir / folder, env_id, {**training_meta, "iteration": iteration + 1, "validation_cost": score})
         state["iteration"] = float(iteration + 1)
-        _save_checkpoint(out_dir / CHECKPOINT, controllers, net, state)
+        _save_checkpoint(out_dir / CHECKPOINT, controllers, net, state, adaptation)
         bar.set_postfix(val=f"{figures['validation_cost']:.4g}", kl=f"{figures['kl_per_step']:.3g}")
         bar.update(1)
     bar.close()
