@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -59,11 +58,9 @@ def unroll(
     with ``metric_curves=True`` the task metrics too (`Problem.metrics`, at every step).
     """
     check_positive_int("horizon", horizon)
-    start = rule.start_points(problem)
-    if start is not None:  # a learned initialisation: the caller's problem keeps its own x0
-        problem = copy.copy(problem)
-        problem.x0 = start.detach().to(problem.x0.dtype)
-    state = OptimizationState.start(problem, history=history, explode_ratio=explode_ratio)
+    start = rule.start_points(problem)  # a learned initialisation, or None: the problem's own x0
+    x0 = None if start is None else start.detach().to(problem.x0.dtype)
+    state = OptimizationState.start(problem, x0, history=history, explode_ratio=explode_ratio)
     rule.reset(state)
     objectives = [state.f.clone()]
     query = [problem.query_loss(state.x)] if problem.has_query else []
