@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from agents.gps.dynamics import fit_dynamics
+from agents.gps.dynamics import MixturePrior, fit_dynamics
 from agents.gps.linear_gaussian import LinearGaussian
 from agents.gps.lqr import (
     LinearDynamics,
@@ -110,7 +110,7 @@ def test_dynamics_fit_recovers_a_known_linear_system(prior_strength: float) -> N
         )
         states[:, :, t + 1] = nxt + offset[:, t] + 1e-3 * torch.randn(n, C, S, generator=g, dtype=torch.float64)
     weights = torch.ones(n, C)
-    fitted = fit_dynamics(states, actions, weights, components=3, prior_strength=prior_strength)
+    fitted = fit_dynamics(states, actions, weights, MixturePrior(components=3, strength=prior_strength))
     # the prior (one pseudo-sample from a mixture over all steps) may pull a little off 200 samples
     tolerance = 1e-2 if prior_strength == 0 else 5e-2
     assert (fitted.matrices - torch.cat([a, b], dim=3)).abs().max() < tolerance

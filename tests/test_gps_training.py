@@ -10,7 +10,7 @@ import torch
 from agents.gps.controllers import initial_controllers
 from agents.gps.coordinate_state import GRADIENT, LAST_STEP, impose_kinematics
 from agents.gps.cost import local_quadratic_cost
-from agents.gps.dynamics import fit_dynamics
+from agents.gps.dynamics import MixturePrior, fit_dynamics
 from agents.gps.lqr import expected_cost, kl_constrained_update
 from agents.gps.options import GPSOptions, options_from_config
 from agents.gps.policy import CoordinatewisePolicyNet, GPSOptimizer
@@ -61,7 +61,7 @@ def test_momentum_controllers_reproduce_momentum() -> None:
 
 def test_one_iteration_lowers_the_surrogate_cost_on_a_tiny_problem() -> None:
     controllers, samples = tiny_samples()
-    dynamics = fit_dynamics(samples.states, samples.actions, samples.weights, components=2)
+    dynamics = fit_dynamics(samples.states, samples.actions, samples.weights, MixturePrior(components=2))
     dynamics.matrices, dynamics.offsets, dynamics.noise = impose_kinematics(
         dynamics.matrices, dynamics.offsets, dynamics.noise
     )
@@ -75,7 +75,7 @@ def test_one_iteration_lowers_the_surrogate_cost_on_a_tiny_problem() -> None:
 
 def test_kinematics_are_exact() -> None:
     _, samples = tiny_samples()
-    dynamics = fit_dynamics(samples.states, samples.actions, samples.weights, components=2)
+    dynamics = fit_dynamics(samples.states, samples.actions, samples.weights, MixturePrior(components=2))
     m, o, _ = impose_kinematics(dynamics.matrices, dynamics.offsets, dynamics.noise)
     z = torch.cat([samples.states[:, :, :-1], samples.actions], dim=-1).double()
     predicted = torch.einsum("ctij,nctj->ncti", m, z) + o
@@ -244,3 +244,14 @@ def test_policy_linearisation_recovers_momentum_and_respects_gain_limits() -> No
     assert torch.allclose(clipped.gains[..., 0, GRADIENT].abs(), torch.full_like(clipped.gains[..., 0, 0], 0.25))
     assert torch.allclose(clipped.gains[..., 0, LAST_STEP].abs(), torch.full_like(clipped.gains[..., 0, 0], 0.1))
     assert (clipped.covariances >= free.covariances - 1e-12).all()  # the clip's misfit widens the policy
+
+
+def test_tiny_shaped_training_runs_and_rejects_a_bad_shaping(tmp_path) -> None:
+    with pytest.raises(ValueError, match="cost_shaping"):
+        GPSOptions(cost_shaping="log")
+    options = GPSOptions(**{**TINY, "iterations": 2, "cost_shaping": "log_gap"})
+    best = train_gps("l2o/RobustLinearRegression-v0", tmp_path / "run", options, progress=False)
+    assert load_rule(best).name == "gps"
+    state = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
+    assert torch.isfinite(state["adaptation.predicted"]).all()
+    assert torch.isfinite(state["controller.gains"]).all()

@@ -18,13 +18,22 @@ from agents.gps.lqr import QuadraticCost
 
 
 def local_quadratic_cost(
-    states: Tensor, curvature: Tensor, weights: Tensor, curvature_floor: float = 1e-8
+    states: Tensor,
+    curvature: Tensor,
+    weights: Tensor,
+    curvature_floor: float = 1e-8,
+    step_weights: Tensor | None = None,
 ) -> QuadraticCost:
-    """states [N, C, T + 1, 3], curvature h_ii [N, C, T + 1], weights [N, C] -> QuadraticCost over C, T + 1."""
+    """states [N, C, T + 1, 3], curvature h_ii [N, C, T + 1], weights [N, C] -> QuadraticCost over C, T + 1.
+
+    step_weights [N, C, T + 1] (optional) multiply each sample's gradient and curvature at each step
+    (`agents.gps.cost_shaping`)."""
     states, curvature, weights = states.double(), curvature.double(), weights.double()
     samples, conditions, horizon_plus, _ = states.shape
     w = weights[:, :, None]
     total = w.sum(0).clamp_min(1e-12)  # [C, 1]
+    if step_weights is not None:
+        w = w * step_weights.double()
     mean_curvature = (w * curvature).sum(0) / total  # [C, T + 1]
     linear = (w * (states[..., GRADIENT] - curvature * states[..., LOCATION])).sum(0) / total
     width = STATE_WIDTH + ACTION_WIDTH

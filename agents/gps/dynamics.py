@@ -5,7 +5,7 @@ empirical mean and covariance; a Gaussian mixture fitted to the tuples of every 
 step (each condition's tuples first standardised by its own state and action scales, so the
 mixture sees the shape of the dynamics rather than each instance's units) supplies a
 normal-inverse-Wishart prior: the mixture's moments under the tuples' mean responsibilities, with
-`prior_strength` pseudo-samples. The posterior covariance
+`MixturePrior.strength` pseudo-samples. The posterior covariance
     Σ = (m Σ₀ + N Σ̂ + N m / (N + m) (μ̂ − μ₀)(μ̂ − μ₀)ᵀ) / (N + m)
 is conditioned on (s_t, u_t) to give s_{t+1} ~ N(F_t [s_t; u_t] + f_t, W_t).
 
@@ -13,6 +13,8 @@ Shapes: states [N, C, T + 1, S], actions [N, C, T, A], weights [N, C] (1 for a u
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,6 +26,17 @@ from agents.gps.lqr import LinearDynamics
 
 SCALE_FLOOR = 1e-12
 COVARIANCE_REGULARISER = 1e-6  # in standardised units
+
+
+@dataclass(frozen=True)
+class MixturePrior:
+    """The dynamics prior: a mixture of `components` Gaussians fitted on at most `max_points` tuples
+    (chosen with `seed`), counting as `strength` pseudo-samples (0: no prior)."""
+
+    components: int = 10
+    strength: float = 1.0
+    max_points: int = 5_000
+    seed: int = 0
 
 
 def _weighted_moments(data: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
@@ -47,23 +60,21 @@ def _standardise(states: Tensor, actions: Tensor, weights: Tensor) -> tuple[Tens
     return centre, scale.clamp_min(SCALE_FLOOR), action_scale.clamp_min(SCALE_FLOOR)
 
 
-def mixture_prior(
-    tuples: Tensor, weights: Tensor, components: int, max_points: int, seed: int
-) -> tuple[Tensor, Tensor]:
+def mixture_prior(tuples: Tensor, weights: Tensor, prior: MixturePrior) -> tuple[Tensor, Tensor]:
     """Prior mean [C, T, D] and covariance [C, T, D, D] from a Gaussian mixture over tuples [N, C, T, D]."""
     samples, conditions, horizon, width = tuples.shape
     flat = tuples.reshape(-1, width).double().numpy()
     usable = (weights[:, :, None].expand(-1, -1, horizon).reshape(-1) > 0).numpy()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(prior.seed)
     rows = np.flatnonzero(usable)
-    if rows.size > max_points:
-        rows = rng.choice(rows, max_points, replace=False)
+    if rows.size > prior.max_points:
+        rows = rng.choice(rows, prior.max_points, replace=False)
     with threadpool_limits(limits=1):  # tiny matrices: BLAS threads only contend
         mixture = GaussianMixture(
-            n_components=min(components, max(1, rows.size // (2 * width))),
+            n_components=min(prior.components, max(1, rows.size // (2 * width))),
             covariance_type="full",
             reg_covar=COVARIANCE_REGULARISER,
-            random_state=seed,
+            random_state=prior.seed,
             max_iter=100,
         ).fit(flat[rows])
         resp = torch.from_numpy(mixture.predict_proba(flat)).reshape(samples, conditions, horizon, -1)
@@ -78,14 +89,7 @@ def mixture_prior(
 
 
 def fit_dynamics(
-    states: Tensor,
-    actions: Tensor,
-    weights: Tensor,
-    *,
-    components: int = 10,
-    prior_strength: float = 1.0,
-    max_points: int = 5_000,
-    seed: int = 0,
+    states: Tensor, actions: Tensor, weights: Tensor, prior: MixturePrior = MixturePrior()
 ) -> LinearDynamics:
     """Linear-Gaussian dynamics per condition and step (see the module docstring)."""
     if not (weights > 0).any():
@@ -98,13 +102,13 @@ def fit_dynamics(
     u_std = actions / action_scale[None, :, None]
     tuples = torch.cat([s_std[:, :, :-1], u_std, s_std[:, :, 1:]], dim=-1)  # [N, C, T, D]
     mean, cov = _weighted_moments(tuples, weights)
-    if prior_strength > 0:
-        prior_mean, prior_cov = mixture_prior(tuples, weights, components, max_points, seed)
+    if prior.strength > 0:
+        prior_mean, prior_cov = mixture_prior(tuples, weights, prior)
         count = weights.sum(0)[:, None, None, None]
         d = (mean - prior_mean).unsqueeze(-1)
         cov = (
-            prior_strength * prior_cov + count * cov + (count * prior_strength / (count + prior_strength)) * d @ d.mT
-        ) / (count + prior_strength)
+            prior.strength * prior_cov + count * cov + (count * prior.strength / (count + prior.strength)) * d @ d.mT
+        ) / (count + prior.strength)
     zw = width_s + width_a
     cov_zz = cov[..., :zw, :zw] + COVARIANCE_REGULARISER * torch.eye(zw, dtype=cov.dtype)
     cov_yz = cov[..., zw:, :zw]

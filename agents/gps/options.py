@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from agents.gps.cost_shaping import SHAPINGS
+
 INITS = ("family", "per_instance")
 SAMPLINGS = ("controllers", "policy")
 
@@ -29,7 +31,8 @@ class GPSOptions:
     global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant);
     adapt_kl_step: adapt each instance's KL step from predicted versus actual improvement; gain_bound:
     the controllers' gain on the gradient at most this multiple of the initial learning rate (None: no
-    bound; see agents.gps.step_adjustment); seed."""
+    bound; see agents.gps.step_adjustment); cost_shaping: "none" (the C-step minimises Σ_t f, Li &
+    Malik's cost) or "log_gap" (Σ_t log(f − f*), agents.gps.cost_shaping); seed."""
 
     instances: int = 90
     samples: int = 20
@@ -50,6 +53,7 @@ class GPSOptions:
     sampling: str = "controllers"
     adapt_kl_step: bool = True
     gain_bound: float | None = 10.0
+    cost_shaping: str = "none"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -91,6 +95,8 @@ class GPSOptions:
             raise ValueError(f"gain_bound must be None or a finite number > 0, got {self.gain_bound!r}")
         if self.init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+        if self.cost_shaping not in SHAPINGS:
+            raise ValueError(f"cost_shaping must be one of {SHAPINGS}, got {self.cost_shaping!r}")
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

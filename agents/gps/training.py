@@ -30,7 +30,8 @@ import torch
 from agents.gps.controllers import initial_controllers
 from agents.gps.coordinate_state import GRADIENT, impose_kinematics
 from agents.gps.cost import local_quadratic_cost
-from agents.gps.dynamics import fit_dynamics
+from agents.gps.cost_shaping import inverse_gap_weights, log_gap_objectives
+from agents.gps.dynamics import MixturePrior, fit_dynamics
 from agents.gps.linear_gaussian import LinearGaussian
 from agents.gps.lqr import expected_cost, kl_constrained_update
 from agents.gps.options import GPSOptions, options_from_config
@@ -63,7 +64,8 @@ def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> 
     if resume:
         if not checkpoint.is_file() or not saved.is_file():
             raise ValueError(f"resume: {str(out_dir)!r} holds no GPS checkpoint ({CHECKPOINT}, {OPTIONS_FILE})")
-        before = {k: v for k, v in json.loads(saved.read_text()).items() if k != "iterations"}
+        recorded = {**GPSOptions().to_dict(), **json.loads(saved.read_text())}  # options added since: defaults
+        before = {k: v for k, v in recorded.items() if k != "iterations"}
         now = {k: v for k, v in options.to_dict().items() if k != "iterations"}
         if before != now:
             changed = sorted(k for k in now if before.get(k) != now[k])
@@ -114,6 +116,16 @@ def _family_momentum(env_id: str, family_kwargs: dict | None, options: GPSOption
     return setting.hparams["lr"], setting.hparams["momentum"]
 
 
+def _training_optima(train: Problem, options: GPSOptions) -> torch.Tensor | None:
+    """f* of the training instances [B] where the cost is shaped by it, else None."""
+    if options.cost_shaping == "none":
+        return None
+    f_star = train.optimum()
+    if f_star is None:
+        raise ValueError(f"cost_shaping {options.cost_shaping!r} needs the family's optima f*; this family has none")
+    return f_star
+
+
 def _policy_cost(rule: GPSOptimizer, problem: Problem, options: GPSOptions) -> float:
     curves = unroll(rule, copy.deepcopy(problem), options.horizon, history=options.history)
     return float(li_malik_cost(curves).mean())
@@ -141,38 +153,38 @@ def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generat
     )
 
 
-def _gps_iteration(net, controllers, samples: Samples, options, generator, seed: int, adaptation: dict) -> dict:
+def _gps_iteration(net, controllers, samples: Samples, options, generator, seed: int, adaptation: dict, f_star) -> dict:
     """Dynamics, cost, then inner (linearise, C-step, S-step) rounds; returns the new controllers, the
-    predicted improvement per instance [B] and figures."""
-    dynamics = fit_dynamics(
-        samples.states,
-        samples.actions,
-        samples.weights,
-        components=options.mixture_components,
-        prior_strength=options.prior_strength,
-        seed=seed,
-    )
+    predicted improvement per instance [B] and figures. f_star [B]: the training instances' optima
+    (only read with cost shaping)."""
+    prior = MixturePrior(options.mixture_components, options.prior_strength, seed=seed)
+    dynamics = fit_dynamics(samples.states, samples.actions, samples.weights, prior)
     dynamics.matrices, dynamics.offsets, dynamics.noise = impose_kinematics(
         dynamics.matrices, dynamics.offsets, dynamics.noise
     )
     cost = local_quadratic_cost(samples.states, samples.curvature, samples.weights)
     instances = adaptation["multipliers"].shape[0]
+    shaped = cost  # what the C-steps minimise; the gain limits stay in f's curvature
+    if options.cost_shaping == "log_gap":
+        dim = controllers.gains.shape[0] // instances
+        step_weights = inverse_gap_weights(samples.objectives, f_star, dim)
+        shaped = local_quadratic_cost(samples.states, samples.curvature, samples.weights, step_weights=step_weights)
     kl_steps = options.kl_step * adaptation["multipliers"].repeat_interleave(controllers.gains.shape[0] // instances)
     limits = None
     if options.gain_bound is not None:
         limits = gain_limits(adaptation["learning_rates"], cost, options.gain_bound)
     sampled = controllers
-    before = expected_cost(dynamics, cost, sampled)
+    before = expected_cost(dynamics, shaped, sampled)
     kls, etas, losses = [], [], []
     for _ in range(options.inner_iterations):
         reference = linearise_policy(
             net, samples.rows, samples.states, samples.weights, controllers.covariances, gain_limits=limits
         )
-        controllers, eta, kl = kl_constrained_update(dynamics, cost, reference, kl_steps, gain_limits=limits)
+        controllers, eta, kl = kl_constrained_update(dynamics, shaped, reference, kl_steps, gain_limits=limits)
         losses.append(_s_step(net, samples, controllers, options, generator))
         kls.append(float((kl / options.horizon).mean()))
         etas.append(float(eta.log10().median()))
-    after = expected_cost(dynamics, cost, controllers)
+    after = expected_cost(dynamics, shaped, controllers)
     gain_ratio = controllers.gains[..., GRADIENT].abs().amax((1, 2)) / adaptation["learning_rates"].abs()
     return {
         "controllers": controllers,
@@ -231,6 +243,7 @@ def train_gps(
     train = family.sample(options.instances, torch.Generator().manual_seed(options.seed), "train")
     validation = family.sample(options.validation_instances, torch.Generator().manual_seed(options.seed), "validation")
     fit_generator = torch.Generator().manual_seed(options.seed + 7)
+    f_star = _training_optima(train, options)
     controllers, net, state, adaptation = _start(env_id, family_kwargs, train, options, out_dir / CHECKPOINT, resume)
     observation = make_observation(True, family.dim, options.history, net.action_scale)
     rule = GPSOptimizer(net, options.history)
@@ -248,7 +261,8 @@ def train_gps(
             train, controllers, observation, options.samples, generator=sample_generator, policy=policy
         )
         figures = {"sample_cost": _sample_cost(samples)}
-        sampled_cost = sampled_instance_cost(samples.objectives)
+        tracked = samples.objectives if f_star is None else log_gap_objectives(samples.objectives, f_star)
+        sampled_cost = sampled_instance_cost(tracked)
         if options.adapt_kl_step:
             actual = adaptation["previous_cost"] - sampled_cost
             adaptation["multipliers"] = adjusted_multipliers(adaptation["multipliers"], adaptation["predicted"], actual)
@@ -263,7 +277,9 @@ def train_gps(
                 state["best_cost"] = figures["initial_validation_cost"]
                 meta = {**training_meta, "iteration": 0, "validation_cost": state["best_cost"]}
                 rule.save(out_dir / "best", env_id, meta)
-        result = _gps_iteration(net, controllers, samples, options, fit_generator, options.seed + iteration, adaptation)
+        result = _gps_iteration(
+            net, controllers, samples, options, fit_generator, options.seed + iteration, adaptation, f_star
+        )
         controllers = result.pop("controllers")
         adaptation["predicted"] = result.pop("predicted")
         figures.update(result)
