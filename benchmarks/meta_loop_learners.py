@@ -2,20 +2,22 @@
 throughput of meta-training and of the env on the four meta-learning families.
 
 For l2o/HyperNetDigits-v0 and l2o/MANNDigits-v0 (settings in SETUPS) the learner is a per-tensor,
-per-step learned step-size schedule on Adam's direction (`agents.meta.step_schedule`), started at
+per-step learned step-size schedule on Adam's direction (`agents.meta.step_schedule`; on the MANN
+with a learned β1, β2 per tensor too), started at
 tuned Adam's step size and meta-trained first order on the training split's query loss
 (`agents.meta.step_schedule_training`), the best of its validations kept. Baselines: Adam and SGD
 with the step size from a grid chosen by the mean query loss after T steps on validation instances
 (the learner's own criterion). All rules then run T steps on the same held-out test instances
 (held-out classes); the table gives the query loss and accuracy after T steps (mean ± 95 %
 interval) and the paired comparison with tuned Adam by the final query loss (win rate with a
-Wilson interval, sign and Wilcoxon p). One plot per family.
+Wilson interval, sign and Wilcoxon p). One plot per family. On the MANN also Adam's validation
+query loss per step size up to a longer horizon (does the inner loop learn the task at all?).
 
 Throughput (one thread, in this run): env steps per second (`EpisodeBatch` step + observation,
 16 instances, query objective; what an RL agent pays per step), meta-training inner steps per
 second of the learner, and the wall and CPU time of one training run on each of the four families.
 
-    nice python benchmarks/meta_loop_learners.py            # about 20 minutes on one busy core
+    nice python benchmarks/meta_loop_learners.py            # about 20-25 minutes on one busy core
     python benchmarks/meta_loop_learners.py --quick --no-doc --out /tmp/mll   # a smoke run
 
 Writes docs/meta_loop_learners.md and docs/meta_loop_<family>.png.
@@ -71,6 +73,14 @@ class Setup:
     accuracy: str
     defaults_note: str = ""
     evaluated: bool = True
+    meta_lr: float = 0.03
+    loss_fractions: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    learn_betas: bool = False
+    probe_horizon: int = 0  # > T: also show Adam's validation query loss up to this many steps
+
+    def loss_steps(self) -> list[int]:
+        """The unroll steps whose query loss the meta-loss averages (fractions of T)."""
+        return sorted({max(1, round(self.horizon * f)) for f in self.loss_fractions})
 
 
 SETUPS = {
@@ -85,6 +95,10 @@ SETUPS = {
         12,
         "accuracy_2nd",
         defaults_note="per_class 10, episodes_per_batch 16, eval_episodes 32",
+        meta_lr=0.1,
+        loss_fractions=(0.5, 0.75, 1.0),
+        learn_betas=True,
+        probe_horizon=400,
     ),
     "maml_sinusoid": Setup(
         "l2o/MAMLSinusoid-v0", {"k_shot": 5, "init": "random"}, 10, 25, 40, 0, 0, "", evaluated=False
@@ -107,22 +121,46 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def quick(setup: Setup) -> Setup:
     """The smoke-test size of a setup."""
-    return replace(setup, horizon=4, batch=2, iterations=2, test_tasks=min(setup.test_tasks, 4), tune_tasks=2)
+    probe = 8 if setup.probe_horizon else 0
+    return replace(
+        setup, horizon=4, batch=2, iterations=2, test_tasks=min(setup.test_tasks, 4), tune_tasks=2, probe_horizon=probe
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # baselines, training, evaluation
 
 
-def tune(family: TaskFamily, name: str, grid: tuple[float, ...], setup: Setup, seed: int) -> float:
-    """The step size of `name` with the lowest mean query loss after T steps on validation instances."""
+def tune(
+    family: TaskFamily, name: str, grid: tuple[float, ...], setup: Setup, seed: int, horizon: int = 0
+) -> tuple[float, dict[float, torch.Tensor]]:
+    """The step size of `name` with the lowest mean query loss after T steps on validation instances,
+    and each step size's mean query-loss curve [max(T, horizon) + 1] (inf where a run diverged)."""
     problem = family.sample(setup.tune_tasks, torch.Generator().manual_seed(seed + 2), split="validation")
-    scores = {}
+    scores, means = {}, {}
     for lr in grid:
-        curves = unroll(make_optimizer(name, lr=lr), copy.deepcopy(problem), setup.horizon)
-        final = curves.query[-1]
-        scores[lr] = float(final.mean()) if torch.isfinite(final).all() and not curves.diverged.any() else float("inf")
-    return min(scores, key=scores.get)
+        curves = unroll(make_optimizer(name, lr=lr), copy.deepcopy(problem), max(setup.horizon, horizon))
+        means[lr] = curves.query.double().mean(dim=1)
+        final = curves.query[setup.horizon]
+        early = (curves.diverged_at > 0) & (curves.diverged_at <= setup.horizon)
+        finite = torch.isfinite(final).all() and not early.any()
+        scores[lr] = float(final.mean()) if finite else float("inf")
+    return min(scores, key=scores.get), means
+
+
+def horizon_probe(means: dict[float, torch.Tensor], setup: Setup) -> list[str]:
+    """Adam's mean validation query loss per step size at T/2, T, 3T/2, ... up to the probe horizon."""
+    checkpoints = list(range(setup.horizon // 2, setup.probe_horizon + 1, setup.horizon // 2))
+    lines = [
+        f"Longer horizons (Adam, the {setup.tune_tasks} tuning instances, mean query loss; step 0: "
+        f"{float(next(iter(means.values()))[0]):.4f}):",
+        "",
+        "| Adam lr | " + " | ".join(f"{t} steps" for t in checkpoints) + " |",
+        "|---|" + "---:|" * len(checkpoints),
+    ]
+    for lr, mean in means.items():
+        lines.append(f"| {lr:g} | " + " | ".join(f"{float(mean[t]):.4f}" for t in checkpoints) + " |")
+    return [*lines, ""]
 
 
 def paired_table(result: EvaluationResult, learner: str) -> list[str]:
@@ -200,8 +238,8 @@ def run_family(key: str, setup: Setup, args: argparse.Namespace) -> tuple[list[s
     """Tune, meta-train and evaluate on one family -> (its document section, its training-run times)."""
     family = make_family(setup.env_id, **setup.family_kwargs)
     print(f"{key}: tuning ...", flush=True)
-    adam_lr = tune(family, "adam", ADAM_GRID, setup, args.seed)
-    sgd_lr = tune(family, "gd", SGD_GRID, setup, args.seed)
+    adam_lr, adam_means = tune(family, "adam", ADAM_GRID, setup, args.seed, setup.probe_horizon)
+    sgd_lr, _ = tune(family, "gd", SGD_GRID, setup, args.seed)
     print(f"{key}: meta-training (adam lr {adam_lr:g}) ...", flush=True)
     cpu = time.process_time()
     rule, record = train_step_schedule(
@@ -212,6 +250,9 @@ def run_family(key: str, setup: Setup, args: argparse.Namespace) -> tuple[list[s
         batch_size=setup.batch,
         seed=args.seed,
         validation_instances=setup.tune_tasks,
+        meta_lr=setup.meta_lr,
+        loss_steps=setup.loss_steps(),
+        learn_betas=setup.learn_betas,
     )
     times = {"wall_s": record.wall_s, "cpu_s": time.process_time() - cpu, "inner_steps": record.inner_steps}
     save_trained(rule, record, args.out / key / "step_schedule", setup.env_id)
@@ -239,28 +280,44 @@ def run_family(key: str, setup: Setup, args: argparse.Namespace) -> tuple[list[s
         f"{setup.test_tasks} test instances (held-out classes), seed {args.seed}. Meta-training: "
         f"{setup.iterations} iterations of {setup.batch} training instances ({record.inner_steps:,} inner steps, "
         f"{record.wall_s:.0f} s wall, {times['cpu_s']:.0f} s CPU), {len(parameter_segments(family))} tensors x "
-        f"{setup.horizon} steps = {schedule.numel()} learned step sizes, best validation at iteration "
-        f"{record.best_iteration}. Tuning on {setup.tune_tasks} validation instances: Adam from {list(ADAM_GRID)}, "
+        f"{setup.horizon} steps = {schedule.numel()} learned step sizes"
+        f"{' and a β1, β2 per tensor' if setup.learn_betas else ''}; meta-loss: the query loss at steps "
+        f"{setup.loss_steps()}, meta-lr {setup.meta_lr:g}; best validation at iteration {record.best_iteration}. "
+        f"Tuning on {setup.tune_tasks} validation instances: Adam from {list(ADAM_GRID)}, "
         f"SGD from {list(SGD_GRID)}.",
         "",
         *results_table(result, setup),
         "",
         *paired_table(result, "step_schedule (learned)"),
         "",
-        f"Learned step sizes relative to Adam's {adam_lr:g}: median {float((schedule / adam_lr).median()):.2f}, "
-        f"range [{float((schedule / adam_lr).min()):.2f}, {float((schedule / adam_lr).max()):.2f}]; first step "
-        f"{_row(schedule[0] / adam_lr)}, last step {_row(schedule[-1] / adam_lr)} (per tensor, layout order).",
+        *learned_rule_lines(rule, adam_lr),
         "",
         f"![query loss and accuracy per step](meta_loop_{key}.png)",
         "",
+        *(horizon_probe(adam_means, setup) if setup.probe_horizon > setup.horizon else []),
     ]
     if not args.no_doc:
         plot(result, setup, DOC.parent / f"meta_loop_{key}.png")
     return section, times
 
 
-def _row(values: torch.Tensor) -> str:
-    return "[" + ", ".join(f"{float(v):.2f}" for v in values) + "]"
+def learned_rule_lines(rule: StepScheduleOptimizer, adam_lr: float) -> list[str]:
+    """What the learner learned: its step sizes relative to tuned Adam's, and its β1, β2 if learned."""
+    ratio = rule.net.log_lr.detach().exp() / adam_lr
+    middle = ratio.shape[0] // 2
+    lines = [
+        f"Learned step sizes relative to Adam's {adam_lr:g}: median {float(ratio.median()):.2f}, range "
+        f"[{float(ratio.min()):.2f}, {float(ratio.max()):.2f}]; first step {_row(ratio[0])}, step {middle + 1} "
+        f"{_row(ratio[middle])}, last step {_row(ratio[-1])} (per tensor, layout order)."
+    ]
+    if rule.net.learn_betas:
+        beta1, beta2 = torch.sigmoid(rule.net.beta_logits.detach())
+        lines.append(f"Learned β1 per tensor {_row(beta1)}, β2 {_row(beta2, 4)} (Adam: 0.9, 0.999).")
+    return lines
+
+
+def _row(values: torch.Tensor, digits: int = 2) -> str:
+    return "[" + ", ".join(f"{float(v):.{digits}f}" for v in values) + "]"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,15 +430,41 @@ def main(argv: list[str] | None = None) -> int:
 NOTES = """## Notes
 
 - The learner and why: a learned step-size schedule, one log step size per parameter tensor and
-  per step on top of Adam's direction (`agents/meta/step_schedule.py`). It starts as tuned Adam, so
-  meta-training can only have to move it, it has T·K parameters (K = 7 tensors for the MANN, 11 for
-  the hypernetwork) rather than a network, and its first-order meta-gradient needs one query
+  per step on top of Adam's direction (`agents/meta/step_schedule.py`); on the MANN also a learned
+  β1 and β2 per tensor (``learn_betas``: a learned Adam variant). It starts as tuned Adam, so
+  meta-training only has to move it, it has T·K (+ 2K) parameters (K = 7 tensors for the MANN, 11
+  for the hypernetwork) rather than a network, and its first-order meta-gradient needs one query
   loss+gradient per loss step on top of the unroll: the cheapest candidate that can beat Adam in a
   CPU budget of minutes. A per-coordinate Meta-SGD on the raw gradient (`agents/meta/meta_sgd.py`)
-  needs second-order BPTT through the MANN's 25-50-step recurrence, and L2L / PPO need far more
+  needs second-order BPTT through the MANN's 25-step recurrence, and L2L / PPO need far more
   inner steps than these families afford here (L2L on the sinusoid: 40k steps for no gain over SGD).
-- Meta-training is first order: the gradients fed to the rule (and Adam's moments) are held constant
-  when differentiating the query loss w.r.t. the step sizes (`agents/meta/step_schedule_training.py`).
+- Meta-training is first order: the gradients fed to the rule are held constant when
+  differentiating the query loss w.r.t. the step sizes (`agents/meta/step_schedule_training.py`);
+  with learned betas the moments carry the graph back to β (through the recurrences, gradients
+  constant). The clamp before Adam's square root keeps that derivative finite where v = 0.
+- Tried in short runs (seed 0, MANN settings as above, 48 test instances drawn apart from the
+  benchmark's, each training run 140-290 s CPU), none a significant win over tuned Adam:
+  T = 100, learned betas, meta-lr 0.1, meta-loss at steps 50/75/100 (the MANN setup above):
+  final query 25/48 wins, mean query 28/48 (validation 1.5768 -> 1.5709, best at the last
+  iteration; it learns 5-10x larger steps and β1 about 0.7 on W_head and W_out). On the
+  benchmark's own test instances the same setup loses by the final query loss (table above):
+  the validation gain of 0.006 on 12 instances was noise the schedule fitted. The first round's
+  MANN setup (meta-lr 0.03, loss at 25/50/75/100, no betas) tied (26/48 and 27/48).
+  T = 200 from tuned Adam lr 0.01, same settings: the validation query loss rose at every
+  validation (1.511 -> 1.561 over 30 iterations), so the untrained rule (= Adam) was kept; the
+  first-order meta-gradient, which ignores how a step changes later gradients, points the wrong
+  way at this horizon. Hypernetwork with learned betas, meta-lr 0.1, meta-loss at steps 10/15/20:
+  validation 0.20 -> 1.60 (diverged), the untrained rule kept; the hypernetwork setup above keeps
+  the first round's settings (meta-lr 0.03, loss at 5/10/15/20, no betas).
+- Can the inner loop learn the MANN task at all at these horizons? The longer-horizon table above:
+  Adam leaves the plateau near ln 5 = 1.609 only after 100-150 steps and keeps improving to 400
+  steps (lr 0.01: 1.58 at 100 steps, 1.32 at 400); the step size best at T = 100 (0.005) is not
+  the best at 200-400 (0.01). A learner judged at T = 100 is judged on the plateau, where every
+  rule's query loss is within 0.04 of chance.
+- The sign test counts tiny consistent differences: the untrained learner with learned betas
+  (β1 = sigmoid(logit 0.9) = 0.89999998 in float32) lost 27/100 to torch's Adam by the mean query
+  loss on the hypernetwork (p 5e-6) at a mean difference of 2e-4; read the win rates with the
+  tables' means.
 - MANN settings: 5 presentations per class (T = 25-step episodes), 8 episodes per minibatch, 16
   evaluation episodes, instead of 10 / 16 / 32. The task keeps its point (first / second / fifth
   presentation accuracies, chance 0.2) at about a quarter of the cost. Its query set is new
@@ -390,12 +473,11 @@ NOTES = """## Notes
   filled a zero tensor of the whole [B, E, T, 4H] drive at every one of the T steps (`aten::fill_`,
   about 40 % of the loss+gradient time in the profile); unbinding it once (`tasks/mann_digits.py`)
   gives one backward for all steps. The rest is T sequential small batched matmuls and the LRU sort.
-- The horizons are short (hypernetwork T = 20, MANN T = 100): the hypernetwork task is nearly solved
-  by Adam in 100 steps (test accuracy about 0.97), and the MANN barely leaves chance in 100 steps, so
-  what a learned schedule can add here is a faster start more than a better end point. The verdicts
-  above count a win only where the Wilson interval of the win rate lies above 50 %.
-- Not tried for lack of time: L2L / PPO / GPS on these two families, the MANN at its default size
-  (its meta-training rate against the run's is in the throughput table), longer horizons.
+- Next: meta-train the MANN learner at T = 300-400 (where Adam learns) with a meta-gradient that
+  does not hold the gradients constant over the whole unroll (truncated second-order pieces, or
+  an evolution-strategies estimate of the final query loss), a warm-up/decay shape with a few
+  parameters instead of T·K free entries (less meta-gradient noise), larger meta-batches; L2L /
+  PPO / GPS on these two families; the MANN at its default size.
 """
 
 

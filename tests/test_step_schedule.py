@@ -132,3 +132,25 @@ def test_benchmark_quick_run_end_to_end(tmp_path):
 
     assert main(["--quick", "--no-doc", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "mann" / "step_schedule" / "l2o_meta.json").is_file()
+
+
+def test_learned_betas_start_as_adam_get_a_meta_gradient_and_round_trip(tmp_path):
+    family = hypernet()
+    problem = family.sample(3, torch.Generator().manual_seed(0))
+    net = PerTensorStepSchedule(parameter_segments(family), 3, 0.02, learn_betas=True)
+    ours = unroll(StepScheduleOptimizer(net), copy.deepcopy(problem), 6)
+    reference = unroll(make_optimizer("adam", lr=0.02), copy.deepcopy(problem), 6)
+    torch.testing.assert_close(ours.objectives, reference.objectives, rtol=1e-4, atol=1e-5)
+    rule = StepScheduleOptimizer(net)
+    optimizer = torch.optim.SGD(rule.net.parameters(), lr=0.0)  # keeps the meta-gradient in .grad
+    schedule_meta_iteration(rule, copy.deepcopy(problem), optimizer, horizon=3, loss_steps=[3], grad_clip=1e9)
+    assert net.beta_logits.grad is not None and float(net.beta_logits.grad.abs().max()) > 0
+    with torch.no_grad():
+        net.beta_logits[0, 0] = 0.0  # β1 = 0.5 on conv1's kernel
+    loaded = load_rule(rule.save(tmp_path / "betas", "l2o/HyperNetDigits-v0"))
+    torch.testing.assert_close(loaded.net.beta_logits, net.beta_logits)
+    assert loaded.net.architecture()["learn_betas"] is True
+    beta1, _ = loaded.net.betas()
+    assert float(beta1[0]) == 0.5 and abs(float(beta1[-1]) - 0.9) < 1e-6
+    with pytest.raises(ValueError, match="learn_betas needs direction 'adam'"):
+        PerTensorStepSchedule([3], 3, 0.01, "sgd", learn_betas=True)

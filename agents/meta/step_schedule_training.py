@@ -65,7 +65,7 @@ def schedule_meta_iteration(
                 if alive.any():
                     terms.append(ratio[alive].mean())
         meta_loss = torch.stack(terms).mean() if terms else torch.tensor(float("nan"))
-    params = [rule.net.log_lr]
+    params = list(rule.net.parameters())
     return float(meta_loss.detach()), apply_meta_gradient(meta_loss, params, meta_optimizer, grad_clip)
 
 
@@ -108,6 +108,7 @@ def train_step_schedule(
     validation_instances: int = 16,
     validate_every: int = 5,
     loss_steps: list[int] | None = None,
+    learn_betas: bool = False,
 ) -> tuple[StepScheduleOptimizer, ScheduleTraining]:
     """Meta-train s on `iterations` batches of `batch_size` training instances (generator `seed`);
     return the rule holding the best-validated s and the run's record."""
@@ -116,13 +117,14 @@ def train_step_schedule(
     check_positive_int("validate_every", validate_every)
     if not family.has_query:
         raise ValueError(f"{type(family).__name__} has no held-out query set to meta-train on")
-    rule = StepScheduleOptimizer(PerTensorStepSchedule(parameter_segments(family), horizon, initial_lr, direction))
+    net = PerTensorStepSchedule(parameter_segments(family), horizon, initial_lr, direction, learn_betas)
+    rule = StepScheduleOptimizer(net)
     meta_optimizer = torch.optim.Adam(rule.net.parameters(), lr=meta_lr)
     generator = torch.Generator().manual_seed(seed)
     validation = family.sample(validation_instances, torch.Generator().manual_seed(seed + 1), split="validation")
     steps = loss_steps or default_loss_steps(horizon)
     record = ScheduleTraining()
-    best_value, best_weights = final_query(rule, validation, horizon), rule.net.log_lr.detach().clone()
+    best_value, best_weights = final_query(rule, validation, horizon), copy.deepcopy(net.state_dict())
     record.validations.append((0, best_value))
     began = time.perf_counter()
     for iteration in range(1, iterations + 1):
@@ -134,11 +136,10 @@ def train_step_schedule(
             value = final_query(rule, validation, horizon)
             record.validations.append((iteration, value))
             if value < best_value:
-                best_value, best_weights = value, rule.net.log_lr.detach().clone()
+                best_value, best_weights = value, copy.deepcopy(net.state_dict())
                 record.best_iteration = iteration
     record.wall_s = time.perf_counter() - began
-    with torch.no_grad():
-        rule.net.log_lr.copy_(best_weights)
+    net.load_state_dict(best_weights)
     return rule, record
 
 
