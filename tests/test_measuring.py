@@ -209,3 +209,13 @@ def test_evaluate_pairs_a_policy_with_its_teacher_and_the_best_rule(tmp_path, mo
         train_agent.main([*argv, "--out", str(tmp_path / "other"), "--compare-to", "teacher,sgd9"])
     assert exit_info.value.code == 2 and "--compare-to" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+
+
+def test_wilcoxon_far_tail_is_not_rounded_to_zero():
+    # 169 of 200 equal-magnitude differences positive: z ≈ 9.76, p = 2·Φ(−z) ≈ 1.7e-22, not 0
+    d = torch.full((200,), 1e-3, dtype=torch.float64)
+    d[:31] = -1e-3
+    p = wilcoxon_signed_rank_p(d)
+    z = (169 * 100.5 - 200 * 201 / 4) / math.sqrt(200 * 201 * 401 / 24 - (200**3 - 200) / 48)
+    assert 0 < p == pytest.approx(math.erfc(z / math.sqrt(2)), rel=1e-9)
+    assert p < 1e-20
