@@ -6,13 +6,15 @@ training process, then pair the run's best model (chosen on validation instances
 model against the run's own teacher (the warm start: `agents.rl.policy_comparisons.run_teacher`)
 on `--instances` held-out test instances at T = 40 and T = 100 by Li & Malik's cost (wins %, 95 %
 Wilson interval, sign test p, Wilcoxon p: `l2o_gym.metrics.paired_comparison`). Each cell's result
-is kept as JSON in its run folder (`<runs>/<family>/<lever>/beyond.json`), so cells run one at a
-time and the page (`--docs`) collects every finished one; a learning-curve plot per family
-(validation net cost wins against the teacher; 0 is the warm start's line) is written beside it.
-The page's "## Notes" section (what each lever did) is kept when the page is rewritten.
+is kept as JSON in its run folder (`<runs>/<family>/<lever>/beyond.json`; `<lever>_seed<k>` for
+`--seed k`, k > 0; the test instances are the same for every seed), so cells run one at a time
+and the page (`--docs`) collects every finished one; a learning-curve plot per family (validation
+net cost wins against the teacher; 0 is the warm start's line) is written beside it. The page's
+summary names per family the lever chosen on validation (`choose_levers`: no test figure read)
+with every seed's test figures. Its "## Notes" section is kept when the page is rewritten.
 
     python benchmarks/beyond_warm_start.py --families logistic --levers residual_baseline \
-        [--timesteps 150000] [--instances 200] [--runs runs/beyond] [--docs docs/beyond_warm_start.md]
+        [--timesteps 150000] [--seed 0] [--instances 200] [--runs runs/beyond] [--docs docs/beyond_warm_start.md]
     python benchmarks/beyond_warm_start.py --collect      # only rewrite the page from finished cells
     python benchmarks/beyond_warm_start.py --reevaluate --families F --levers L   # pair trained cells again
 """
@@ -94,6 +96,12 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
 }
 HORIZONS = (40, 100)
+TEST_SEED = 0  # the test instances are the same for every training seed, so seeds pair on one set
+
+
+def run_dir(runs: str, family: str, lever: str, seed: int) -> Path:
+    """A cell's run folder: `<runs>/<family>/<lever>` for seed 0, `<lever>_seed<k>` for seed k."""
+    return Path(runs) / family / (lever if seed == 0 else f"{lever}_seed{seed}")
 
 
 def lever_config(family: str, lever: str, timesteps: int) -> dict[str, Any]:
@@ -107,10 +115,10 @@ def lever_config(family: str, lever: str, timesteps: int) -> dict[str, Any]:
 
 def train_cell(family: str, lever: str, args: argparse.Namespace) -> Path:
     """Train one cell (its run folder replaced); returns the folder, with its CPU time recorded."""
-    run = Path(args.runs) / family / lever
+    run = run_dir(args.runs, family, lever, args.seed)
     run.parent.mkdir(parents=True, exist_ok=True)
     (run / "beyond.json").unlink(missing_ok=True)  # a cell that fails leaves no stale result
-    config = run.parent / f"{lever}.yaml"
+    config = run.parent / f"{run.name}.yaml"
     config.write_text(yaml.safe_dump(lever_config(family, lever, args.timesteps)))
     cpu, wall = time.process_time(), time.perf_counter()
     training = {"timesteps": args.timesteps, "seed": args.seed, "overwrite": True, "progress_bar": False}
@@ -125,7 +133,7 @@ def pair_against_teacher(run: Path, family: str, args: argparse.Namespace) -> li
     teacher's (an imitation warm start), the run's warm start, on the test instances at each horizon."""
     _, teacher = run_teacher("policy", run / "best_model")
     problem = l2o_gym.make_family(FAMILIES[family]).sample(
-        args.instances, torch.Generator().manual_seed(args.seed), "test"
+        args.instances, torch.Generator().manual_seed(TEST_SEED), "test"
     )
     f_star = problem.optimum()
     rules = {model: load_rule(run / model) for model in ("best_model", "model")}
@@ -158,10 +166,10 @@ def pair_against_teacher(run: Path, family: str, args: argparse.Namespace) -> li
 
 def run_cell(family: str, lever: str, args: argparse.Namespace) -> dict[str, Any]:
     """Train (unless --reevaluate) and pair one cell; its result is written to the run folder."""
-    run = Path(args.runs) / family / lever if args.reevaluate else train_cell(family, lever, args)
+    run = run_dir(args.runs, family, lever, args.seed) if args.reevaluate else train_cell(family, lever, args)
     timing = json.loads((run / "training_time.json").read_text())
     timesteps = load_rule(run / "model").meta.get("timesteps")
-    cell = {"family": family, "lever": lever, "timesteps": timesteps, **timing}
+    cell = {"family": family, "lever": lever, "seed": args.seed, "timesteps": timesteps, **timing}
     cell["pairs"] = pair_against_teacher(run, family, args)
     atomic_write_json(run / "beyond.json", cell)
     print(cell_lines(cell), flush=True)
@@ -173,12 +181,18 @@ def p_value(p: float) -> str:
     return f"{p:.2g}" if p > 0 else "< 1e-300"
 
 
+def seeded(cell: dict[str, Any]) -> str:
+    """The cell's lever, with its training seed where that is not 0."""
+    seed = cell.get("seed", 0)
+    return cell["lever"] if seed == 0 else f"{cell['lever']} (seed {seed})"
+
+
 def cell_lines(cell: dict[str, Any]) -> str:
     """Markdown table rows of one cell: per horizon and model, the paired comparison."""
     lines = []
     for pair in cell["pairs"]:
         lines.append(
-            f"| {cell['family']} | {cell['lever']} | {pair['horizon']} | {pair['method']} (step {pair['timesteps']}) "
+            f"| {cell['family']} | {seeded(cell)} | {pair['horizon']} | {pair['method']} (step {pair['timesteps']}) "
             f"| {pair['against']} "
             f"| {100 * pair['win_fraction']:.0f} % [{100 * pair['win_low']:.0f}, {100 * pair['win_high']:.0f}] "
             f"| {pair['losses']} / {pair['ties']} | {p_value(pair['sign_test_p'])} | {p_value(pair['wilcoxon_p'])} "
@@ -202,23 +216,103 @@ def goal_rows(cell: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return weakest
 
 
+def best_model_step(cell: dict[str, Any]) -> int:
+    """The PPO timestep at which the cell's best model was saved."""
+    return next(int(pair["timesteps"]) for pair in cell["pairs"] if pair["method"] == "best_model")
+
+
+def best_model_record(cell: dict[str, Any]) -> dict[str, float]:
+    """The run's validation record (its validation instances, disjoint from test) at the step of its best model."""
+    step = best_model_step(cell)
+    for record in cell["validation"]:
+        if int(record["timesteps"]) == step:
+            return record
+    raise ValueError(f"{cell['family']}/{cell['lever']}: no validation record at the best model's step {step}")
+
+
+def validation_figure(cell: dict[str, Any]) -> tuple[float, float]:
+    """What a lever is chosen by, from `best_model_record`: net cost wins against the teacher,
+    (wins − losses) / instances averaged over the horizons, then the lower mean validation cost.
+    Test pairs are not read."""
+    record = best_model_record(cell)
+    return record["cost_net_wins_vs_teacher"], -record["mean_cost"]
+
+
+def choose_levers(cells: list[dict[str, Any]]) -> dict[str, str]:
+    """family -> the lever whose seed-0 run has the highest `validation_figure`."""
+    chosen: dict[str, tuple[tuple[float, float], str]] = {}
+    for cell in cells:
+        if cell.get("seed", 0) != 0:
+            continue
+        figure = validation_figure(cell)
+        family = cell["family"]
+        if family not in chosen or figure > chosen[family][0]:
+            chosen[family] = (figure, cell["lever"])
+    return {family: lever for family, (_, lever) in chosen.items()}
+
+
+def nearest_goal_on_test(cells: list[dict[str, Any]]) -> str:
+    """The lever whose seed-0 best model comes nearest the goal on the test instances (the earlier,
+    test-chosen summary; shown for comparison only)."""
+    ranked = [(c, goal_rows(c)) for c in cells if c.get("seed", 0) == 0]
+    return max(ranked, key=lambda m: (sum(r["goal"] for r in m[1].values()), min_wins(m[1])))[0]["lever"]
+
+
+def seed_line(cell: dict[str, Any]) -> tuple[str, bool]:
+    """One summary row: a seed's test figures at T = 40 and T = 100, and whether it meets the goal."""
+    rows = goal_rows(cell)
+    shown = [
+        f"{100 * r['win_fraction']:.0f} % ({p_value(max(r['sign_test_p'], r['wilcoxon_p']))})"
+        for r in (rows[h] for h in HORIZONS)
+    ]
+    met = all(r["goal"] for r in rows.values())
+    line = (
+        f"| {cell['family']} | {cell['lever']} | {cell.get('seed', 0)} | {validation_figure(cell)[0]:+.2f} "
+        f"| {shown[0]} | {shown[1]} | {cell['cpu_s'] / 60:.1f} | {'yes' if met else 'no'} |"
+    )
+    return line, met
+
+
 def summary(cells: list[dict[str, Any]]) -> str:
-    """Per family, the lever whose best model comes nearest the goal, at T = 40 and T = 100."""
-    lines = [
-        "| family | best lever | T = 40: wins (max p) | T = 100: wins (max p) | training CPU min | goal met |",
-        "|---|---|---|---|---|---|",
+    """Per family, the lever chosen on validation: its test figures per seed, and the seeds' tally."""
+    chosen = choose_levers(cells)
+    seeds = [
+        "| family | lever | seed | validation net wins | T = 40: wins (max p) | T = 100: wins (max p) "
+        "| training CPU min | goal met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    tally = [
+        "| family | chosen on validation | chosen on test (earlier page) | seeds meeting the goal |",
+        "|---|---|---|---|",
     ]
     for family in FAMILIES:
-        mine = [(c, goal_rows(c)) for c in cells if c["family"] == family]
-        if not mine:
+        if family not in chosen:
             continue
-        cell, rows = max(mine, key=lambda m: (sum(r["goal"] for r in m[1].values()), min_wins(m[1])))
-        shown = [
-            f"{100 * r['win_fraction']:.0f} % ({p_value(max(r['sign_test_p'], r['wilcoxon_p']))})"
-            for r in (rows[h] for h in HORIZONS)
-        ]
-        met = "yes" if all(r["goal"] for r in rows.values()) else "no"
-        lines.append(f"| {family} | {cell['lever']} | {shown[0]} | {shown[1]} | {cell['cpu_s'] / 60:.1f} | {met} |")
+        mine = [c for c in cells if c["family"] == family]
+        runs = sorted((c for c in mine if c["lever"] == chosen[family]), key=lambda c: c.get("seed", 0))
+        met = [seed_line(c) for c in runs]
+        seeds += [line for line, _ in met]
+        tally.append(
+            f"| {family} | {chosen[family]} | {nearest_goal_on_test(mine)} | {sum(ok for _, ok in met)} / {len(met)} |"
+        )
+    return "\n".join(seeds) + "\n\n" + "\n".join(tally)
+
+
+def validation_table(cells: list[dict[str, Any]]) -> str:
+    """Every seed-0 cell's validation figure, the one the lever is chosen by."""
+    lines = [
+        "| family | lever | best model step | validation net wins | validation wins T = 40 / T = 100 |",
+        "|---|---|---|---|---|",
+    ]
+    for cell in cells:
+        if cell.get("seed", 0) != 0:
+            continue
+        record = best_model_record(cell)
+        wins = " / ".join(f"{100 * record[f'cost_win_rate_vs_teacher_T{h}']:.0f} %" for h in HORIZONS)
+        lines.append(
+            f"| {cell['family']} | {cell['lever']} | {best_model_step(cell)} "
+            f"| {record['cost_net_wins_vs_teacher']:+.3f} | {wins} |"
+        )
     return "\n".join(lines)
 
 
@@ -239,7 +333,7 @@ def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
             points = [(v["timesteps"], v.get(f"cost_net_wins_vs_teacher_T{horizon}")) for v in cell["validation"]]
             points = [p for p in points if p[1] is not None]
             if points:
-                ax.plot(*zip(*points, strict=True), marker="o", label=f"{cell['lever']} T={horizon}")
+                ax.plot(*zip(*points, strict=True), marker="o", label=f"{seeded(cell)} T={horizon}")
     ax.axhline(0.0, color="black", linestyle="--", label="warm start (teacher)")
     ax.set_xlabel("PPO timesteps")
     ax.set_ylabel("validation: (wins − losses) / instances")
@@ -272,7 +366,13 @@ def write_page(args: argparse.Namespace) -> str:
         sections.append(f"### {family}\n\n{HEADER}\n{rows}\n\n![{family} learning curves]({plot.name})\n")
     old = docs.read_text() if docs.is_file() else ""
     notes = old[old.index(NOTES) :] if NOTES in old else f"{NOTES}\n\n(none yet)\n"
-    page = PAGE.format(command=" ".join(sys.argv), summary=summary(cells), tables="\n".join(sections), notes=notes)
+    page = PAGE.format(
+        command=" ".join(sys.argv),
+        summary=summary(cells),
+        validation=validation_table(cells),
+        tables="\n".join(sections),
+        notes=notes,
+    )
     atomic_write_text(docs, page)
     return page
 
@@ -297,12 +397,23 @@ imitation warm start paid against the teacher; `*_large` with 128 instances per 
 and learning rate 1e-4; `*_explore` with log_std −3. Families whose default teacher keeps buffers (robust regression,
 Quadratic, Rosenbrock) use tuned `window_qn` as teacher with 5 window pairs (action scale 1).
 
-## Nearest the goal, per family
+## The lever chosen on validation, per family
 
-The best model of the lever nearest the goal; wins: its weaker pairing (against the teacher or
-the warm start) on 200 test instances; max p: the larger of the sign and Wilcoxon p-values.
+Rule: per family, the lever whose seed-0 run has the most net cost wins against its teacher on
+the run's own validation instances (256, from the family's validation split, disjoint from test),
+read from the run's validation record at the step of its best model ((wins − losses) / instances,
+averaged over T = 40 and 100; ties: the lower mean validation cost). No test figure enters the
+choice (`choose_levers`). That lever is then trained again with other seeds (same settings, same
+timesteps; the test instances stay the same), and every seed's best model is paired on the 200
+test instances. Wins: the weaker pairing (against the teacher or the warm start); max p: the
+larger of the sign and Wilcoxon p-values; validation net wins: the figure the lever was chosen
+by (for other seeds, that seed's own record).
 
 {summary}
+
+Validation figures of every lever tried (seed 0), the ones the choice reads:
+
+{validation}
 
 ## Every cell
 

@@ -159,3 +159,55 @@ def _quadratic_loss(optimizer, point):
     loss = (torch.tensor([1.0, 3.0, 0.3]) * point**2).sum()
     loss.backward()
     return loss
+
+
+def _cell(family, lever, best_step, net_wins, test_wins, seed=0, mean_cost=1.0):
+    """A recorded cell: validation history (best model at `best_step`) and its test pairs."""
+    validation = [
+        {"timesteps": 0.0, "cost_net_wins_vs_teacher": 0.0, "mean_cost": 2.0},
+        {"timesteps": float(best_step), "cost_net_wins_vs_teacher": net_wins, "mean_cost": mean_cost},
+        {"timesteps": float(best_step + 100), "cost_net_wins_vs_teacher": 0.99, "mean_cost": 0.1},  # not the best model
+    ]
+    pairs = [
+        {
+            "method": method,
+            "against": "teacher",
+            "horizon": horizon,
+            "timesteps": step,
+            "win_fraction": test_wins,
+            "sign_test_p": 1e-9,
+            "wilcoxon_p": 1e-9,
+        }
+        for method, step in (("best_model", best_step), ("model", best_step + 100))
+        for horizon in (40, 100)
+    ]
+    return {"family": family, "lever": lever, "seed": seed, "cpu_s": 60.0, "validation": validation, "pairs": pairs}
+
+
+def test_the_lever_is_chosen_by_validation_never_by_test():
+    from benchmarks.beyond_warm_start import choose_levers, nearest_goal_on_test, summary
+
+    cells = [
+        _cell("logistic", "a", 200, net_wins=0.3, test_wins=0.90),  # best on test
+        _cell("logistic", "b", 300, net_wins=0.6, test_wins=0.60),  # best on validation
+        _cell("logistic", "b", 300, net_wins=0.9, test_wins=0.70, seed=1),  # other seeds do not choose
+        _cell("logistic", "c", 400, net_wins=0.5, test_wins=0.95, seed=0),
+        _cell("robust", "a", 100, net_wins=0.2, test_wins=0.5),
+        _cell("robust", "c", 100, net_wins=0.4, test_wins=0.5, seed=2),
+    ]
+    assert choose_levers(cells) == {"logistic": "b", "robust": "a"}
+    assert nearest_goal_on_test([c for c in cells if c["family"] == "logistic"]) == "c"
+    # the seeds' tally: seed 0 misses the goal (60 %), seed 1 meets it (70 %)
+    assert "| logistic | b | c | 1 / 2 |" in summary(cells)
+
+
+def test_the_validation_figure_is_the_best_models_record():
+    from benchmarks.beyond_warm_start import choose_levers, validation_figure
+
+    cell = _cell("quadratic", "a", 500, net_wins=0.25, test_wins=0.5, mean_cost=3.0)
+    assert validation_figure(cell) == (0.25, -3.0)  # not the later, higher record of the final model
+    tied = [cell, _cell("quadratic", "b", 500, net_wins=0.25, test_wins=0.5, mean_cost=2.0)]
+    assert choose_levers(tied) == {"quadratic": "b"}  # ties: the lower mean validation cost
+    cell["validation"] = cell["validation"][:1]
+    with pytest.raises(ValueError, match="no validation record at the best model's step 500"):
+        validation_figure(cell)
