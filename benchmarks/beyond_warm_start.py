@@ -94,6 +94,15 @@ LEVERS: dict[str, dict[str, Any]] = {
         "num_envs": 128,
         "algo": {"learning_rate": 0.0001},
     },
+    # the imitation warm start from tuned window_adam_qn (the best tuned one-evaluation rule on
+    # robust regression and the two-layer net), paid against it, with more exploration
+    "adam_qn_baseline_explore": {
+        "env": {"quasi_newton_pairs": 5, "action_scale": 1.0, "time_features": True},
+        "imitation": {"teacher": "window_adam_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+        "policy": {"log_std_init": -3.0},
+    },
 }
 HORIZONS = (40, 100)
 TEST_SEED = 0  # the test instances are the same for every training seed, so seeds pair on one set
@@ -108,7 +117,7 @@ def lever_config(family: str, lever: str, timesteps: int) -> dict[str, Any]:
     """The YAML merged over the family's hyperparams.yaml entry for this lever."""
     config = json.loads(json.dumps(LEVERS[lever]))
     if lever != "imitation" and family not in ("logistic", "two_layer"):
-        config = {**config, **STATE_ONLY_TEACHER}
+        config = {**STATE_ONLY_TEACHER, **config}  # a lever that names its own teacher keeps it
     eval_freq = max(timesteps // 6, 1)
     return {**config, "eval_freq": eval_freq, "eval_horizons": list(HORIZONS)}
 
