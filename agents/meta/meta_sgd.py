@@ -45,6 +45,9 @@ class StepSizeRule(SavedNetRule, UpdateRule):
 
     saved_observation = "dict"
 
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net
+
     def check_dim(self, state: OptimizationState) -> None:
         """A one-line ValueError when the state's d is not the rule's."""
         if state.x.shape[1] != self.net.dim:
@@ -68,9 +71,6 @@ class MetaSGDOptimizer(StepSizeRule):
     kind = "meta_sgd"
     name = "meta_sgd"
     network = PerCoordinateStepSize
-
-    def __init__(self, net: PerCoordinateStepSize) -> None:
-        self.net = net
 
     def step(self, state: OptimizationState) -> Tensor:
         self.check_dim(state)

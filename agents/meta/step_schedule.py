@@ -107,7 +107,7 @@ class StepScheduleOptimizer(StepSizeRule):
     network = PerTensorStepSchedule
 
     def __init__(self, net: PerTensorStepSchedule) -> None:
-        self.net = net
+        super().__init__(net)
         self.t = 0
         self.first: Tensor | None = None
         self.second: Tensor | None = None
