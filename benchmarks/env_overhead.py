@@ -96,7 +96,16 @@ def vector_env_step(env_id: str, batch: int, seconds: float, **kwargs) -> float:
     env = gym.make_vec(env_id, num_envs=batch, vectorization_mode="vector_entry_point", **kwargs)
     env.reset(seed=0)
     actions = actions_for(env.action_space)
-    return per_call(lambda: env.step(actions), seconds)
+    if kwargs.get("output") != "torch":
+        return per_call(lambda: env.step(actions), seconds)
+    on_device = torch.from_numpy(actions).to(kwargs.get("device", "cpu"))
+
+    def step() -> None:  # tensors stay on the device: wait for its work like the bare loop does
+        env.step(on_device)
+        if on_device.is_cuda:
+            torch.cuda.synchronize()
+
+    return per_call(step, seconds)
 
 
 def sb3_step(env_id: str, batch: int, seconds: float, coordinatewise: bool, device: str = "cpu") -> float:
@@ -132,6 +141,9 @@ def quadratic_forms(table: Table, batch: int, seconds: float, device: str = "cpu
     table.add(
         f"Quadratic d=10 B={batch}{on}: make_vec (dict)", bare, vector_env_step(QUAD, batch, seconds, device=device)
     )
+    if device != "cpu":  # on a GPU the host copies dominate: also with tensors kept on the device
+        env = vector_env_step(QUAD, batch, seconds, device=device, output="torch")
+        table.add(f"Quadratic d=10 B={batch}{on}: make_vec (dict), output=torch", bare, env)
     for form, coordinatewise in (("dict", False), ("coordinatewise", True)):
         env = sb3_step(QUAD, batch, seconds, coordinatewise, device)
         table.add(f"Quadratic d=10 B={batch}{on}: SB3 {form} VecEnv", bare, env)

@@ -116,6 +116,15 @@ class Problem(ABC):
                 self.f_star = f_star.detach().to(self.x0.dtype)
         return self.f_star
 
+    def astype(self, dtype: torch.dtype) -> Problem:
+        """A shallow copy whose floating-point tensors (instance fields, x0, f*, shared constants)
+        are in `dtype`; integer tensors (labels) stay as they are."""
+        cast = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, Tensor) and value.is_floating_point():
+                setattr(cast, name, value.to(dtype))
+        return cast
+
     def _fields(self) -> tuple[str, ...]:
         return ("x0", *self.instance_fields) + (("f_star",) if self.f_star is not None else ())
 

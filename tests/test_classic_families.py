@@ -106,7 +106,9 @@ def test_nonconvex_optimum_best_of_starts(cls):
     _, f_single = minimize_batched(problem, max_iter=500)
     settings = problem.settings  # the family's optimum_starts and init_std
     torch.testing.assert_close(best_of_starts(problem, 1, settings.init_std)[1], f_single)  # one start = x0 alone
-    assert f_star.mean() < f_single.mean()  # more starts find lower optima
+    assert (f_star <= f_single + 1e-6).all()  # more starts: never a higher optimum
+    if cls is TwoLayerNetFamily:  # many local optima: the extra starts find lower ones
+        assert f_star.mean() < f_single.mean()
     assert (f_star < problem.loss(problem.init())).all()
     # a local optimum from a few starts: at least as low as long Adam runs on most instances
     assert (f_star <= adam_final(problem) + 1e-3).float().mean() >= 0.75

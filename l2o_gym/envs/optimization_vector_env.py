@@ -6,6 +6,11 @@ Gymnasium's NEXT_STEP mode (as `CartPoleVectorEnv`): the step after an instance'
 ignores its action, starts it on a fresh instance and returns reward 0. The env keeps its own time
 limit (`horizon`); `gymnasium.make_vec(id, num_envs=B)` returns it.
 
+``output="torch"`` keeps everything on the env's device: observations, rewards (float32),
+terminated / truncated (bool) and infos are torch tensors there, and actions may be a tensor on
+any device (for a torch agent on a GPU: no copy to the host per step). The default
+``output="numpy"`` is Gymnasium's: numpy arrays on the host.
+
 Info: ``objective``, ``step``, ``diverged`` (and ``suboptimality`` and task metrics), each an
 array [B] with its Gymnasium mask ``_name``.
 """
@@ -25,6 +30,8 @@ from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import resolve_family, split_kwargs
 from l2o_gym.problem import TaskFamily, check_positive_int
 
+OUTPUTS = ("numpy", "torch")
+
 
 def vector_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Gymnasium's vector info layout: each array [B] beside its mask `_name`."""
@@ -33,6 +40,26 @@ def vector_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
         out[key] = value
         out[f"_{key}"] = np.ones(value.shape[0], dtype=bool)
     return out
+
+
+def vector_info_tensors(info: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The same layout with tensors [B] (and bool masks [B]) left on their device."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in info.items():
+        out[key] = value
+        out[f"_{key}"] = torch.ones(value.shape[0], dtype=torch.bool, device=value.device)
+    return out
+
+
+def action_tensor(actions, shape: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """Actions [B, d] as float32 on `device`: a tensor (any device) or anything numpy reads."""
+    if isinstance(actions, torch.Tensor):
+        if tuple(actions.shape) != shape:
+            raise ValueError(f"actions must have shape {shape}, got {tuple(actions.shape)}")
+        if not (actions.is_floating_point() or actions.dtype in (torch.int32, torch.int64)):
+            raise ValueError(f"actions must be a real float tensor of shape {shape}, got dtype {actions.dtype}")
+        return actions.detach().to(device=device, dtype=torch.float32)
+    return as_action_tensor(actions, shape, "actions")
 
 
 class OptimizationVectorEnv(VectorEnv):
@@ -45,10 +72,14 @@ class OptimizationVectorEnv(VectorEnv):
         family: TaskFamily | type | str,
         num_envs: int = 1,
         render_mode: None = None,
+        output: str = "numpy",
         **kwargs: Any,
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        self.output = output
         self.num_envs = check_positive_int("num_envs", num_envs)
         self.render_mode = None
         episode_kwargs, family_kwargs = split_kwargs(kwargs)
@@ -68,12 +99,14 @@ class OptimizationVectorEnv(VectorEnv):
         self._generator = generator_from(self.np_random)
         self.episodes.reset(self._generator)
         self._prev_done.zero_()
+        if self.output == "torch":
+            return self.episodes.observe(), vector_info_tensors(self.episodes.info())
         return to_numpy(self.episodes.observe()), vector_info(self.episodes.info())
 
     def step(self, actions):
         if self._generator is None:
             raise RuntimeError("call reset() before step()")
-        actions = as_action_tensor(actions, (self.num_envs, self.family.dim), "actions")
+        actions = action_tensor(actions, (self.num_envs, self.family.dim), self.episodes.device)
         restart = self._prev_done
         restarting = bool(restart.any())
         if restarting:  # a new tensor: the caller's array (shared by as_action_tensor) stays as it was
@@ -85,6 +118,9 @@ class OptimizationVectorEnv(VectorEnv):
             terminated = terminated & ~restart
             truncated = truncated & ~restart
         self._prev_done = terminated | truncated
+        if self.output == "torch":
+            obs, info = self.episodes.observe(), vector_info_tensors(self.episodes.info())
+            return obs, reward.to(torch.float32), terminated, truncated, info
         return (
             to_numpy(self.episodes.observe()),
             reward.cpu().numpy().astype(np.float64),
