@@ -15,9 +15,10 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+from l2o_gym import native_kernel
 from l2o_gym.history_window import HistoryWindow
 from l2o_gym.problem import Problem, check_positive_int
-from l2o_gym.signed_log import signed_log
+from l2o_gym.signed_log import SIGNED_LOG_NORM, signed_log
 
 DEFAULT_HISTORY = 25
 DEFAULT_EXPLODE_RATIO = 1e4
@@ -50,6 +51,23 @@ def relative_change(f_new: Tensor, f_old: Tensor) -> Tensor:
     """Li & Malik's objective change (f_new - f_old) / |f_old|, clipped to ±10 (documented)."""
     change = (f_new - f_old) / (f_old.abs() + 1e-12)
     return change.clamp(-CHANGE_CLIP, CHANGE_CLIP)
+
+
+def native_transition_library(state: OptimizationState, step: Tensor):
+    """The compiled kernels (`l2o_gym.native_kernel`) where they can advance this state: float32 on
+    the CPU, windows of one length, contiguous, without autograd graphs; else None."""
+    windows = (state.grad_window, state.log_grad_window, state.step_window, state.change_window)
+    fits = (
+        step.dtype == state.x.dtype == state.f.dtype == state.f0.dtype == torch.float32
+        and state.x.device.type == "cpu"
+        and state.x.dim() == 2
+        and state.change_window.buffer.dim() == 2
+        and not state.change_window.time_last
+        and all(w.buffer.dim() == 3 for w in windows[:3])
+        and all(w.length == state.change_window.length and w.buffer.dtype == torch.float32 for w in windows)
+        and not any(w.buffer.requires_grad or not w.buffer.is_contiguous() for w in windows)
+    )
+    return native_kernel.library() if fits else None
 
 
 @dataclass
@@ -197,7 +215,9 @@ class OptimizationState:
         if second_order and not differentiable:
             raise ValueError("second_order=True needs differentiable=True")
         step = step.to(self.x.dtype) if differentiable else step.detach().to(self.x.dtype)
-        active = ~self.diverged
+        lib = None if differentiable else native_transition_library(self, step)
+        if lib is not None:
+            return self._advance_native(lib, step.contiguous())
         step_finite = finite_rows(step)
         safe_step = step.masked_fill(~step_finite.unsqueeze(1), 0.0)
         x_new = self.x + safe_step
@@ -205,10 +225,22 @@ class OptimizationState:
             f_new, grad_new = self._loss_and_grad_with_graph(x_new, second_order)
         else:
             f_new, grad_new = self.problem.loss_and_grad(x_new)
+        moved, diverged_now = self._checked(step_finite, x_new, f_new, grad_new)
+        self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
+        return diverged_now
+
+    def _checked(self, step_finite: Tensor, x_new: Tensor, f_new: Tensor, grad_new: Tensor) -> tuple[Tensor, Tensor]:
+        """moved [B] (active, and the step kept everything finite and below the explosion limit) and
+        diverged_now [B] (active, and not so)."""
+        active = ~self.diverged
         limit = self.f0 + self.explode_ratio * (self.f0.abs() + 1.0)
         ok = step_finite & finite_rows(x_new, f_new, grad_new) & (f_new <= limit)
-        diverged_now = active & ~ok
-        moved = active & ok
+        return active & ok, active & ~ok
+
+    def _take(
+        self, safe_step: Tensor, x_new: Tensor, f_new: Tensor, grad_new: Tensor, moved: Tensor, diverged_now: Tensor
+    ) -> None:
+        """Move the rows where moved [B] is true to x_new (the others keep their state and windows)."""
         frozen = (~moved).nonzero().squeeze(1)  # rows that keep their state (one host sync)
         if frozen.numel():
             m1 = moved.unsqueeze(1)
@@ -225,8 +257,31 @@ class OptimizationState:
         self.log_grad_window.push(signed_log(self.grad), frozen)
         self.step_window.push(self.last_step, frozen)
         self.change_window.push(change, frozen)
-        self.t = self.t + active.long()
+        self.t = self.t + (~self.diverged).long()
         self.diverged = self.diverged | diverged_now
+
+    def _advance_native(self, lib, step: Tensor) -> Tensor:
+        """`advance` by the compiled transition (`l2o_gym.native_kernel`); the same numbers."""
+        safe_step, x_new, step_finite = native_kernel.transition_start(lib, self.x.contiguous(), step)
+        f_new, grad_new = self.problem.loss_and_grad(x_new)
+        if f_new.dtype != torch.float32 or grad_new.dtype != torch.float32 or grad_new.requires_grad:
+            moved, diverged_now = self._checked(step_finite, x_new, f_new, grad_new)
+            self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
+            return diverged_now
+        f_new, grad_new = f_new.contiguous(), grad_new.contiguous()
+        new = (x_new, f_new, grad_new)
+        moved, diverged_now, frozen = native_kernel.transition_check(
+            lib, new, step_finite, self.f0.contiguous(), self.explode_ratio, self.diverged.contiguous()
+        )
+        if frozen:
+            self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
+            return diverged_now
+        windows = (self.grad_window, self.log_grad_window, self.step_window, self.change_window)
+        native_kernel.transition_push(lib, windows, (grad_new, safe_step, f_new), self.f.contiguous(), SIGNED_LOG_NORM)
+        for window in windows:
+            window.commit_push()
+        self.last_step, self.x, self.f, self.grad = safe_step, x_new, f_new, grad_new
+        self.t = self.t + 1
         return diverged_now
 
     def _loss_and_grad_with_graph(self, x: Tensor, second_order: bool) -> tuple[Tensor, Tensor]:
