@@ -142,8 +142,9 @@ class EpisodeBatch:
 
     def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
         problem = self._draw(n, generator)
+        spec = self.observation_spec
         state = OptimizationState.start(
-            problem, history=self.observation_spec.history, explode_ratio=self.explode_ratio
+            problem, history=spec.history, explode_ratio=self.explode_ratio, coordinate_major=spec.coordinatewise
         )
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)

@@ -215,13 +215,15 @@ class CoordinatewiseObservation:
 
 def native_rows_apply(state: OptimizationState) -> bool:
     """Whether the compiled rows kernel can write this state's rows: float32 on the CPU, no
-    autograd graph, the windows time-first."""
+    autograd graph, the signed-log gradients coordinate-major (time last), the improvements batch
+    first."""
     windows = (state.log_grad_window, state.grad_window, state.change_window)
     tensors = (state.x, state.grad, state.last_step, *(w.buffer for w in windows))
     return (
         state.x.dtype == torch.float32
         and state.x.device.type == "cpu"
-        and not any(w.time_last for w in windows)
+        and state.log_grad_window.layout == "time_last"
+        and state.change_window.time_dim == 1
         and not any(t.requires_grad for t in tensors)
         and all(w.buffer.is_contiguous() for w in windows)
     )

@@ -1,15 +1,21 @@
 """The last H items of B streams, written once per step: a ring buffer kept twice over.
 
-Slot k of the ring is stored at positions k and k + H of a buffer [2H, B, ...] (time first), so
-the window, oldest first, is always the slice ``buffer[p : p + H]`` (a view, no copy, seen as
-[B, H, ...]) where p is the oldest slot. With ``time_last`` the buffer is laid out [B, ..., 2H]
-instead (each coordinate's window contiguous). A push writes the new item [B, ...] at slot p (both
-copies) and moves p on: O(1) per step whatever H. Time first, a push writes two contiguous blocks;
-a layout with the batch first writes two short runs per instance, each into a different part of
-the buffer (a cache miss per instance and copy once the buffer outgrows the cache), and time
-last one float per coordinate and copy. The head p is shared by all rows; a row that must not
-move (a diverged, frozen instance) or that starts afresh (autoreset) has its whole window
-rewritten instead, O(H) for that row only.
+Slot k of the ring is stored at positions k and k + H of the buffer's time dimension, so the
+window, oldest first, is always one slice ``p : p + H`` of it (a view, no copy, seen as
+[B, H, ...]) where p is the oldest slot. A push writes the new item [B, ...] at slot p (both
+copies) and moves p on: O(1) per step whatever H. The layout follows what reads the window:
+
+* ``time_first`` [2H, B, ...]: a push writes two contiguous blocks (the cheapest push); for
+  windows read by their newest items or through decayed sums;
+* ``batch_first`` [B, 2H, ...]: each instance's window contiguous (the dict observation copies it
+  whole); a push writes two short runs per instance;
+* ``time_last`` [B, ..., 2H]: each coordinate's window contiguous (coordinatewise rows); a push
+  writes one float per coordinate and copy.
+
+(Once the buffer outgrows the cache, each run a push writes costs a cache miss: measured in
+docs/speed.md.) The head p is shared by all rows; a row that must not move (a diverged, frozen
+instance) or that starts afresh (autoreset) has its whole window rewritten instead, O(H) for that
+row only.
 
 The buffer is written in place: `view()` is valid until the next `push`; `ordered()` is a copy.
 Where an item carries an autograd graph, the buffer is copied before the write, so that views
@@ -27,31 +33,40 @@ from torch import Tensor
 
 from l2o_gym.decayed_window_sums import DecayedWindowSums
 
+LAYOUTS = ("time_first", "batch_first", "time_last")
+
+
+def time_dim_of(layout: str, dims: int) -> int:
+    """The time dimension of a buffer of `dims` dimensions in `layout` (one of LAYOUTS)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return {"time_first": 0, "batch_first": 1, "time_last": dims - 1}[layout]
+
 
 class HistoryWindow:
-    """buffer [2H, B, ...] ([B, ..., 2H] with time_last; slot k at k and k + H), head p: the
-    oldest slot (the next written)."""
+    """buffer [2H, B, ...] (time_first), [B, 2H, ...] (batch_first) or [B, ..., 2H] (time_last);
+    slot k at k and k + H; head p: the oldest slot (the next written)."""
 
-    def __init__(self, buffer: Tensor, head: int, time_last: bool = False) -> None:
-        self.time_dim = buffer.dim() - 1 if time_last else 0
+    def __init__(self, buffer: Tensor, head: int, layout: str = "time_first") -> None:
+        self.time_dim = time_dim_of(layout, buffer.dim())
         if buffer.dim() < 2 or buffer.shape[self.time_dim] % 2 or not 0 <= head < buffer.shape[self.time_dim] // 2:
             raise ValueError(f"buffer must hold 2H items and 0 <= head < H, got {tuple(buffer.shape)}, {head}")
-        self.buffer, self.head, self.time_last = buffer, head, time_last
+        self.buffer, self.head, self.layout = buffer, head, layout
         self.tracked: dict[tuple[tuple[float, ...], int], DecayedWindowSums] = {}
         self.filled = self.length  # how many of the newest items may be nonzero (the rest: zeros)
 
     @classmethod
-    def from_ordered(cls, items: Tensor, time_last: bool = False) -> HistoryWindow:
+    def from_ordered(cls, items: Tensor, layout: str = "time_first") -> HistoryWindow:
         """A window holding items [B, H, ...] (oldest first)."""
         twice = torch.cat([items, items], dim=1)
-        return cls(twice.movedim(1, -1 if time_last else 0).contiguous(), 0, time_last)
+        return cls(twice.movedim(1, time_dim_of(layout, twice.dim())).contiguous(), 0, layout)
 
     @classmethod
-    def starting_with(cls, newest: Tensor, length: int, time_last: bool = False) -> HistoryWindow:
+    def starting_with(cls, newest: Tensor, length: int, layout: str = "time_first") -> HistoryWindow:
         """A zero-filled window of `length` items whose newest is `newest` [B, ...]."""
-        batch, rest = newest.shape[0], tuple(newest.shape[1:])
-        shape = (batch, *rest, 2 * length) if time_last else (2 * length, batch, *rest)
-        window = cls(newest.new_zeros(shape), 0, time_last)
+        shape = list(newest.shape)
+        shape.insert(time_dim_of(layout, newest.dim() + 1), 2 * length)
+        window = cls(newest.new_zeros(shape), 0, layout)
         window.filled = 0
         window.push(newest)
         return window

@@ -29,6 +29,7 @@ from torch import Tensor
 SOURCE = Path(__file__).with_name("native_kernels.c")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-std=c11")
 DISABLE_VAR = "L2O_GYM_NO_KERNEL"
+LAYOUT_CODES = {"time_first": 0, "batch_first": 1, "time_last": 2}  # as native_kernels.c reads them
 _I64, _PTR, _F32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
 _ROWS_ARGTYPES = [_PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR, _I64, _PTR, _PTR, _I64]
 _ROWS_ARGTYPES += [_PTR, _PTR, _PTR, _PTR, _F32, _F32]
@@ -106,14 +107,14 @@ def coordinatewise_rows(
 ) -> None:
     """Write columns [0, 2H + 3 + 2n) of the rows out [B, d, F] (float32, contiguous).
 
-    log_grad: (buffer [2H, B, d] time first, head); change: (buffer [2H, B], head); last_step,
+    log_grad: (buffer [B, d, 2H] time last, head); change: (buffer [B, 2H], head); last_step,
     grad [B, d]; averages: (decayed sums [n, B, d], filled weights' sums [n, B]); squares: the same
     for the squared gradients ([1, B, d], [1, B]); float64 sums, float32 the rest, all contiguous."""
     batch, dim, width = out.shape
     (grad_buffer, grad_head), (change_buffer, change_head) = log_grad, change
     sums, totals = averages
     lib.coordinatewise_rows(
-        _pointer(out), batch, dim, width, grad_buffer.shape[0] // 2,
+        _pointer(out), batch, dim, width, grad_buffer.shape[-1] // 2,
         _pointer(grad_buffer), grad_head, _pointer(change_buffer), change_head,
         _pointer(last_step), _pointer(grad), sums.shape[0], _pointer(sums), _pointer(totals),
         _pointer(squares[0]), _pointer(squares[1]), action_scale, signed_log_norm,
@@ -151,15 +152,15 @@ def transition_check(
 def transition_push(
     lib: ctypes.CDLL, windows: tuple, new: tuple[Tensor, Tensor, Tensor], f_old: Tensor, signed_log_norm: float
 ) -> None:
-    """Write the newest items into the head slots of windows (grad, log_grad, step: [2H, B, d]
-    or time last; change: [2H, B]): grad_new, signed_log(grad_new), safe_step and the relative
+    """Write the newest items into the head slots of windows (grad, log_grad, step [.., d] and
+    change [B], in any `HistoryWindow` layout): grad_new, signed_log(grad_new), safe_step and the relative
     change from f_old to f_new, where new = (grad_new, safe_step, f_new). The caller moves the
     heads on (`HistoryWindow.commit_push`)."""
     grad_new, safe_step, f_new = new
     batch, dim = grad_new.shape
     heads = (ctypes.c_int64 * 4)(*(w.head for w in windows))
-    time_last = (ctypes.c_int64 * 4)(*(int(w.time_last) for w in windows))
-    scratch = torch.empty_like(grad_new)
+    layouts = (ctypes.c_int64 * 4)(*(LAYOUT_CODES[w.layout] for w in windows))
+    scratch = grad_new.new_empty(batch * (dim + 1))
     pointers = [_pointer(t) for t in (grad_new, safe_step, f_new, f_old, *(w.buffer for w in windows))]
-    pointers += [ctypes.addressof(heads), ctypes.addressof(time_last), _pointer(scratch)]
+    pointers += [ctypes.addressof(heads), ctypes.addressof(layouts), _pointer(scratch)]
     lib.transition_push(batch, dim, windows[0].length, *pointers, signed_log_norm)

@@ -51,7 +51,7 @@ static inline float signed_log(float v, float log_eps, float norm) {
 static inline float clip_unit(float v) { return v < -1.0f ? -1.0f : (v > 1.0f ? 1.0f : v); }
 
 /* out [B, D, F]: columns 0 .. 2H + 3 + 2n - 1 of every row (the rest is left as it is).
-   log_grad [2H, B, D] and change [2H, B] (time first; heads: their oldest slots); last_step,
+   log_grad [B, D, 2H] (time last) and change [B, 2H] (heads: their oldest slots); last_step,
    grad [B, D]; sums [n, B, D] and totals [n, B] (float64: the decayed gradient sums and the filled
    weights' sums), square_sums [B, D] and square_totals [B] likewise for RMS_BETA. */
 void coordinatewise_rows(float *out, int64_t batch, int64_t dim, int64_t width, int64_t history,
@@ -97,18 +97,14 @@ void coordinatewise_rows(float *out, int64_t batch, int64_t dim, int64_t width, 
                 features[3 + num_betas + k][j] = clip_unit(average / rms[j]);
             }
         }
-        float *rows = out + start * width;
-        for (int64_t h = 0; h < history; ++h) { /* the windows, one time slot (contiguous) at a time */
-            const float *slot = log_grad + (grad_head + h) * count + start;
-            const float *changes = change + (change_head + h) * batch;
-            for (int64_t j = 0; j < len; ++j) {
-                rows[j * width + h] = slot[j];
-                rows[j * width + history + h] = changes[instance[j]];
-            }
-        }
         const int64_t extra = 3 + 2 * num_betas;
-        for (int64_t j = 0; j < len; ++j)
-            for (int64_t c = 0; c < extra; ++c) rows[j * width + 2 * history + c] = features[c][j];
+        for (int64_t j = 0; j < len; ++j) {
+            const int64_t index = start + j;
+            float *row = out + index * width;
+            memcpy(row, log_grad + index * 2 * history + grad_head, (size_t)history * sizeof(float));
+            memcpy(row + history, change + instance[j] * 2 * history + change_head, (size_t)history * sizeof(float));
+            for (int64_t c = 0; c < extra; ++c) row[2 * history + c] = features[c][j];
+        }
     }
 }
 
@@ -148,35 +144,41 @@ int64_t transition_check(int64_t batch, int64_t dim, const float *x_new, const f
     return frozen;
 }
 
-/* Write item [B, D] at slot `head` (and head + H) of a window buffer: [2H, B, D] (time first,
-   time_last 0) or [B, D, 2H] (1). */
-static void write_slot(float *buffer, int64_t time_last, int64_t history, int64_t head, int64_t batch, int64_t dim,
+/* Write item [B, D] at slot `head` (and head + H) of a window buffer in layout 0: [2H, B, D]
+   (time first), 1: [B, 2H, D] (batch first) or 2: [B, D, 2H] (time last). */
+static void write_slot(float *buffer, int64_t layout, int64_t history, int64_t head, int64_t batch, int64_t dim,
                        const float *item) {
-    if (time_last) {
+    const size_t bytes = (size_t)dim * sizeof(float);
+    if (layout == 0) {
+        memcpy(buffer + head * batch * dim, item, bytes * (size_t)batch);
+        memcpy(buffer + (head + history) * batch * dim, item, bytes * (size_t)batch);
+    } else if (layout == 1) {
+        for (int64_t b = 0; b < batch; ++b) {
+            memcpy(buffer + (b * 2 * history + head) * dim, item + b * dim, bytes);
+            memcpy(buffer + (b * 2 * history + head + history) * dim, item + b * dim, bytes);
+        }
+    } else {
         for (int64_t k = 0; k < batch * dim; ++k)
             buffer[k * 2 * history + head] = buffer[k * 2 * history + head + history] = item[k];
-    } else {
-        memcpy(buffer + head * batch * dim, item, (size_t)(batch * dim) * sizeof(float));
-        memcpy(buffer + (head + history) * batch * dim, item, (size_t)(batch * dim) * sizeof(float));
     }
 }
 
 /* Every row moved: push ∇f (as it is and through signed_log), the step and the relative
    objective change (f_new - f) / (|f| + 1e-12), clipped to ±10, into their windows' head slots
-   (heads: grad, log_grad, step, change; time_last: the layouts of the first three; the change
-   window [2H, B]). */
+   (heads and layouts: grad, log_grad, step, change (items [B], as D = 1)); scratch: [B, D + 1]. */
 void transition_push(int64_t batch, int64_t dim, int64_t history, const float *grad_new, const float *safe_step,
                      const float *f_new, const float *f_old, float *grad_buffer, float *log_grad_buffer,
-                     float *step_buffer, float *change_buffer, const int64_t *heads, const int64_t *time_last,
-                     float *log_grad_scratch, float signed_log_norm) {
+                     float *step_buffer, float *change_buffer, const int64_t *heads, const int64_t *layouts,
+                     float *scratch, float signed_log_norm) {
     const float log_eps = log_positive(SIGNED_LOG_EPS);
-    for (int64_t k = 0; k < batch * dim; ++k) log_grad_scratch[k] = signed_log(grad_new[k], log_eps, signed_log_norm);
-    write_slot(grad_buffer, time_last[0], history, heads[0], batch, dim, grad_new);
-    write_slot(log_grad_buffer, time_last[1], history, heads[1], batch, dim, log_grad_scratch);
-    write_slot(step_buffer, time_last[2], history, heads[2], batch, dim, safe_step);
-    float *first = change_buffer + heads[3] * batch, *second = change_buffer + (heads[3] + history) * batch;
+    float *log_grad = scratch, *change = scratch + batch * dim;
+    for (int64_t k = 0; k < batch * dim; ++k) log_grad[k] = signed_log(grad_new[k], log_eps, signed_log_norm);
     for (int64_t b = 0; b < batch; ++b) {
-        float change = (f_new[b] - f_old[b]) / (fabsf(f_old[b]) + 1e-12f);
-        first[b] = second[b] = change < -10.0f ? -10.0f : (change > 10.0f ? 10.0f : change);
+        const float relative = (f_new[b] - f_old[b]) / (fabsf(f_old[b]) + 1e-12f);
+        change[b] = relative < -10.0f ? -10.0f : (relative > 10.0f ? 10.0f : relative);
     }
+    write_slot(grad_buffer, layouts[0], history, heads[0], batch, dim, grad_new);
+    write_slot(log_grad_buffer, layouts[1], history, heads[1], batch, dim, log_grad);
+    write_slot(step_buffer, layouts[2], history, heads[2], batch, dim, safe_step);
+    write_slot(change_buffer, layouts[3], history, heads[3], batch, 1, change);
 }

@@ -62,7 +62,6 @@ def native_transition_library(state: OptimizationState, step: Tensor):
         and state.x.device.type == "cpu"
         and state.x.dim() == 2
         and state.change_window.buffer.dim() == 2
-        and not state.change_window.time_last
         and all(w.buffer.dim() == 3 for w in windows[:3])
         and all(w.length == state.change_window.length and w.buffer.dtype == torch.float32 for w in windows)
         and not any(w.buffer.requires_grad or not w.buffer.is_contiguous() for w in windows)
@@ -110,9 +109,11 @@ class OptimizationState:
     ) -> OptimizationState:
         """State at x0 [B, d] (default `problem.init()`), with zero-filled histories.
 
-        ``coordinate_major`` lays the gradient windows out with each coordinate's H items
-        contiguous (faster coordinatewise rows; the step window, read only by its newest pairs,
-        stays time-major); the numbers are the same either way."""
+        Each window's layout (`HistoryWindow`) follows what reads it: the gradients and steps
+        (read by their newest items and decayed sums) time first, the improvements and the
+        signed-log gradients batch first (the dict observation copies each instance's window);
+        ``coordinate_major`` lays the signed-log gradients out with each coordinate's H items
+        contiguous instead (coordinatewise rows). The numbers are the same either way."""
         check_positive_int("history", history)
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
@@ -130,10 +131,12 @@ class OptimizationState:
             f=f,
             grad=grad,
             f0=f.clone(),
-            grad_window=HistoryWindow.starting_with(grad, history, coordinate_major),
-            step_window=HistoryWindow.starting_with(zeros, history),  # read by pairs: time-major
-            change_window=HistoryWindow.starting_with(zeros[:, 0], history),
-            log_grad_window=HistoryWindow.starting_with(signed_log(grad), history, coordinate_major),
+            grad_window=HistoryWindow.starting_with(grad, history),
+            step_window=HistoryWindow.starting_with(zeros, history),
+            change_window=HistoryWindow.starting_with(zeros[:, 0], history, "batch_first"),
+            log_grad_window=HistoryWindow.starting_with(
+                signed_log(grad), history, "time_last" if coordinate_major else "batch_first"
+            ),
             last_step=zeros,
             t=torch.zeros(batch, dtype=torch.long, device=x.device),
             diverged=torch.zeros(batch, dtype=torch.bool, device=x.device),
@@ -158,8 +161,8 @@ class OptimizationState:
             problem=problem,
             grad_window=HistoryWindow.from_ordered(grad_history),
             step_window=HistoryWindow.from_ordered(step_history),
-            change_window=HistoryWindow.from_ordered(change_history),
-            log_grad_window=HistoryWindow.from_ordered(signed_log(grad_history)),
+            change_window=HistoryWindow.from_ordered(change_history, "batch_first"),
+            log_grad_window=HistoryWindow.from_ordered(signed_log(grad_history), "batch_first"),
             explode_ratio=explode_ratio,
             **tensors,
         )
@@ -179,9 +182,8 @@ class OptimizationState:
 
     @grad_history.setter
     def grad_history(self, value: Tensor) -> None:
-        time_last = self.grad_window.time_last
-        self.grad_window = HistoryWindow.from_ordered(value, time_last)
-        self.log_grad_window = HistoryWindow.from_ordered(signed_log(value), time_last)
+        self.grad_window = HistoryWindow.from_ordered(value, self.grad_window.layout)
+        self.log_grad_window = HistoryWindow.from_ordered(signed_log(value), self.log_grad_window.layout)
 
     @property
     def step_history(self) -> Tensor:
@@ -190,7 +192,7 @@ class OptimizationState:
 
     @step_history.setter
     def step_history(self, value: Tensor) -> None:
-        self.step_window = HistoryWindow.from_ordered(value, self.step_window.time_last)
+        self.step_window = HistoryWindow.from_ordered(value, self.step_window.layout)
 
     @property
     def change_history(self) -> Tensor:
@@ -199,7 +201,7 @@ class OptimizationState:
 
     @change_history.setter
     def change_history(self, value: Tensor) -> None:
-        self.change_window = HistoryWindow.from_ordered(value)
+        self.change_window = HistoryWindow.from_ordered(value, self.change_window.layout)
 
     def advance(self, step: Tensor, *, differentiable: bool = False, second_order: bool = False) -> Tensor:
         """Move x by step [B, d] where not yet diverged; return the instances that diverged now [B].
