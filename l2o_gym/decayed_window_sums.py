@@ -72,6 +72,24 @@ class DecayedWindowSums:
             torch.addcmul(front[r - 1], terms[kept - 1 - r].unsqueeze(0), weights[r], out=front[r])
         return front, self._back_sums(terms[kept:])
 
+    def _rebuild_front(self, items: Tensor) -> None:
+        """The front from the whole window items [B, H, ...] (its buffer reused), the back 0: as
+        `_built` with k = 0, one item at a time (no float64 copy of the window)."""
+        length, n = self.length, len(self.betas)
+        shape = (length, n, items.shape[0], self.back.shape[2])
+        if self.front is None or self.front.shape != shape:
+            self.front = torch.empty(shape, dtype=SUM_DTYPE, device=self.back.device)
+        weights = self.beta_powers[:, :length].T.reshape(length, n, 1, 1)  # β^r
+        for r in range(length):  # running sums, newest first
+            term = items[:, length - 1 - r].detach().reshape(1, shape[2], shape[3])
+            if self.power == 2:
+                term = term.to(SUM_DTYPE, copy=True).square_()
+            if r == 0:
+                torch.mul(term, weights[0], out=self.front[0])
+            else:
+                torch.addcmul(self.front[r - 1], term, weights[r], out=self.front[r])
+        self.back.zero_()
+
     def _back_sums(self, terms: Tensor) -> Tensor:
         """Σ_j β^{k-1-j} terms_j [n, m, D] of the newest k terms [k, m, D] (oldest first)."""
         back_weights = self.beta_powers[:, : terms.shape[0]].flip(1)  # [n, k]
@@ -90,7 +108,7 @@ class DecayedWindowSums:
         self.pushed += 1
         if self.pushed == self.length:  # the back holds the whole window: rebuild the front
             self.pushed = 0
-            self.front, self.back = self._built(window_items)
+            self._rebuild_front(window_items)
             return
         term = item.detach().reshape(1, item.shape[0], -1)  # [1, B, D] (may share the item's memory)
         if self.power == 2:
