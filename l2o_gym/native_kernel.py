@@ -51,7 +51,7 @@ def _cpu_flags() -> str:
         return ""
 
 
-def _build(compiler: str) -> Path:
+def build(compiler: str) -> Path:
     """The shared library for this source, flags, compiler and CPU (built once, atomically)."""
     version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout
     source = SOURCE.read_bytes()
@@ -66,6 +66,11 @@ def _build(compiler: str) -> Path:
     return target
 
 
+def compiler() -> str | None:
+    """The C compiler: $CC, else cc, where it is on the PATH; else None."""
+    return shutil.which(os.environ.get("CC", "cc"))
+
+
 def library() -> ctypes.CDLL | None:
     """The loaded kernel, or None (disabled, no compiler, or the build failed); built on first use."""
     global _library, _tried
@@ -73,10 +78,10 @@ def library() -> ctypes.CDLL | None:
         return None
     if not _tried:
         _tried = True
-        compiler = shutil.which(os.environ.get("CC", "cc"))
-        if compiler is not None:
+        found = compiler()
+        if found is not None:
             try:
-                lib = ctypes.CDLL(str(_build(compiler)))
+                lib = ctypes.CDLL(str(build(found)))
                 _declare(lib)
                 _library = lib
             except (OSError, subprocess.CalledProcessError) as err:
