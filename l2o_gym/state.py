@@ -56,17 +56,18 @@ def relative_change(f_new: Tensor, f_old: Tensor) -> Tensor:
 def native_transition_library(state: OptimizationState, step: Tensor):
     """The compiled kernels (`l2o_gym.native_kernel`) where they can advance this state: float32 on
     the CPU, windows of one length, contiguous, without autograd graphs; else None."""
-    windows = (state.grad_window, state.log_grad_window, state.step_window, state.change_window)
-    fits = (
-        step.dtype == state.x.dtype == state.f.dtype == state.f0.dtype == torch.float32
-        and state.x.device.type == "cpu"
-        and state.x.dim() == 2
-        and state.change_window.buffer.dim() == 2
-        and all(w.buffer.dim() == 3 for w in windows[:3])
-        and all(w.length == state.change_window.length and w.buffer.dtype == torch.float32 for w in windows)
-        and not any(w.buffer.requires_grad or not w.buffer.is_contiguous() for w in windows)
-    )
-    return native_kernel.library() if fits else None
+    x = state.x
+    if not (step.dtype == x.dtype == state.f.dtype == state.f0.dtype == torch.float32 and x.device.type == "cpu"):
+        return None
+    length = state.change_window.length
+    windows = ((state.grad_window, 3), (state.log_grad_window, 3), (state.step_window, 3), (state.change_window, 2))
+    for window, dims in windows:  # items [B, d] (the changes [B]), float32, no graph, contiguous
+        buffer = window.buffer
+        if buffer.dim() != dims or buffer.dtype != torch.float32 or not buffer.is_contiguous() or buffer.requires_grad:
+            return None
+        if window.length != length:
+            return None
+    return native_kernel.library()
 
 
 @dataclass
