@@ -96,6 +96,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.transition_check.argtypes = [_I64, _I64, *[_PTR] * 5, _F32, *[_PTR] * 3]
     lib.transition_check.restype = _I64
     lib.transition_push.argtypes, lib.transition_push.restype = [_I64, _I64, _I64, *[_PTR] * 11, _F32], None
+    lib.scaled_actions.argtypes, lib.scaled_actions.restype = [_I64, _PTR, _F32, _PTR], None
 
 
 def coordinatewise_rows(
@@ -128,6 +129,13 @@ def coordinatewise_rows(
 
 def _pointer(tensor: Tensor) -> int:
     return tensor.data_ptr()
+
+
+def scaled_actions(lib: ctypes.CDLL, action: Tensor, scale: float) -> Tensor:
+    """clip(action, -1, 1) · scale [B, d], NaN where the action is not finite (float32, contiguous)."""
+    step = torch.empty_like(action)
+    lib.scaled_actions(action.numel(), _pointer(action), scale, _pointer(step))
+    return step
 
 
 def transition_start(lib: ctypes.CDLL, x: Tensor, step: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -108,6 +108,15 @@ void coordinatewise_rows(float *out, int64_t batch, int64_t dim, int64_t width, 
     }
 }
 
+/* step = clip(action, -1, 1) * scale where the action is finite, NaN where it is not (so that the
+   state counts the step as diverging); count = B * d. */
+void scaled_actions(int64_t count, const float *action, float scale, float *step) {
+    for (int64_t k = 0; k < count; ++k) {
+        const float a = action[k];
+        step[k] = isfinite(a) ? (a < -1.0f ? -1.0f : (a > 1.0f ? 1.0f : a)) * scale : NAN;
+    }
+}
+
 /* safe_step: step where its row is finite, else 0; x_new = x + safe_step; step_finite [B]. */
 void transition_start(int64_t batch, int64_t dim, const float *x, const float *step, float *safe_step, float *x_new,
                       uint8_t *step_finite) {
