@@ -5,6 +5,8 @@ autoresets, in both observation layouts and with every feature group."""
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -13,6 +15,8 @@ import torch
 import l2o_gym
 from l2o_gym import native_kernel
 from l2o_gym.features import native_rows_apply
+from l2o_gym.history_window import HistoryWindow
+from l2o_gym.signed_log import SIGNED_LOG_BOUND, SIGNED_LOG_EPS, SIGNED_LOG_NORM
 from l2o_gym.state import native_transition_library
 
 pytestmark = pytest.mark.skipif(native_kernel.library() is None, reason="no C compiler: the eager code runs")
@@ -121,3 +125,17 @@ def test_the_kernel_is_built_once_into_the_cache(tmp_path, monkeypatch):
     assert built.parent == tmp_path / "kernels" and built.is_file()
     modified = built.stat().st_mtime_ns
     assert native_kernel.build(compiler) == built and built.stat().st_mtime_ns == modified
+
+
+def test_the_kernel_signed_log_matches_log1p_in_float64():
+    generator = torch.Generator().manual_seed(1)
+    v = torch.randn(100_000, generator=generator) * 10 ** (74 * torch.rand(100_000, generator=generator) - 37)
+    v = torch.cat([v, torch.tensor([0.0, -0.0, 1e-45, 1e-8, -1.0, torch.finfo(torch.float32).max])]).view(-1, 2)
+    exact = torch.sign(v.double()) * torch.log1p(v.double().abs() / SIGNED_LOG_EPS) / math.log1p(1 / SIGNED_LOG_EPS)
+    windows = tuple(HistoryWindow.starting_with(item, 3) for item in (v, v, v, v[:, 0]))
+    f = torch.ones(v.shape[0])
+    native_kernel.transition_push(native_kernel.library(), windows, (v, v, f), f, SIGNED_LOG_NORM)
+    pushed = windows[1].buffer[windows[1].head]  # the slot just written
+    assert (pushed.double() - exact).abs().max() < 1e-6
+    assert torch.equal(pushed.flatten()[-6:-4], torch.zeros(2)) and pushed.abs().max() < SIGNED_LOG_BOUND
+    assert torch.equal(windows[0].buffer[windows[0].head], v)  # the raw gradient as it was
