@@ -1,15 +1,18 @@
-"""An optional compiled CPU kernel for the coordinatewise rows (`native_rows.c`), with the eager
+"""Optional compiled CPU kernels for the environment step (`native_kernels.c`), with the eager
 torch code as the fallback.
 
-A coordinatewise row is built from many narrow pieces (two windows, nine features of d-wide
-tensors); in torch each piece is one operation whose dispatch and short inner loops (d floats
-per instance) cost more than its arithmetic. The kernel writes every row in one pass. It is
-compiled on first use with the C compiler (``$CC``, else ``cc``; ``-O3 -march=native``) into the
-cache folder (``$L2O_GYM_CACHE/kernels``, else ``~/.cache/l2o_gym/kernels``), named by a hash of
-the source, the flags, the compiler and the CPU's feature flags, and loaded from there later
-(a build takes about a second). ``L2O_GYM_NO_KERNEL=1``, a missing compiler or a failed build
-leave the eager code in place (a failed build warns once). `tests/test_native_kernel.py` checks
-that both agree within 1e-6.
+A step is many narrow pieces: the transition's checks and window pushes on [B] and [B, d]
+tensors, a coordinatewise row's two windows and nine features; in torch each piece is one
+operation whose dispatch and short inner loops (d floats per instance) cost more than its
+arithmetic. The kernels do them in a few passes: `scaled_actions`, `transition_start`,
+`transition_check` and `transition_push` around the loss (`OptimizationState.advance`), and
+`coordinatewise_rows`. They are compiled on first use with the C compiler (``$CC``, else ``cc``;
+``-O3 -march=native``) into the cache folder (``$L2O_GYM_CACHE/kernels``, else
+``~/.cache/l2o_gym/kernels``), named by a hash of the source, the flags, the compiler and the
+CPU's feature flags, and loaded from there later (a build takes about a second; nothing is built
+at import). ``L2O_GYM_NO_KERNEL=1``, a missing compiler or a failed build leave the eager code in
+place (a failed build warns once). `tests/test_native_kernel.py` checks that both agree within
+1e-6. All tensors passed are CPU, contiguous, float32 unless said otherwise.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ was before that step (its tensors stay finite); later steps leave it untouched.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, fields
 
 import torch
@@ -53,7 +54,7 @@ def relative_change(f_new: Tensor, f_old: Tensor) -> Tensor:
     return change.clamp(-CHANGE_CLIP, CHANGE_CLIP)
 
 
-def native_transition_library(state: OptimizationState, step: Tensor):
+def native_transition_library(state: OptimizationState, step: Tensor) -> ctypes.CDLL | None:
     """The compiled kernels (`l2o_gym.native_kernel`) where they can advance this state: float32 on
     the CPU, windows of one length, contiguous, without autograd graphs; else None."""
     x = state.x
@@ -263,7 +264,7 @@ class OptimizationState:
         self.t = self.t + (~self.diverged).long()
         self.diverged = self.diverged | diverged_now
 
-    def _advance_native(self, lib, step: Tensor) -> Tensor:
+    def _advance_native(self, lib: ctypes.CDLL, step: Tensor) -> Tensor:
         """`advance` by the compiled transition (`l2o_gym.native_kernel`); the same numbers."""
         safe_step, x_new, step_finite = native_kernel.transition_start(lib, self.x.contiguous(), step)
         f_new, grad_new = self.problem.loss_and_grad(x_new)
