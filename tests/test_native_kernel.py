@@ -61,13 +61,17 @@ def assert_close(fast, slow) -> None:
     [
         {"coordinatewise": True, "history": 5},
         {"coordinatewise": True, "history": 25, "quasi_newton_pairs": 3, "time_features": True},
+        {"coordinatewise": True, "history": 1, "dim": 2},
         {"coordinatewise": False, "history": 5},
+        {"coordinatewise": False, "history": 1, "dim": 2},
     ],
 )
 def test_vector_env_with_and_without_the_kernels_agree(options, monkeypatch):
+    options = {"dim": 3, **options}
+
     def make():
         return gym.make_vec(
-            "l2o/Rosenbrock-v0", num_envs=12, vectorization_mode="vector_entry_point", dim=3, horizon=(3, 30), **options
+            "l2o/Rosenbrock-v0", num_envs=12, vectorization_mode="vector_entry_point", horizon=(3, 30), **options
         )
 
     ended = diverged = 0
