@@ -224,6 +224,8 @@ def native_rows_apply(state: OptimizationState) -> bool:
         and state.x.device.type == "cpu"
         and state.log_grad_window.layout == "time_last"
         and state.change_window.time_dim == 1
+        and state.log_grad_window.length == state.change_window.length
+        and len(MOMENTUM_BETAS) <= native_kernel.MAX_BETAS
         and not any(t.requires_grad for t in tensors)
         and all(w.buffer.is_contiguous() for w in windows)
     )

@@ -33,6 +33,7 @@ SOURCE = Path(__file__).with_name("native_kernels.c")
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC", "-std=c11")
 DISABLE_VAR = "L2O_GYM_NO_KERNEL"
 LAYOUT_CODES = {"time_first": 0, "batch_first": 1, "time_last": 2}  # as native_kernels.c reads them
+MAX_BETAS = 8  # native_kernels.c's MAX_BETAS: the most window averages a row may hold
 _I64, _PTR, _F32 = ctypes.c_int64, ctypes.c_void_p, ctypes.c_float
 _ROWS_ARGTYPES = [_PTR, _I64, _I64, _I64, _I64, _PTR, _I64, _PTR, _I64, _PTR, _PTR, _I64]
 _ROWS_ARGTYPES += [_PTR, _PTR, _PTR, _PTR, _F32, _F32]
