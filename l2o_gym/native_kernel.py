@@ -4,8 +4,8 @@ torch code as the fallback.
 A step is many narrow pieces: the transition's checks and window pushes on [B] and [B, d]
 tensors, a coordinatewise row's two windows and nine features; in torch each piece is one
 operation whose dispatch and short inner loops (d floats per instance) cost more than its
-arithmetic. The kernels do them in a few passes: `scaled_actions`, `transition_start`,
-`transition_check` and `transition_push` around the loss (`OptimizationState.advance`), and
+arithmetic. The kernels do them in a few passes: `scaled_actions`, `transition_start` and
+`transition_finish` around the loss (`OptimizationState.advance`), and
 `coordinatewise_rows`. They are compiled on first use with the C compiler (``$CC``, else ``cc``;
 ``-O3 -march=native``) into the cache folder (``$L2O_GYM_CACHE/kernels``, else
 ``~/.cache/l2o_gym/kernels``), named by a hash of the source, the flags, the compiler and the
@@ -97,9 +97,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     """The kernels' argument and result types."""
     lib.coordinatewise_rows.argtypes, lib.coordinatewise_rows.restype = _ROWS_ARGTYPES, None
     lib.transition_start.argtypes, lib.transition_start.restype = [_I64, _I64, *[_PTR] * 5], None
-    lib.transition_check.argtypes = [_I64, _I64, *[_PTR] * 5, _F32, *[_PTR] * 3]
-    lib.transition_check.restype = _I64
-    lib.transition_push.argtypes, lib.transition_push.restype = [_I64, _I64, _I64, *[_PTR] * 11, _F32], None
+    lib.transition_finish.argtypes = [_I64, _I64, _I64, *[_PTR] * 5, _F32, *[_PTR] * 12, _F32]
+    lib.transition_finish.restype = _I64
     lib.scaled_actions.argtypes, lib.scaled_actions.restype = [_I64, _PTR, _F32, _PTR], None
 
 
@@ -152,32 +151,31 @@ def transition_start(lib: ctypes.CDLL, x: Tensor, step: Tensor) -> tuple[Tensor,
     return safe_step, x_new, step_finite
 
 
-def transition_check(
-    lib: ctypes.CDLL, new: tuple[Tensor, Tensor, Tensor], step_finite: Tensor, f0: Tensor, explode_ratio: float,
-    diverged: Tensor,
-) -> tuple[Tensor, Tensor, int]:  # fmt: skip
-    """moved [B] and diverged_now [B] (bool) of the step to new = (x_new, f_new, grad_new), and how
-    many rows did not move (float32 [B, d] / [B] tensors, contiguous)."""
+def transition_finish(
+    lib: ctypes.CDLL,
+    new: tuple[Tensor, Tensor, Tensor],
+    before: tuple[Tensor, Tensor, Tensor, Tensor, Tensor],
+    explode_ratio: float,
+    windows: tuple,
+    signed_log_norm: float,
+) -> tuple[Tensor, Tensor, int]:
+    """After the loss: moved [B] and diverged_now [B] (bool) of the step to new = (x_new, f_new,
+    grad_new), and how many rows did not move; where every row moved, also the newest items pushed
+    into the head slots of windows (grad, log_grad, step [.., d] and change [B], any
+    `HistoryWindow` layout): grad_new, signed_log(grad_new), safe_step, and the relative change
+    from f to f_new. before = (safe_step, step_finite, f, f0, diverged). The caller moves the
+    windows' heads on (`HistoryWindow.commit_push`)."""
     x_new, f_new, grad_new = new
+    safe_step, step_finite, f_old, f0, diverged = before
     batch, dim = x_new.shape
     moved, diverged_now = torch.empty(batch, dtype=torch.bool), torch.empty(batch, dtype=torch.bool)
-    pointers = map(_pointer, (x_new, f_new, grad_new, step_finite, f0))
-    frozen = lib.transition_check(batch, dim, *pointers, explode_ratio, *map(_pointer, (diverged, moved, diverged_now)))
-    return moved, diverged_now, int(frozen)
-
-
-def transition_push(
-    lib: ctypes.CDLL, windows: tuple, new: tuple[Tensor, Tensor, Tensor], f_old: Tensor, signed_log_norm: float
-) -> None:
-    """Write the newest items into the head slots of windows (grad, log_grad, step [.., d] and
-    change [B], in any `HistoryWindow` layout): grad_new, signed_log(grad_new), safe_step and the relative
-    change from f_old to f_new, where new = (grad_new, safe_step, f_new). The caller moves the
-    heads on (`HistoryWindow.commit_push`)."""
-    grad_new, safe_step, f_new = new
-    batch, dim = grad_new.shape
     heads = (ctypes.c_int64 * 4)(*(w.head for w in windows))
     layouts = (ctypes.c_int64 * 4)(*(LAYOUT_CODES[w.layout] for w in windows))
     scratch = grad_new.new_empty(batch * (dim + 1))
-    pointers = [_pointer(t) for t in (grad_new, safe_step, f_new, f_old, *(w.buffer for w in windows))]
-    pointers += [ctypes.addressof(heads), ctypes.addressof(layouts), _pointer(scratch)]
-    lib.transition_push(batch, dim, windows[0].length, *pointers, signed_log_norm)
+    frozen = lib.transition_finish(
+        batch, dim, windows[0].length, x_new.data_ptr(), f_new.data_ptr(), grad_new.data_ptr(),
+        step_finite.data_ptr(), f0.data_ptr(), explode_ratio, diverged.data_ptr(), moved.data_ptr(),
+        diverged_now.data_ptr(), safe_step.data_ptr(), f_old.data_ptr(), *(w.buffer.data_ptr() for w in windows),
+        ctypes.addressof(heads), ctypes.addressof(layouts), scratch.data_ptr(), signed_log_norm,
+    )  # fmt: skip
+    return moved, diverged_now, int(frozen)

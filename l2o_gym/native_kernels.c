@@ -191,3 +191,19 @@ void transition_push(int64_t batch, int64_t dim, int64_t history, const float *g
     write_slot(step_buffer, layouts[2], history, heads[2], batch, dim, safe_step);
     write_slot(change_buffer, layouts[3], history, heads[3], batch, 1, change);
 }
+
+/* transition_check, then, where every row moved, transition_push; returns how many rows did not
+   move (0: the windows hold the new items). */
+int64_t transition_finish(int64_t batch, int64_t dim, int64_t history, const float *x_new, const float *f_new,
+                          const float *grad_new, const uint8_t *step_finite, const float *f0, float explode_ratio,
+                          const uint8_t *diverged, uint8_t *moved, uint8_t *diverged_now, const float *safe_step,
+                          const float *f_old, float *grad_buffer, float *log_grad_buffer, float *step_buffer,
+                          float *change_buffer, const int64_t *heads, const int64_t *layouts, float *scratch,
+                          float signed_log_norm) {
+    const int64_t frozen = transition_check(batch, dim, x_new, f_new, grad_new, step_finite, f0, explode_ratio,
+                                            diverged, moved, diverged_now);
+    if (frozen == 0)
+        transition_push(batch, dim, history, grad_new, safe_step, f_new, f_old, grad_buffer, log_grad_buffer,
+                        step_buffer, change_buffer, heads, layouts, scratch, signed_log_norm);
+    return frozen;
+}

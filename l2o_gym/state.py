@@ -273,15 +273,14 @@ class OptimizationState:
             self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
             return diverged_now
         f_new, grad_new = f_new.contiguous(), grad_new.contiguous()
-        new = (x_new, f_new, grad_new)
-        moved, diverged_now, frozen = native_kernel.transition_check(
-            lib, new, step_finite, self.f0.contiguous(), self.explode_ratio, self.diverged.contiguous()
+        windows = (self.grad_window, self.log_grad_window, self.step_window, self.change_window)
+        before = (safe_step, step_finite, self.f.contiguous(), self.f0.contiguous(), self.diverged.contiguous())
+        moved, diverged_now, frozen = native_kernel.transition_finish(
+            lib, (x_new, f_new, grad_new), before, self.explode_ratio, windows, SIGNED_LOG_NORM
         )
         if frozen:
             self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
             return diverged_now
-        windows = (self.grad_window, self.log_grad_window, self.step_window, self.change_window)
-        native_kernel.transition_push(lib, windows, (grad_new, safe_step, f_new), self.f.contiguous(), SIGNED_LOG_NORM)
         for window in windows:
             window.commit_push()
         self.last_step, self.x, self.f, self.grad = safe_step, x_new, f_new, grad_new

@@ -137,8 +137,12 @@ def test_the_kernel_signed_log_matches_log1p_in_float64():
     v = torch.cat([v, torch.tensor([0.0, -0.0, 1e-45, 1e-8, -1.0, torch.finfo(torch.float32).max])]).view(-1, 2)
     exact = torch.sign(v.double()) * torch.log1p(v.double().abs() / SIGNED_LOG_EPS) / math.log1p(1 / SIGNED_LOG_EPS)
     windows = tuple(HistoryWindow.starting_with(item, 3) for item in (v, v, v, v[:, 0]))
-    f = torch.ones(v.shape[0])
-    native_kernel.transition_push(native_kernel.library(), windows, (v, v, f), f, SIGNED_LOG_NORM)
+    f, rows = torch.ones(v.shape[0]), torch.ones(v.shape[0], dtype=torch.bool)
+    before = (v, rows, f, f, ~rows)  # safe step, step finite, f, f0, diverged
+    moved, _, frozen = native_kernel.transition_finish(
+        native_kernel.library(), (v, f, v), before, 1e4, windows, SIGNED_LOG_NORM
+    )
+    assert frozen == 0 and moved.all()
     pushed = windows[1].buffer[windows[1].head]  # the slot just written
     assert (pushed.double() - exact).abs().max() < 1e-6
     assert torch.equal(pushed.flatten()[-6:-4], torch.zeros(2)) and pushed.abs().max() < SIGNED_LOG_BOUND
