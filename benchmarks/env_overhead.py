@@ -15,7 +15,9 @@ included) and its per-step time is divided by the bare loop's:
   whatever d) and the share of the time spent in the update, against the bare loop's
   problem-steps/s on the same instances; then the same with agents/rl/ppo_fast.yaml over it.
 
-Times are CPU time of this process by default (``--clock cpu``; one torch thread, so the same as
+Where a C compiler is found the env steps use the compiled kernels of `l2o_gym.native_kernel`
+(the header says so); ``L2O_GYM_NO_KERNEL=1`` measures the torch code alone. Times are CPU time
+of this process by default (``--clock cpu``; one torch thread, so the same as
 wall time on an idle machine): on a machine shared with other jobs they move far less between
 runs than wall-clock times. ``--clock wall`` measures wall time; a ``--device`` run always does
 (work on the device is not this process's CPU time).
@@ -42,6 +44,7 @@ import numpy as np
 import torch
 
 import l2o_gym
+from l2o_gym import native_kernel
 from l2o_gym.atomic_io import atomic_write_text
 from l2o_gym.registry import make_family
 
@@ -273,13 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     if Path(PPO_FAST).is_file():
         ppo_throughput(table, 0.01 if q else 4.0, q, PPO_FAST)
     elapsed = time.perf_counter() - started
+    kernels = "compiled step kernels" if native_kernel.library() is not None else "torch only (no step kernels)"
     text = "\n".join(
         [
             "# Environment overhead",
             "",
             "Written by `python -m benchmarks.env_overhead`"
             + (" --quick (tiny sizes: not a measurement)" if q else "")
-            + f" ({elapsed:.0f} s, torch {torch.__version__}, 1 thread, {clock_name} time).",
+            + f" ({elapsed:.0f} s, torch {torch.__version__}, 1 thread, {clock_name} time, {kernels}).",
             "Each env form steps B instances with fixed random actions (autoresets included); the ratio is",
             "its time per step over a bare batched loop (loss, autograd gradient, x -= lr·g) on the same",
             "instances, measured in the same run. Meta-learning families: coordinatewise rows, H = 25.",

@@ -26,8 +26,11 @@ SUM_DTYPE = torch.float64
 
 
 class DecayedWindowSums:
-    """front [H, B, n, D] (position-major: each position one contiguous block), back [B, n, D]
-    (float64) for a window of H items [D] (see module)."""
+    """front [H, n, B, D] (position-major, then β-major: each position's sums for one β one
+    contiguous [B, D] block), back [n, B, D] (float64) for a window of H items [D] (see module).
+
+    β-major, so that the per-β weights broadcast over whole [B·D] blocks (a per-β weight in the
+    innermost dimensions makes every elementwise operation loop over runs of only D elements)."""
 
     def __init__(self, items: Tensor, betas: tuple[float, ...], power: int, filled: int | None = None) -> None:
         """items: the window [B, H, ...] (oldest first) these sums start from; filled: how many of
@@ -38,65 +41,86 @@ class DecayedWindowSums:
         self.betas, self.power, self.length = tuple(betas), power, items.shape[1]
         self.item_shape = tuple(items.shape[2:])
         beta = torch.tensor(self.betas, dtype=SUM_DTYPE, device=items.device)
-        self.beta = beta.view(1, -1, 1)  # [1, n, 1]
+        self.beta = beta.view(-1, 1, 1)  # [n, 1, 1]
         ages = torch.arange(self.length + 1, dtype=SUM_DTYPE, device=items.device)
         self.beta_powers = beta.unsqueeze(1) ** ages  # [n, H + 1]
         self.pushed = 0  # pushes since the front was rebuilt: k
         self.front: Tensor | None = None  # None: every front sum is 0 (zero-filled items)
         if filled is not None and 0 < filled < self.length:
             self.pushed = filled
-            terms = self._terms(items[:, self.length - filled :])
-            self.back = self._back_sums(terms)
+            self.back = self._back_sums(self._terms(items[:, self.length - filled :]))
         else:
             self.front, self.back = self._built(items)
 
     def _terms(self, items: Tensor) -> Tensor:
-        """items [m, H', ...] as terms [m, H', D]: as they are, or squared in float64 (power 2)."""
-        flat = items.detach().reshape(items.shape[0], items.shape[1], -1)
-        return flat.to(SUM_DTYPE).square() if self.power == 2 else flat
+        """items [m, H', ...] as float64 terms [H', m, D] (time-major, contiguous): as they are, or
+        squared (power 2)."""
+        flat = items.detach().reshape(items.shape[0], items.shape[1], -1).transpose(0, 1)
+        terms = torch.empty(flat.shape, dtype=SUM_DTYPE, device=flat.device).copy_(flat)
+        return terms.square_() if self.power == 2 else terms
 
     def _built(self, items: Tensor) -> tuple[Tensor, Tensor]:
-        """front [H, m, n, D] and back [m, n, D] of the windows items [m, H, ...], as k splits them."""
-        terms = self._terms(items)
+        """front [H, n, m, D] and back [n, m, D] of the windows items [m, H, ...], as k splits them."""
+        terms = self._terms(items)  # [H, m, D]
         k, length = self.pushed, self.length
         kept = length - k  # the oldest H - k items form the front, the newest k the back
-        n, m, width = len(self.betas), terms.shape[0], terms.shape[2]
-        front = torch.empty((length, m, n, width), dtype=SUM_DTYPE, device=terms.device)  # [kept:] unread
-        weights = self.beta_powers[:, :kept].T.reshape(kept, 1, n, 1)  # β^r
-        torch.mul(terms[:, kept - 1].unsqueeze(1), weights[0], out=front[0])
+        n, m, width = len(self.betas), terms.shape[1], terms.shape[2]
+        front = torch.empty((length, n, m, width), dtype=SUM_DTYPE, device=terms.device)  # [kept:] unread
+        weights = self.beta_powers[:, :kept].T.reshape(kept, n, 1, 1)  # β^r
+        torch.mul(terms[kept - 1].unsqueeze(0), weights[0], out=front[0])
         for r in range(1, kept):  # running sums, newest first: one pass per position
-            torch.addcmul(front[r - 1], terms[:, kept - 1 - r].unsqueeze(1), weights[r], out=front[r])
-        return front, self._back_sums(terms[:, kept:])
+            torch.addcmul(front[r - 1], terms[kept - 1 - r].unsqueeze(0), weights[r], out=front[r])
+        return front, self._back_sums(terms[kept:])
+
+    def _rebuild_front(self, items: Tensor) -> None:
+        """The front from the whole window items [B, H, ...] (its buffer reused), the back 0: as
+        `_built` with k = 0, one item at a time (no float64 copy of the window)."""
+        length, n = self.length, len(self.betas)
+        shape = (length, n, items.shape[0], self.back.shape[2])
+        if self.front is None or self.front.shape != shape:
+            self.front = torch.empty(shape, dtype=SUM_DTYPE, device=self.back.device)
+        weights = self.beta_powers[:, :length].T.reshape(length, n, 1, 1)  # β^r
+        for r in range(length):  # running sums, newest first
+            term = items[:, length - 1 - r].detach().reshape(1, shape[2], shape[3])
+            if self.power == 2:
+                term = term.to(SUM_DTYPE, copy=True).square_()
+            if r == 0:
+                torch.mul(term, weights[0], out=self.front[0])
+            else:
+                torch.addcmul(self.front[r - 1], term, weights[r], out=self.front[r])
+        self.back.zero_()
 
     def _back_sums(self, terms: Tensor) -> Tensor:
-        """Σ_j β^{k-1-j} terms_j [m, n, D] of the newest k terms [m, k, D] (oldest first)."""
-        back_weights = self.beta_powers[:, : terms.shape[1]].flip(1)  # [n, k]
-        return torch.einsum("mkd,nk->mnd", terms.to(SUM_DTYPE), back_weights)
+        """Σ_j β^{k-1-j} terms_j [n, m, D] of the newest k terms [k, m, D] (oldest first)."""
+        back_weights = self.beta_powers[:, : terms.shape[0]].flip(1)  # [n, k]
+        return torch.einsum("kmd,nk->nmd", terms, back_weights)
 
     def rebuild(self, items: Tensor, rows: Tensor) -> None:
         """Recompute the sums of `rows` (an index [m] or a mask [B]) from their window items
         [m, H, ...] (oldest first)."""
-        front, self.back[rows] = self._built(items)
+        front, self.back[:, rows] = self._built(items)
         if self.front is None:
             self.front = front.new_zeros((front.shape[0], *self.back.shape))
-        self.front[:, rows] = front
+        self.front[:, :, rows] = front
 
     def push(self, item: Tensor, window_items: Tensor) -> None:
         """The window took item [B, ...] as its newest (window_items [B, H, ...]: the window now)."""
         self.pushed += 1
         if self.pushed == self.length:  # the back holds the whole window: rebuild the front
             self.pushed = 0
-            self.front, self.back = self._built(window_items)
+            self._rebuild_front(window_items)
             return
-        term = self._terms(item.unsqueeze(1))[:, 0].unsqueeze(1)  # [B, 1, D]
+        term = item.detach().reshape(1, item.shape[0], -1)  # [1, B, D] (may share the item's memory)
+        if self.power == 2:
+            term = term.to(SUM_DTYPE).square()
         self.back.mul_(self.beta).add_(term)
 
     def sums(self) -> Tensor:
-        """Σ_a β^a item_a^p [B, n, ...] (float64), newest age 0."""
+        """Σ_a β^a item_a^p [n, B, ...] (float64, β-major, contiguous), newest age 0."""
         k = self.pushed
         if self.front is None:
             total = self.back.clone()
         else:
-            older = self.front[self.length - 1 - k]  # [B, n, D], contiguous
-            total = torch.addcmul(self.back, older, self.beta_powers[:, k].view(1, -1, 1))
+            older = self.front[self.length - 1 - k]  # [n, B, D], contiguous
+            total = torch.addcmul(self.back, older, self.beta_powers[:, k].view(-1, 1, 1))
         return total.view(total.shape[0], total.shape[1], *self.item_shape)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from l2o_gym import native_kernel
 from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int, check_split
 from l2o_gym.rewards import make_reward
@@ -193,9 +194,14 @@ class EpisodeBatch:
         state = self.require_state()
         action = self.check_action(action)
         t_before, f_prev = state.t, state.f  # advance replaces these tensors, never writes into them
-        # clipped to [-1, 1]; a non-finite entry stays NaN (a - a is 0 where a is finite, NaN
+        # clipped to [-1, 1]; a non-finite entry becomes NaN (a - a is 0 where a is finite, NaN
         # elsewhere), so that the state counts the step as diverging
-        step = action.clamp(-1.0, 1.0).add_(action - action).mul_(self.observation_spec.action_scale)
+        scale = self.observation_spec.action_scale
+        lib = native_kernel.library() if action.dtype == torch.float32 and action.device.type == "cpu" else None
+        if lib is not None:
+            step = native_kernel.scaled_actions(lib, action.contiguous(), scale)
+        else:
+            step = action.clamp(-1.0, 1.0).add_(action - action).mul_(scale)
         diverged_now = state.advance(step)
         reward = self.reward_fn(f_prev, state)
         if bool(diverged_now.any()):

@@ -37,8 +37,9 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
+from l2o_gym import native_kernel
 from l2o_gym.quasi_newton import window_direction
-from l2o_gym.signed_log import SIGNED_LOG_BOUND
+from l2o_gym.signed_log import SIGNED_LOG_BOUND, SIGNED_LOG_NORM
 from l2o_gym.signed_log import SIGNED_LOG_EPS as SIGNED_LOG_EPS  # re-exported, as before
 from l2o_gym.signed_log import signed_log as signed_log
 from l2o_gym.state import CHANGE_CLIP, OptimizationState
@@ -111,10 +112,16 @@ def grad_window_averages(state: OptimizationState, betas: tuple[float, ...], pow
     if window.buffer.requires_grad:
         grads = window.view()
         return window_averages(grads if power == 1 else grads.square(), state.t, betas)
-    sums = window.decayed_sums(betas, power)  # [B, n, d] float64
-    _, totals = _window_weights(window.length, tuple(betas), sums.dtype, sums.device)  # [H, n]
-    total = totals[state.t.to(torch.long).clamp(0, window.length - 1)].unsqueeze(2)  # [B, n, 1]
-    return sums.div_(total).to(window.buffer.dtype)
+    sums = window.decayed_sums(betas, power, beta_major=True)  # [n, B, d] float64
+    total = filled_weight_sums(state, betas).unsqueeze(2)  # [n, B, 1]
+    return sums.div_(total).to(window.buffer.dtype).transpose(0, 1)
+
+
+def filled_weight_sums(state: OptimizationState, betas: tuple[float, ...]) -> Tensor:
+    """Σ_{a <= min(t, H - 1)} β^a [n, B] (float64): what the window averages divide by."""
+    length = state.grad_window.length
+    _, totals = _window_weights(length, tuple(betas), torch.float64, state.t.device)  # [H, n]
+    return totals.T[:, state.t.to(torch.long).clamp(0, length - 1)]
 
 
 def window_adam_directions(
@@ -164,8 +171,36 @@ class CoordinatewiseObservation:
         """Rows of every instance: [B, d, F], each block written into one buffer as it is computed
         (torch.cat of many narrow, strided or broadcast blocks is slower); autograd flows through."""
         batch, dim = state.x.shape
-        history, n = self.history, len(MOMENTUM_BETAS)
         out = state.x.new_empty((batch, dim, self.num_features))
+        lib = native_kernel.library() if native_rows_apply(state) else None
+        if lib is None:
+            self._window_columns(state, out)
+        else:
+            native_kernel.coordinatewise_rows(
+                lib,
+                out,
+                (state.log_grad_window.buffer, state.log_grad_window.head),
+                (state.change_window.buffer, state.change_window.head),
+                state.last_step.contiguous(),
+                state.grad.contiguous(),
+                _sums_and_totals(state, MOMENTUM_BETAS, 1),
+                _sums_and_totals(state, (RMS_BETA,), 2),
+                self.action_scale,
+                SIGNED_LOG_NORM,
+            )
+        column = 2 * self.history + 3 + 2 * len(MOMENTUM_BETAS)
+        if self.quasi_newton_pairs:
+            newton = window_direction(state, self.quasi_newton_pairs)
+            out[:, :, column] = signed_log(newton)
+            out[:, :, column + 1] = (newton / self.action_scale).clamp(-1.0, 1.0)
+            column += 2
+        if self.time_features:
+            out[:, :, column:] = time_columns(state.t, dim, state.x.dtype)
+        return out
+
+    def _window_columns(self, state: OptimizationState, out: Tensor) -> None:
+        """Columns [0, 2 H + 3 + 2 n) of out [B, d, F] by torch operations, block by block."""
+        history, n = self.history, len(MOMENTUM_BETAS)
         out[:, :, :history] = state.log_grad_window.view().transpose(1, 2)  # each transformed once
         out[:, :, history : 2 * history] = state.change_window.view().unsqueeze(1)
         column = 2 * history
@@ -176,15 +211,30 @@ class CoordinatewiseObservation:
         averages = grad_window_averages(state, MOMENTUM_BETAS)  # [B, n, d]
         out[:, :, column : column + n] = signed_log(averages).transpose(1, 2)
         out[:, :, column + n : column + 2 * n] = window_adam_directions(state, MOMENTUM_BETAS, averages).transpose(1, 2)
-        column += 2 * n
-        if self.quasi_newton_pairs:
-            newton = window_direction(state, self.quasi_newton_pairs)
-            out[:, :, column] = signed_log(newton)
-            out[:, :, column + 1] = (newton / self.action_scale).clamp(-1.0, 1.0)
-            column += 2
-        if self.time_features:
-            out[:, :, column:] = time_columns(state.t, dim, state.x.dtype)
-        return out
+
+
+def native_rows_apply(state: OptimizationState) -> bool:
+    """Whether the compiled rows kernel can write this state's rows: float32 on the CPU, no
+    autograd graph, the signed-log gradients coordinate-major (time last), the improvements batch
+    first."""
+    windows = (state.log_grad_window, state.grad_window, state.change_window)
+    tensors = (state.x, state.grad, state.last_step, *(w.buffer for w in windows))
+    return (
+        state.x.dtype == torch.float32
+        and state.x.device.type == "cpu"
+        and state.log_grad_window.layout == "time_last"
+        and state.change_window.time_dim == 1
+        and state.log_grad_window.length == state.change_window.length
+        and len(MOMENTUM_BETAS) <= native_kernel.MAX_BETAS
+        and not any(t.requires_grad for t in tensors)
+        and all(w.buffer.is_contiguous() for w in windows)
+    )
+
+
+def _sums_and_totals(state: OptimizationState, betas: tuple[float, ...], power: int) -> tuple[Tensor, Tensor]:
+    """The gradient window's decayed sums [n, B, d] and filled weights' sums [n, B] (float64)."""
+    sums = state.grad_window.decayed_sums(betas, power, beta_major=True)
+    return sums, filled_weight_sums(state, betas)
 
 
 def time_columns(t: Tensor, dim: int, dtype: torch.dtype) -> Tensor:

@@ -1,13 +1,21 @@
 """The last H items of B streams, written once per step: a ring buffer kept twice over.
 
-Slot k of the ring is stored at positions k and k + H of a buffer [B, 2H, ...], so the window,
-oldest first, is always the contiguous slice ``buffer[:, p : p + H]`` (a view, no copy) where p is
-the oldest slot. With ``time_last`` the buffer is laid out [B, ..., 2H] instead (each coordinate's
-window contiguous, as coordinatewise rows read it); the window is still seen as [B, H, ...].
-A push writes the new item [B, ...] at slot p (both copies) and moves p on: O(1) per step
-whatever H. The head p is shared by all rows; a row that must not move (a diverged,
-frozen instance) or that starts afresh (autoreset) has its whole window rewritten instead, O(H)
-for that row only.
+Slot k of the ring is stored at positions k and k + H of the buffer's time dimension, so the
+window, oldest first, is always one slice ``p : p + H`` of it (a view, no copy, seen as
+[B, H, ...]) where p is the oldest slot. A push writes the new item [B, ...] at slot p (both
+copies) and moves p on: O(1) per step whatever H. The layout follows what reads the window:
+
+* ``time_first`` [2H, B, ...]: a push writes two contiguous blocks (the cheapest push); for
+  windows read by their newest items or through decayed sums;
+* ``batch_first`` [B, 2H, ...]: each instance's window contiguous (the dict observation copies it
+  whole); a push writes two short runs per instance;
+* ``time_last`` [B, ..., 2H]: each coordinate's window contiguous (coordinatewise rows); a push
+  writes one float per coordinate and copy.
+
+(Once the buffer outgrows the cache, each run a push writes costs a cache miss: measured in
+docs/speed.md.) The head p is shared by all rows; a row that must not move (a diverged, frozen
+instance) or that starts afresh (autoreset) has its whole window rewritten instead, O(H) for that
+row only.
 
 The buffer is written in place: `view()` is valid until the next `push`; `ordered()` is a copy.
 Where an item carries an autograd graph, the buffer is copied before the write, so that views
@@ -25,31 +33,40 @@ from torch import Tensor
 
 from l2o_gym.decayed_window_sums import DecayedWindowSums
 
+LAYOUTS = ("time_first", "batch_first", "time_last")
+
+
+def time_dim_of(layout: str, dims: int) -> int:
+    """The time dimension of a buffer of `dims` dimensions in `layout` (one of LAYOUTS)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    return {"time_first": 0, "batch_first": 1, "time_last": dims - 1}[layout]
+
 
 class HistoryWindow:
-    """buffer [B, 2H, ...] ([B, ..., 2H] with time_last; slot k at k and k + H), head p: the
-    oldest slot (the next written)."""
+    """buffer [2H, B, ...] (time_first), [B, 2H, ...] (batch_first) or [B, ..., 2H] (time_last);
+    slot k at k and k + H; head p: the oldest slot (the next written)."""
 
-    def __init__(self, buffer: Tensor, head: int, time_last: bool = False) -> None:
-        self.time_dim = buffer.dim() - 1 if time_last else 1
+    def __init__(self, buffer: Tensor, head: int, layout: str = "time_first") -> None:
+        self.time_dim = time_dim_of(layout, buffer.dim())
         if buffer.dim() < 2 or buffer.shape[self.time_dim] % 2 or not 0 <= head < buffer.shape[self.time_dim] // 2:
             raise ValueError(f"buffer must hold 2H items and 0 <= head < H, got {tuple(buffer.shape)}, {head}")
-        self.buffer, self.head, self.time_last = buffer, head, time_last
+        self.buffer, self.head, self.layout = buffer, head, layout
         self.tracked: dict[tuple[tuple[float, ...], int], DecayedWindowSums] = {}
         self.filled = self.length  # how many of the newest items may be nonzero (the rest: zeros)
 
     @classmethod
-    def from_ordered(cls, items: Tensor, time_last: bool = False) -> HistoryWindow:
+    def from_ordered(cls, items: Tensor, layout: str = "time_first") -> HistoryWindow:
         """A window holding items [B, H, ...] (oldest first)."""
         twice = torch.cat([items, items], dim=1)
-        return cls(twice.movedim(1, -1).contiguous() if time_last else twice, 0, time_last)
+        return cls(twice.movedim(1, time_dim_of(layout, twice.dim())).contiguous(), 0, layout)
 
     @classmethod
-    def starting_with(cls, newest: Tensor, length: int, time_last: bool = False) -> HistoryWindow:
+    def starting_with(cls, newest: Tensor, length: int, layout: str = "time_first") -> HistoryWindow:
         """A zero-filled window of `length` items whose newest is `newest` [B, ...]."""
-        batch, rest = newest.shape[0], tuple(newest.shape[1:])
-        shape = (batch, *rest, 2 * length) if time_last else (batch, 2 * length, *rest)
-        window = cls(newest.new_zeros(shape), 0, time_last)
+        shape = list(newest.shape)
+        shape.insert(time_dim_of(layout, newest.dim() + 1), 2 * length)
+        window = cls(newest.new_zeros(shape), 0, layout)
         window.filled = 0
         window.push(newest)
         return window
@@ -59,8 +76,7 @@ class HistoryWindow:
         return self.buffer.shape[self.time_dim] // 2
 
     def _items(self, start: int, count: int) -> Tensor:
-        items = self.buffer.narrow(self.time_dim, start, count)
-        return items.movedim(-1, 1) if self.time_last else items
+        return self.buffer.narrow(self.time_dim, start, count).movedim(self.time_dim, 1)
 
     def view(self) -> Tensor:
         """The window [B, H, ...], oldest first: a view, valid until the next push."""
@@ -83,12 +99,20 @@ class HistoryWindow:
         slot, length = self.head, self.length
         self.buffer.select(self.time_dim, slot).copy_(new)
         self.buffer.select(self.time_dim, slot + length).copy_(new)
-        self.head = (slot + 1) % length
+        self.commit_push(new)
+        if kept is not None:
+            self.set_rows(frozen, kept)
+
+    def commit_push(self, new: Tensor | None = None) -> None:
+        """The new item [B, ...] has been written at the head slot (both copies, every row): make it
+        the newest (the head moves on, the tracked sums take it; `new`: that item, else read back)."""
+        length = self.length
+        if new is None and self.tracked:
+            new = self._items(self.head, 1).select(1, 0)
+        self.head = (self.head + 1) % length
         self.filled = min(self.filled + 1, length)
         for sums in self.tracked.values():
             sums.push(new, self.view())
-        if kept is not None:
-            self.set_rows(frozen, kept)
 
     def set_rows(self, rows: Tensor, items: Tensor) -> None:
         """Make the window of rows (an index [n] or a mask [B]) hold items [n, H, ...] (oldest first)."""
@@ -97,7 +121,7 @@ class HistoryWindow:
         items = items.to(self.buffer)
         # item j (oldest first) of slot (p + j) mod H lives at positions p + j and p + j ∓ H
         head, length = self.head, self.length
-        twice = self.buffer.movedim(-1, 1) if self.time_last else self.buffer  # [B, 2H, ...] (a view)
+        twice = self.buffer.movedim(self.time_dim, 1)  # [B, 2H, ...] (a view)
         twice[rows, head : head + length] = items
         twice[rows, head + length :] = items[:, : length - head]
         twice[rows, :head] = items[:, length - head :]
@@ -109,10 +133,12 @@ class HistoryWindow:
         """Rows (a mask [B] or an index [n]) take `other`'s windows (other has n rows)."""
         self.set_rows(rows, other.view())
 
-    def decayed_sums(self, betas: tuple[float, ...], power: int = 1) -> Tensor:
+    def decayed_sums(self, betas: tuple[float, ...], power: int = 1, beta_major: bool = False) -> Tensor:
         """Σ_a β^a item_a^power [B, n, ...] (float64, detached; newest age 0) for each β of
-        betas, kept from now on in O(D) per push."""
+        betas, kept from now on in O(D) per push; with ``beta_major`` as [n, B, ...] (contiguous;
+        otherwise that tensor seen as [B, n, ...])."""
         key = (tuple(betas), power)
         if key not in self.tracked:
             self.tracked[key] = DecayedWindowSums(self.view(), key[0], power, self.filled)
-        return self.tracked[key].sums()
+        sums = self.tracked[key].sums()
+        return sums if beta_major else sums.transpose(0, 1)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 SIGNED_LOG_EPS = 1e-8
-_SIGNED_LOG_NORM = math.log1p(1.0 / SIGNED_LOG_EPS)
+SIGNED_LOG_NORM = math.log1p(1.0 / SIGNED_LOG_EPS)
 SIGNED_LOG_BOUND = 6.0  # > signed_log(float32 max) ≈ 5.8
 
 
@@ -19,7 +19,7 @@ def signed_log(v: Tensor) -> Tensor:
     # |v| up to float32's max, no denormal or log(0) slow path, and exactly 0 at v = 0 (log(eps)
     # is taken in v's own precision); within 1e-7 of log1p wherever the result is nonzero
     log_eps = _log_eps(v.dtype)
-    return torch.log(v.abs().add_(SIGNED_LOG_EPS)).sub_(log_eps).div_(_SIGNED_LOG_NORM).mul_(torch.sign(v))
+    return torch.log(v.abs().add_(SIGNED_LOG_EPS)).sub_(log_eps).div_(SIGNED_LOG_NORM).mul_(torch.sign(v))
 
 
 @lru_cache(maxsize=8)

@@ -10,14 +10,16 @@ was before that step (its tensors stay finite); later steps leave it untouched.
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor
 
+from l2o_gym import native_kernel
 from l2o_gym.history_window import HistoryWindow
 from l2o_gym.problem import Problem, check_positive_int
-from l2o_gym.signed_log import signed_log
+from l2o_gym.signed_log import SIGNED_LOG_NORM, signed_log
 
 DEFAULT_HISTORY = 25
 DEFAULT_EXPLODE_RATIO = 1e4
@@ -50,6 +52,23 @@ def relative_change(f_new: Tensor, f_old: Tensor) -> Tensor:
     """Li & Malik's objective change (f_new - f_old) / |f_old|, clipped to ±10 (documented)."""
     change = (f_new - f_old) / (f_old.abs() + 1e-12)
     return change.clamp(-CHANGE_CLIP, CHANGE_CLIP)
+
+
+def native_transition_library(state: OptimizationState, step: Tensor) -> ctypes.CDLL | None:
+    """The compiled kernels (`l2o_gym.native_kernel`) where they can advance this state: float32 on
+    the CPU, windows of one length, contiguous, without autograd graphs; else None."""
+    x = state.x
+    if not (step.dtype == x.dtype == state.f.dtype == state.f0.dtype == torch.float32 and x.device.type == "cpu"):
+        return None
+    length = state.change_window.length
+    windows = ((state.grad_window, 3), (state.log_grad_window, 3), (state.step_window, 3), (state.change_window, 2))
+    for window, dims in windows:  # items [B, d] (the changes [B]), float32, no graph, contiguous
+        buffer = window.buffer
+        if buffer.dim() != dims or buffer.dtype != torch.float32 or not buffer.is_contiguous() or buffer.requires_grad:
+            return None
+        if window.length != length:
+            return None
+    return native_kernel.library()
 
 
 @dataclass
@@ -92,9 +111,11 @@ class OptimizationState:
     ) -> OptimizationState:
         """State at x0 [B, d] (default `problem.init()`), with zero-filled histories.
 
-        ``coordinate_major`` lays the gradient windows out with each coordinate's H items
-        contiguous (faster coordinatewise rows; the step window, read only by its newest pairs,
-        stays time-major); the numbers are the same either way."""
+        Each window's layout (`HistoryWindow`) follows what reads it: the gradients and steps
+        (read by their newest items and decayed sums) time first, the improvements and the
+        signed-log gradients batch first (the dict observation copies each instance's window);
+        ``coordinate_major`` lays the signed-log gradients out with each coordinate's H items
+        contiguous instead (coordinatewise rows). The numbers are the same either way."""
         check_positive_int("history", history)
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
@@ -112,10 +133,12 @@ class OptimizationState:
             f=f,
             grad=grad,
             f0=f.clone(),
-            grad_window=HistoryWindow.starting_with(grad, history, coordinate_major),
-            step_window=HistoryWindow.starting_with(zeros, history),  # read by pairs: time-major
-            change_window=HistoryWindow.starting_with(zeros[:, 0], history),
-            log_grad_window=HistoryWindow.starting_with(signed_log(grad), history, coordinate_major),
+            grad_window=HistoryWindow.starting_with(grad, history),
+            step_window=HistoryWindow.starting_with(zeros, history),
+            change_window=HistoryWindow.starting_with(zeros[:, 0], history, "batch_first"),
+            log_grad_window=HistoryWindow.starting_with(
+                signed_log(grad), history, "time_last" if coordinate_major else "batch_first"
+            ),
             last_step=zeros,
             t=torch.zeros(batch, dtype=torch.long, device=x.device),
             diverged=torch.zeros(batch, dtype=torch.bool, device=x.device),
@@ -140,8 +163,8 @@ class OptimizationState:
             problem=problem,
             grad_window=HistoryWindow.from_ordered(grad_history),
             step_window=HistoryWindow.from_ordered(step_history),
-            change_window=HistoryWindow.from_ordered(change_history),
-            log_grad_window=HistoryWindow.from_ordered(signed_log(grad_history)),
+            change_window=HistoryWindow.from_ordered(change_history, "batch_first"),
+            log_grad_window=HistoryWindow.from_ordered(signed_log(grad_history), "batch_first"),
             explode_ratio=explode_ratio,
             **tensors,
         )
@@ -161,9 +184,8 @@ class OptimizationState:
 
     @grad_history.setter
     def grad_history(self, value: Tensor) -> None:
-        time_last = self.grad_window.time_last
-        self.grad_window = HistoryWindow.from_ordered(value, time_last)
-        self.log_grad_window = HistoryWindow.from_ordered(signed_log(value), time_last)
+        self.grad_window = HistoryWindow.from_ordered(value, self.grad_window.layout)
+        self.log_grad_window = HistoryWindow.from_ordered(signed_log(value), self.log_grad_window.layout)
 
     @property
     def step_history(self) -> Tensor:
@@ -172,7 +194,7 @@ class OptimizationState:
 
     @step_history.setter
     def step_history(self, value: Tensor) -> None:
-        self.step_window = HistoryWindow.from_ordered(value, self.step_window.time_last)
+        self.step_window = HistoryWindow.from_ordered(value, self.step_window.layout)
 
     @property
     def change_history(self) -> Tensor:
@@ -181,7 +203,7 @@ class OptimizationState:
 
     @change_history.setter
     def change_history(self, value: Tensor) -> None:
-        self.change_window = HistoryWindow.from_ordered(value)
+        self.change_window = HistoryWindow.from_ordered(value, self.change_window.layout)
 
     def advance(self, step: Tensor, *, differentiable: bool = False, second_order: bool = False) -> Tensor:
         """Move x by step [B, d] where not yet diverged; return the instances that diverged now [B].
@@ -197,7 +219,9 @@ class OptimizationState:
         if second_order and not differentiable:
             raise ValueError("second_order=True needs differentiable=True")
         step = step.to(self.x.dtype) if differentiable else step.detach().to(self.x.dtype)
-        active = ~self.diverged
+        lib = None if differentiable else native_transition_library(self, step)
+        if lib is not None:
+            return self._advance_native(lib, step.contiguous())
         step_finite = finite_rows(step)
         safe_step = step.masked_fill(~step_finite.unsqueeze(1), 0.0)
         x_new = self.x + safe_step
@@ -205,10 +229,22 @@ class OptimizationState:
             f_new, grad_new = self._loss_and_grad_with_graph(x_new, second_order)
         else:
             f_new, grad_new = self.problem.loss_and_grad(x_new)
+        moved, diverged_now = self._checked(step_finite, x_new, f_new, grad_new)
+        self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
+        return diverged_now
+
+    def _checked(self, step_finite: Tensor, x_new: Tensor, f_new: Tensor, grad_new: Tensor) -> tuple[Tensor, Tensor]:
+        """moved [B] (active, and the step kept everything finite and below the explosion limit) and
+        diverged_now [B] (active, and not so)."""
+        active = ~self.diverged
         limit = self.f0 + self.explode_ratio * (self.f0.abs() + 1.0)
         ok = step_finite & finite_rows(x_new, f_new, grad_new) & (f_new <= limit)
-        diverged_now = active & ~ok
-        moved = active & ok
+        return active & ok, active & ~ok
+
+    def _take(
+        self, safe_step: Tensor, x_new: Tensor, f_new: Tensor, grad_new: Tensor, moved: Tensor, diverged_now: Tensor
+    ) -> None:
+        """Move the rows where moved [B] is true to x_new (the others keep their state and windows)."""
         frozen = (~moved).nonzero().squeeze(1)  # rows that keep their state (one host sync)
         if frozen.numel():
             m1 = moved.unsqueeze(1)
@@ -225,8 +261,30 @@ class OptimizationState:
         self.log_grad_window.push(signed_log(self.grad), frozen)
         self.step_window.push(self.last_step, frozen)
         self.change_window.push(change, frozen)
-        self.t = self.t + active.long()
+        self.t = self.t + (~self.diverged).long()
         self.diverged = self.diverged | diverged_now
+
+    def _advance_native(self, lib: ctypes.CDLL, step: Tensor) -> Tensor:
+        """`advance` by the compiled transition (`l2o_gym.native_kernel`); the same numbers."""
+        safe_step, x_new, step_finite = native_kernel.transition_start(lib, self.x.contiguous(), step)
+        f_new, grad_new = self.problem.loss_and_grad(x_new)
+        if f_new.dtype != torch.float32 or grad_new.dtype != torch.float32 or grad_new.requires_grad:
+            moved, diverged_now = self._checked(step_finite, x_new, f_new, grad_new)
+            self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
+            return diverged_now
+        f_new, grad_new = f_new.contiguous(), grad_new.contiguous()
+        windows = (self.grad_window, self.log_grad_window, self.step_window, self.change_window)
+        before = (safe_step, step_finite, self.f.contiguous(), self.f0.contiguous(), self.diverged.contiguous())
+        moved, diverged_now, frozen = native_kernel.transition_finish(
+            lib, (x_new, f_new, grad_new), before, self.explode_ratio, windows, SIGNED_LOG_NORM
+        )
+        if frozen:
+            self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
+            return diverged_now
+        for window in windows:
+            window.commit_push()
+        self.last_step, self.x, self.f, self.grad = safe_step, x_new, f_new, grad_new
+        self.t = self.t + 1
         return diverged_now
 
     def _loss_and_grad_with_graph(self, x: Tensor, second_order: bool) -> tuple[Tensor, Tensor]:

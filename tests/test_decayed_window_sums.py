@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from l2o_gym.features import MOMENTUM_BETAS, RMS_BETA, grad_window_averages, window_averages
-from l2o_gym.history_window import HistoryWindow
+from l2o_gym.history_window import LAYOUTS, HistoryWindow
 from l2o_gym.registry import make_family
 from l2o_gym.state import OptimizationState
 
@@ -54,10 +54,10 @@ def test_decayed_averages_and_the_matrix_product_agree_with_an_exact_recomputati
     assert ended > 12 and diverged > 0  # the trajectories covered episode ends and divergence
 
 
-@pytest.mark.parametrize("time_last", [False, True])
-def test_window_sums_follow_pushes_frozen_rows_and_replaced_rows(time_last):
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_window_sums_follow_pushes_frozen_rows_and_replaced_rows(layout):
     generator = torch.Generator().manual_seed(0)
-    window = HistoryWindow.starting_with(torch.randn(4, 2, generator=generator), 3, time_last)
+    window = HistoryWindow.starting_with(torch.randn(4, 2, generator=generator), 3, layout)
     betas = (0.5, 0.9)
     window.decayed_sums(betas, 2)  # tracked from here on
     weights = torch.tensor(betas, dtype=torch.float64).unsqueeze(1) ** torch.arange(2, -1, -1)  # [n, H]

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from l2o_gym.history_window import LAYOUTS as WINDOW_LAYOUTS
 from l2o_gym.history_window import HistoryWindow
 from l2o_gym.registry import make_family
 from l2o_gym.signed_log import signed_log
@@ -71,16 +72,16 @@ def test_history_setters_take_ordered_tensors():
     assert torch.equal(held, grads) and torch.equal(state.grad_history[:, :-1], grads[:, 1:])
 
 
-@pytest.mark.parametrize("time_last", [False, True])
-def test_window_keeps_frozen_rows_and_is_written_once(time_last):
-    window = HistoryWindow.starting_with(torch.tensor([[1.0, -1.0], [10.0, -10.0]]), 3, time_last)
+@pytest.mark.parametrize("window_layout", WINDOW_LAYOUTS)
+def test_window_keeps_frozen_rows_and_is_written_once(window_layout):
+    window = HistoryWindow.starting_with(torch.tensor([[1.0, -1.0], [10.0, -10.0]]), 3, window_layout)
     for k in range(2, 6):
         new = torch.tensor([[float(k), -float(k)], [10.0 * k, -10.0 * k]])
         window.push(new, frozen=torch.tensor([1]) if k >= 4 else None)
     assert window.ordered()[:, :, 0].tolist() == [[3.0, 4.0, 5.0], [10.0, 20.0, 30.0]]
     assert torch.equal(window.ordered()[:, :, 1], -window.ordered()[:, :, 0])
     assert window.newest(2)[:, :, 0].tolist() == [[4.0, 5.0], [20.0, 30.0]]
-    window.replace_rows(torch.tensor([True, False]), HistoryWindow.from_ordered(torch.ones(1, 3, 2), time_last))
+    window.replace_rows(torch.tensor([True, False]), HistoryWindow.from_ordered(torch.ones(1, 3, 2), window_layout))
     assert window.ordered()[0].eq(1).all() and window.ordered()[1, :, 0].tolist() == [10.0, 20.0, 30.0]
 
 

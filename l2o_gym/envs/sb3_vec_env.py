@@ -36,6 +36,12 @@ def instance_dicts(columns: dict[str, list]) -> list[dict[str, Any]]:
     """Per-instance dicts from columns of B values each: the keys every info has as one dict
     display per instance, any others added key by key at C speed (no per-key Python loop)."""
     objective, step, diverged = (columns[key] for key in ALWAYS_IN_INFO)
+    if tuple(columns) == (*ALWAYS_IN_INFO, "suboptimality"):  # the common case: one display, four keys
+        gaps = columns["suboptimality"]
+        return [
+            {"objective": o, "step": s, "diverged": v, "suboptimality": g}
+            for o, s, v, g in zip(objective, step, diverged, gaps, strict=True)
+        ]
     infos = [{"objective": o, "step": s, "diverged": v} for o, s, v in zip(objective, step, diverged, strict=True)]
     for key, values in columns.items():
         if key not in ALWAYS_IN_INFO:
