@@ -520,9 +520,18 @@ NOTES = """## Notes
 - Why the MANN sits on the plateau at T = 100 (the longer-horizon table): Adam leaves the
   cross-entropy of chance (ln 5 = 1.609) only after 100-150 steps and keeps improving to 400 steps;
   larger step sizes (0.02, 0.05) stay on the plateau longer, so the way off it is not a larger step
-  everywhere. The ES schedule's per-tensor factors above say which tensors it moves faster or slower
-  (layout order W_in, W_hh, b, W_head, b_head, W_out, b_out). At T = 100 every rule's query loss is
-  within a few hundredths of chance: read the paired win rates with the tables' means.
+  everywhere. What the ES schedule learned in the run above (its "ES parameters" line, tensors in
+  layout order W_in, W_hh, b, W_head, b_head, W_out, b_out): about half of Adam's step on the LSTM
+  controller, several times Adam's step on the memory head's weights W_head (the keys and write
+  gates) and on the output layer W_out, and a warm-up to the second knot (step 25) followed by a
+  decay to below Adam's step at T: both curves bend down at about step 20-25 (plot), the learner's
+  about twice as steeply. At T = 100 every rule's query loss is still within a few hundredths of
+  chance: the claim is about the start of learning, not about a trained MANN.
+- Fairness: Adam's step size is chosen from its grid at the same horizon by the same figure (the
+  mean final query loss on validation instances); the learner starts at that step size and is
+  selected on other validation instances; the test instances (held-out classes) are the same for
+  every rule, and every comparison is paired on them. One seed. The best validation came at the
+  last iteration: the 15-minute budget, not convergence, stopped the run.
 - The budget: the MANN training run above (its CPU seconds, `time.process_time` of the run, tuning
   and evaluation excluded) is the learner's whole meta-training, at the reduced settings below; the
   default settings row of the throughput table projects the same run at the family's defaults.
