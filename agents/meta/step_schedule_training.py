@@ -77,13 +77,15 @@ def final_query(rule: StepScheduleOptimizer, problem: Problem, horizon: int) -> 
 @dataclass
 class ScheduleTraining:
     """What a run did: meta-losses per iteration, (iteration, validation figure) pairs, wall time,
-    inner steps (B · horizon per iteration) and the iteration whose s was kept."""
+    inner steps (B · horizon per iteration), the iteration whose s was kept and, for an ES-trained
+    schedule, its parameters θ."""
 
     meta_losses: list[float] = field(default_factory=list)
     validations: list[tuple[int, float]] = field(default_factory=list)
     wall_s: float = 0.0
     inner_steps: int = 0
     best_iteration: int = 0
+    theta: list[float] = field(default_factory=list)  # an ES-trained schedule's few parameters (schedule_es)
 
     def summary(self) -> dict[str, float | int]:
         return {
