@@ -211,3 +211,43 @@ def test_the_validation_figure_is_the_best_models_record():
     cell["validation"] = cell["validation"][:1]
     with pytest.raises(ValueError, match="no validation record at the best model's step 500"):
         validation_figure(cell)
+
+
+def _hand_rows(learned, costs):
+    """Test pairs of a best model with mean cost `learned[T]` against rules with mean costs `costs[name][T]`."""
+    return [
+        {
+            "method": "best_model",
+            "against": name,
+            "horizon": horizon,
+            "mean_cost": learned[horizon],
+            "against_mean_cost": by_horizon[horizon],
+            "win_fraction": 0.7,
+            "win_low": 0.6,
+            "win_high": 0.8,
+            "sign_test_p": 1e-5,
+            "wilcoxon_p": 2e-5,
+        }
+        for name, by_horizon in costs.items()
+        for horizon in (40, 100)
+    ]
+
+
+def test_the_best_learned_rule_is_chosen_by_validation_cost_and_paired_with_the_best_hand_rule():
+    from benchmarks.beyond_warm_start import choose_best_rules, hand_rule_table
+
+    low_test = _cell("two_layer", "a", 100, net_wins=0.9, test_wins=0.9, mean_cost=5.0)  # most net wins
+    low_validation = _cell("two_layer", "b", 100, net_wins=0.1, test_wins=0.5, mean_cost=4.0)
+    other_seed = _cell("two_layer", "a", 100, net_wins=0.1, test_wins=0.5, seed=1, mean_cost=1.0)
+    assert choose_best_rules([low_test, low_validation, other_seed]) == {"two_layer": "b"}
+    rules = {"adam@40": {40: 7.0, 100: 12.0}, "window_qn@100": {40: 5.4, 100: 8.7}, "adam@100": {40: 7.1, 100: 12.1}}
+    low_validation["hand_rules"] = _hand_rows({40: 5.3, 100: 9.0}, rules)
+    low_test["hand_rules"] = _hand_rows({40: 1.0, 100: 1.0}, rules)
+    table = hand_rule_table([low_test, low_validation, other_seed]).splitlines()
+    # the chosen lever first; against the rule with the lowest mean cost at each T, and tuned Adam tuned at T
+    assert table[2].startswith(
+        "| two_layer | b (chosen) | 0 | 40 | 5.3 | window_qn@100 5.4 | 70 % [60, 80] | 1e-05 / 2e-05 | 7 |"
+    )
+    assert table[2].endswith("| yes |") and table[3].endswith("| no |")  # 9.0 is not below 8.7 at T = 100
+    assert "| 100 | 9 | window_qn@100 8.7 |" in table[3] and "| 12.1 |" in table[3]
+    assert table[4].startswith("| two_layer | a | 0 | 40 | 1 |") and len(table) == 6  # no hand pairs: no row
