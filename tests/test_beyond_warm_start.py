@@ -251,3 +251,18 @@ def test_the_best_learned_rule_is_chosen_by_validation_cost_and_paired_with_the_
     assert table[2].endswith("| yes |") and table[3].endswith("| no |")  # 9.0 is not below 8.7 at T = 100
     assert "| 100 | 9 | window_qn@100 8.7 |" in table[3] and "| 12.1 |" in table[3]
     assert table[4].startswith("| two_layer | a | 0 | 40 | 1 |") and len(table) == 6  # no hand pairs: no row
+
+
+def test_a_seed_below_the_validation_threshold_is_counted_by_its_restart():
+    from benchmarks.beyond_warm_start import summary
+
+    cells = [
+        _cell("two_layer", "b", 300, net_wins=0.6, test_wins=0.8),
+        _cell("two_layer", "b", 300, net_wins=0.1, test_wins=0.5, seed=1),  # below 0.25: retrained
+        _cell("two_layer", "b", 300, net_wins=0.5, test_wins=0.7, seed=11),
+        _cell("two_layer", "b", 300, net_wins=0.2, test_wins=0.9, seed=2),  # below, but no restart was run
+    ]
+    page = summary(cells)
+    assert "| two_layer | b | 1 | +0.10 | 50 % (1e-09) | 50 % (1e-09) | 1.0 | retrained" in page
+    assert "| two_layer | b | 1 → 11 (restart) | +0.50 | 70 % (1e-09) | 70 % (1e-09) | 2.0 | yes |" in page
+    assert "| two_layer | b | b | 3 / 3 |" in page  # seeds 0, 1 → 11 and 2 counted; the failed run is not
