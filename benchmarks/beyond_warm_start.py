@@ -59,6 +59,22 @@ STATE_ONLY_TEACHER = {
     "imitation": {"teacher": "window_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
 }
 RESIDUAL = {"residual": {"form": "scale", "range": 1.0}, "policy": {"log_std_init": -3.0}}
+WINDOW_ROWS = {"quasi_newton_pairs": 5, "action_scale": 1.0, "time_features": True}
+
+
+def against_tuned(teacher: str, **settings: Any) -> dict[str, Any]:
+    """A lever whose teacher is `teacher` tuned at the training horizon (rows with the window's
+    quasi-Newton direction and the step count, action scale 1), the reward paid against it and the
+    best model chosen by cost against it; `settings` added (an `env` replaces the rows' options)."""
+    return {
+        "env": WINDOW_ROWS,
+        "imitation": {"teacher": teacher, "teacher_hparams": None, "opening": None, "opening_steps": None},
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+        **settings,
+    }
+
+
 LEVERS: dict[str, dict[str, Any]] = {
     # the default run: imitation warm start, PPO on log-suboptimality, best by wins against Adam
     "imitation": {},
@@ -97,31 +113,13 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
     # the imitation warm start from tuned window_adam_qn (the best tuned one-evaluation rule on
     # robust regression and the two-layer net), paid against it, with more exploration
-    "adam_qn_baseline_explore": {
-        "env": {"quasi_newton_pairs": 5, "action_scale": 1.0, "time_features": True},
-        "imitation": {"teacher": "window_adam_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
-        "baseline": {"form": "gap"},
-        "select_best": "teacher_cost",
-        "policy": {"log_std_init": -3.0},
-    },
+    "adam_qn_baseline_explore": against_tuned("window_adam_qn", policy={"log_std_init": -3.0}),
     # the same from tuned window_qn (tuned at the training horizon, 100: on the two-layer net the
     # lowest validation cost of the one-evaluation rules at T = 100)
-    "qn_baseline_explore": {
-        "env": {"quasi_newton_pairs": 5, "action_scale": 1.0, "time_features": True},
-        "imitation": {"teacher": "window_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
-        "baseline": {"form": "gap"},
-        "select_best": "teacher_cost",
-        "policy": {"log_std_init": -3.0},
-    },
+    "qn_baseline_explore": against_tuned("window_qn", policy={"log_std_init": -3.0}),
     # the residual policy on tuned window_qn (it starts exactly at its teacher), paid against it,
     # trained on episodes of 100 steps (every step of the T = 100 cost weighs the same)
-    "qn_residual_baseline_t100": {
-        **RESIDUAL,
-        "env": {"quasi_newton_pairs": 5, "action_scale": 1.0, "time_features": True, "horizon": 100},
-        "imitation": {"teacher": "window_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
-        "baseline": {"form": "gap"},
-        "select_best": "teacher_cost",
-    },
+    "qn_residual_baseline_t100": against_tuned("window_qn", **RESIDUAL, env={**WINDOW_ROWS, "horizon": 100}),
 }
 HORIZONS = (40, 100)
 # the hand-designed rules that take one evaluation per step (line-search rules are left out)
