@@ -82,9 +82,10 @@ def test_residual_forms_correct_the_teachers_step():
         ResidualStep(_teacher(), "multiply")
 
 
-def test_reference_reward_pays_the_cost_difference_to_the_reference():
+@pytest.mark.parametrize("form", ["gap", "cost"])
+def test_reference_reward_pays_the_cost_difference_to_the_reference(form):
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
-    batch = EpisodeBatch(family, 4, horizon=6, history=5, reward=ReferenceReward(_teacher(pairs=2), "gap"))
+    batch = EpisodeBatch(family, 4, horizon=6, history=5, reward=ReferenceReward(_teacher(pairs=2), form))
     batch.reset(torch.Generator().manual_seed(0))
     start = batch.state
     f0, f_star = start.f0.clone(), start.problem.optimum().clone()
@@ -98,7 +99,8 @@ def test_reference_reward_pays_the_cost_difference_to_the_reference():
         objectives.append(batch.state.f.clone())
     ours = cost(curve_values(torch.stack(objectives), f_star))
     theirs = cost(curve_values(ref_curves.objectives, f_star))
-    assert torch.allclose(torch.stack(rewards).sum(0), (theirs - ours) / (f0 - f_star).abs(), rtol=1e-4, atol=1e-6)
+    scale = (f0 - f_star).abs() if form == "gap" else torch.ones_like(f0)  # "cost": the difference itself
+    assert torch.allclose(torch.stack(rewards).sum(0), (theirs - ours) / scale, rtol=1e-4, atol=1e-6)
 
 
 def test_reference_reward_is_zero_for_the_reference_itself_across_restarts():
