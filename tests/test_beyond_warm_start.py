@@ -243,14 +243,15 @@ def test_the_best_learned_rule_is_chosen_by_validation_cost_and_paired_with_the_
     other_seed = _cell("two_layer", "a", 100, net_wins=0.1, test_wins=0.5, seed=1, mean_cost=1.0)
     assert choose_best_rules([low_test, low_validation, other_seed]) == {"two_layer": "b"}
     rules = {"adam@40": {40: 7.0, 100: 12.0}, "window_qn@100": {40: 5.4, 100: 8.7}, "adam@100": {40: 7.1, 100: 12.1}}
-    low_validation["hand_rules"] = _hand_rows({40: 5.3, 100: 9.0}, rules)
+    low_validation["hand_rules"] = _hand_rows({40: 6.0, 100: 9.0}, rules)
     low_test["hand_rules"] = _hand_rows({40: 1.0, 100: 1.0}, rules)
     table = hand_rule_table([low_test, low_validation, other_seed]).splitlines()
     # the chosen lever first; against the rule with the lowest mean cost at each T, and tuned Adam tuned at T
     assert table[2].startswith(
-        "| two_layer | b (chosen) | 0 | 40 | 5.3 | window_qn@100 5.4 | 70 % [60, 80] | 1e-05 / 2e-05 | 7 |"
+        "| two_layer | b (chosen) | 0 | 40 | 6 | window_qn@100 5.4 | 70 % [60, 80] | 1e-05 / 2e-05 | adam@40 7 |"
     )
-    assert table[2].endswith("| yes |") and table[3].endswith("| no |")  # 9.0 is not below 8.7 at T = 100
+    assert table[2].endswith("| 7 | 70 % [60, 80] | no / yes |")  # 6.0: above window_qn@100, below adam@40
+    assert table[3].endswith("| no / no |")  # 9.0: not below window_qn@100's 8.7, tuned at T = 100 itself
     assert "| 100 | 9 | window_qn@100 8.7 |" in table[3] and "| 12.1 |" in table[3]
     assert table[4].startswith("| two_layer | a | 0 | 40 | 1 |") and len(table) == 6  # no hand pairs: no row
 
