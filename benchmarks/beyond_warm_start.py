@@ -423,19 +423,24 @@ def hand_rule_table(cells: list[dict[str, Any]]) -> str:
 
 
 def validation_table(cells: list[dict[str, Any]]) -> str:
-    """Every seed-0 cell's validation figure, the one the lever is chosen by."""
+    """Every seed-0 cell's validation figures, the ones the levers are chosen by (net wins against
+    the teacher: `choose_levers`; mean cost: `choose_best_rules`), with the teacher's mean cost."""
     lines = [
-        "| family | lever | best model step | validation net wins | validation wins T = 40 / T = 100 |",
-        "|---|---|---|---|---|",
+        "| family | lever | best model step | validation net wins | validation wins T = 40 / T = 100 "
+        "| validation mean cost T = 40 / T = 100 (teacher's) | mean over T |",
+        "|---|---|---|---|---|---|---|",
     ]
     for cell in cells:
         if cell.get("seed", 0) != 0:
             continue
         record = best_model_record(cell)
         wins = " / ".join(f"{100 * record[f'cost_win_rate_vs_teacher_T{h}']:.0f} %" for h in HORIZONS)
+        costs = " / ".join(
+            f"{record[f'mean_cost_T{h}']:.4g} ({record[f'teacher_mean_cost_T{h}']:.4g})" for h in HORIZONS
+        )
         lines.append(
             f"| {cell['family']} | {cell['lever']} | {best_model_step(cell)} "
-            f"| {record['cost_net_wins_vs_teacher']:+.3f} | {wins} |"
+            f"| {record['cost_net_wins_vs_teacher']:+.3f} | {wins} | {costs} | {record['mean_cost']:.4g} |"
         )
     return "\n".join(lines)
 
@@ -540,7 +545,7 @@ by (for other seeds, that seed's own record).
 
 {summary}
 
-Validation figures of every lever tried (seed 0), the ones the choice reads:
+Validation figures of every lever tried (seed 0), the ones the choices read:
 
 {validation}
 
