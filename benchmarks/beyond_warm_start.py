@@ -456,7 +456,8 @@ def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for cell in cells:
         for horizon in HORIZONS:
             points = [(v["timesteps"], v.get(f"cost_net_wins_vs_teacher_T{horizon}")) for v in cell["validation"]]
@@ -467,7 +468,7 @@ def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
     ax.set_xlabel("PPO timesteps")
     ax.set_ylabel("validation: (wins − losses) / instances")
     ax.set_title(f"{family}: cost against the teacher, held-out validation")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the axes, never over the lines
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
