@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import l2o_gym  # noqa: E402
+from agents.hand_designed.tuning import tuned_optimizer  # noqa: E402
 from agents.rl.policy_comparisons import run_teacher  # noqa: E402
 from agents.rl.sb3_training import train_sb3  # noqa: E402
 from agents.runtime.saved_rules import load_rule  # noqa: E402
@@ -58,6 +59,22 @@ STATE_ONLY_TEACHER = {
     "imitation": {"teacher": "window_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
 }
 RESIDUAL = {"residual": {"form": "scale", "range": 1.0}, "policy": {"log_std_init": -3.0}}
+WINDOW_ROWS = {"quasi_newton_pairs": 5, "action_scale": 1.0, "time_features": True}
+
+
+def against_tuned(teacher: str, **settings: Any) -> dict[str, Any]:
+    """A lever whose teacher is `teacher` tuned at the training horizon (rows with the window's
+    quasi-Newton direction and the step count, action scale 1), the reward paid against it and the
+    best model chosen by cost against it; `settings` added (an `env` replaces the rows' options)."""
+    return {
+        "env": WINDOW_ROWS,
+        "imitation": {"teacher": teacher, "teacher_hparams": None, "opening": None, "opening_steps": None},
+        "baseline": {"form": "gap"},
+        "select_best": "teacher_cost",
+        **settings,
+    }
+
+
 LEVERS: dict[str, dict[str, Any]] = {
     # the default run: imitation warm start, PPO on log-suboptimality, best by wins against Adam
     "imitation": {},
@@ -96,15 +113,22 @@ LEVERS: dict[str, dict[str, Any]] = {
     },
     # the imitation warm start from tuned window_adam_qn (the best tuned one-evaluation rule on
     # robust regression and the two-layer net), paid against it, with more exploration
-    "adam_qn_baseline_explore": {
-        "env": {"quasi_newton_pairs": 5, "action_scale": 1.0, "time_features": True},
-        "imitation": {"teacher": "window_adam_qn", "teacher_hparams": None, "opening": None, "opening_steps": None},
-        "baseline": {"form": "gap"},
-        "select_best": "teacher_cost",
-        "policy": {"log_std_init": -3.0},
-    },
+    "adam_qn_baseline_explore": against_tuned("window_adam_qn", policy={"log_std_init": -3.0}),
+    # the same from tuned window_qn (tuned at the training horizon, 100: on the two-layer net the
+    # lowest validation cost of the one-evaluation rules at T = 100)
+    "qn_baseline_explore": against_tuned("window_qn", policy={"log_std_init": -3.0}),
+    # the residual policy on tuned window_qn (it starts exactly at its teacher), paid against it,
+    # trained on episodes of 100 steps (every step of the T = 100 cost weighs the same)
+    "qn_residual_baseline_t100": against_tuned("window_qn", **RESIDUAL, env={**WINDOW_ROWS, "horizon": 100}),
+    # the same paid the cost difference itself (not scaled per instance): the mean return is the
+    # mean cost difference that the comparison with the hand rules reads
+    "qn_residual_cost_t100": against_tuned(
+        "window_qn", **RESIDUAL, env={**WINDOW_ROWS, "horizon": 100}, baseline={"form": "cost"}
+    ),
 }
 HORIZONS = (40, 100)
+# the hand-designed rules that take one evaluation per step (line-search rules are left out)
+HAND_RULES = ("momentum", "nesterov", "adam", "window_qn", "window_adam_qn")
 TEST_SEED = 0  # the test instances are the same for every training seed, so seeds pair on one set
 
 
@@ -137,9 +161,25 @@ def train_cell(family: str, lever: str, args: argparse.Namespace) -> Path:
     return run
 
 
-def pair_against_teacher(run: Path, family: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    """best_model and model against the run's teacher and, where its curves differ from the
-    teacher's (an imitation warm start), the run's warm start, on the test instances at each horizon."""
+def compare(method: str, ours: Any, against: str, theirs: Any, f_star: torch.Tensor) -> dict[str, Any]:
+    """`paired_comparison` of two unrolls' curves on the same instances, as a dict."""
+    ours_values, their_values = curve_values(ours.objectives, f_star), curve_values(theirs.objectives, f_star)
+    return paired_comparison(method, ours_values, ours.diverged, against, their_values, theirs.diverged).to_dict()
+
+
+def hand_rules(family: str) -> dict[str, Any]:
+    """'name@T' -> each tuned one-evaluation rule, tuned on the family's validation split at each
+    horizon T (window rules with their default 5 pairs)."""
+    return {
+        f"{name}@{tuned_at}": tuned_optimizer(name, FAMILIES[family], tuned_at)
+        for name, tuned_at in itertools.product(HAND_RULES, HORIZONS)
+    }
+
+
+def pair_against_teacher(run: Path, family: str, args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """(best_model and model against the run's teacher and, where its curves differ from the
+    teacher's (an imitation warm start), the run's warm start; best_model against every tuned
+    one-evaluation rule), on the test instances at each horizon."""
     _, teacher = run_teacher("policy", run / "best_model")
     problem = l2o_gym.make_family(FAMILIES[family]).sample(
         args.instances, torch.Generator().manual_seed(TEST_SEED), "test"
@@ -150,27 +190,23 @@ def pair_against_teacher(run: Path, family: str, args: argparse.Namespace) -> li
     if (run / "warm_start").is_dir():
         baselines["warm start"] = load_rule(run / "warm_start")
     history = rules["model"].history  # the window the policy's rows (and window teachers) read
-    rows = []
+    hand = hand_rules(family)
+    rows, hand_rows = [], []
     for horizon in HORIZONS:
         curves = {
             name: unroll(rule, problem.select_rows(torch.arange(args.instances)), horizon, history=history)
-            for name, rule in {**rules, **baselines}.items()
+            for name, rule in {**rules, **baselines, **hand}.items()
         }
         same = "warm start" in curves and torch.equal(curves["warm start"].objectives, curves["teacher"].objectives)
         for model, against in itertools.product(rules, baselines):
             if against == "warm start" and same:
                 continue  # a residual policy's warm start is its teacher itself
-            ours, theirs = curves[model], curves[against]
-            comparison = paired_comparison(
-                model,
-                curve_values(ours.objectives, f_star),
-                ours.diverged,
-                against,
-                curve_values(theirs.objectives, f_star),
-                theirs.diverged,
-            )
-            rows.append({**comparison.to_dict(), "horizon": horizon, "timesteps": rules[model].meta.get("timesteps")})
-    return rows
+            comparison = compare(model, curves[model], against, curves[against], f_star)
+            rows.append({**comparison, "horizon": horizon, "timesteps": rules[model].meta.get("timesteps")})
+        for against in hand:
+            comparison = compare("best_model", curves["best_model"], against, curves[against], f_star)
+            hand_rows.append({**comparison, "horizon": horizon})
+    return rows, hand_rows
 
 
 def run_cell(family: str, lever: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -179,7 +215,7 @@ def run_cell(family: str, lever: str, args: argparse.Namespace) -> dict[str, Any
     timing = json.loads((run / "training_time.json").read_text())
     timesteps = load_rule(run / "model").meta.get("timesteps")
     cell = {"family": family, "lever": lever, "seed": args.seed, "timesteps": timesteps, **timing}
-    cell["pairs"] = pair_against_teacher(run, family, args)
+    cell["pairs"], cell["hand_rules"] = pair_against_teacher(run, family, args)
     atomic_write_json(run / "beyond.json", cell)
     print(cell_lines(cell), flush=True)
     return cell
@@ -267,7 +303,29 @@ def nearest_goal_on_test(cells: list[dict[str, Any]]) -> str:
     return max(ranked, key=lambda m: (sum(r["goal"] for r in m[1].values()), min_wins(m[1])))[0]["lever"]
 
 
-def seed_line(cell: dict[str, Any]) -> tuple[str, bool]:
+# a seed whose best model has validation net wins below RESTART_BELOW is trained once more with
+# seed + RESTART_OFFSET (a rule read from validation alone); the restart's CPU time adds the first run's
+RESTART_BELOW = 0.25
+RESTART_OFFSET = 10
+
+
+def with_restarts(runs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], bool]]:
+    """(cell, counted) per seed of one lever: a seed below RESTART_BELOW on validation that has a
+    restart is shown uncounted, followed by its restart (CPU time of both runs) counted."""
+    by_seed = {c.get("seed", 0): c for c in runs}
+    shown = []
+    for seed, cell in sorted(by_seed.items()):
+        restart = by_seed.get(seed + RESTART_OFFSET)
+        if seed >= RESTART_OFFSET:
+            continue
+        if restart is not None and validation_figure(cell)[0] < RESTART_BELOW:
+            shown += [(cell, False), ({**restart, "cpu_s": cell["cpu_s"] + restart["cpu_s"], "restart_of": seed}, True)]
+        else:
+            shown.append((cell, True))
+    return shown
+
+
+def seed_line(cell: dict[str, Any], counted: bool = True) -> tuple[str, bool]:
     """One summary row: a seed's test figures at T = 40 and T = 100, and whether it meets the goal."""
     rows = goal_rows(cell)
     shown = [
@@ -275,11 +333,13 @@ def seed_line(cell: dict[str, Any]) -> tuple[str, bool]:
         for r in (rows[h] for h in HORIZONS)
     ]
     met = all(r["goal"] for r in rows.values())
+    seed = f"{cell['restart_of']} → {cell['seed']} (restart)" if "restart_of" in cell else str(cell.get("seed", 0))
+    verdict = ("yes" if met else "no") if counted else "retrained (below the validation threshold)"
     line = (
-        f"| {cell['family']} | {cell['lever']} | {cell.get('seed', 0)} | {validation_figure(cell)[0]:+.2f} "
-        f"| {shown[0]} | {shown[1]} | {cell['cpu_s'] / 60:.1f} | {'yes' if met else 'no'} |"
+        f"| {cell['family']} | {cell['lever']} | {seed} | {validation_figure(cell)[0]:+.2f} "
+        f"| {shown[0]} | {shown[1]} | {cell['cpu_s'] / 60:.1f} | {verdict} |"
     )
-    return line, met
+    return line, met and counted
 
 
 def summary(cells: list[dict[str, Any]]) -> str:
@@ -298,29 +358,89 @@ def summary(cells: list[dict[str, Any]]) -> str:
         if family not in chosen:
             continue
         mine = [c for c in cells if c["family"] == family]
-        runs = sorted((c for c in mine if c["lever"] == chosen[family]), key=lambda c: c.get("seed", 0))
-        met = [seed_line(c) for c in runs]
+        runs = with_restarts([c for c in mine if c["lever"] == chosen[family]])
+        met = [seed_line(c, counted) for c, counted in runs]
         seeds += [line for line, _ in met]
         tally.append(
-            f"| {family} | {chosen[family]} | {nearest_goal_on_test(mine)} | {sum(ok for _, ok in met)} / {len(met)} |"
+            f"| {family} | {chosen[family]} | {nearest_goal_on_test(mine)} "
+            f"| {sum(ok for _, ok in met)} / {sum(counted for _, counted in runs)} |"
         )
     return "\n".join(seeds) + "\n\n" + "\n".join(tally)
 
 
-def validation_table(cells: list[dict[str, Any]]) -> str:
-    """Every seed-0 cell's validation figure, the one the lever is chosen by."""
+def choose_best_rules(cells: list[dict[str, Any]]) -> dict[str, str]:
+    """family -> the lever whose seed-0 best model has the lowest mean validation cost (averaged
+    over the horizons; from `best_model_record`): the family's best learned rule for the goal
+    against the hand rules. Test pairs are not read."""
+    chosen: dict[str, tuple[float, str]] = {}
+    for cell in cells:
+        if cell.get("seed", 0) == 0:
+            figure = best_model_record(cell)["mean_cost"]
+            if cell["family"] not in chosen or figure < chosen[cell["family"]][0]:
+                chosen[cell["family"]] = (figure, cell["lever"])
+    return {family: lever for family, (_, lever) in chosen.items()}
+
+
+def hand_rule_line(cell: dict[str, Any], horizon: int, chosen: bool) -> str:
+    """One row of the hand-rule table: the best model at `horizon` against the tuned one-evaluation
+    rule with the lowest test mean cost there (each rule tuned at T = 40 and at T = 100 counts),
+    the lowest of those tuned at `horizon` itself, and tuned Adam (tuned at `horizon`)."""
+    rows = [r for r in cell["hand_rules"] if r["horizon"] == horizon]
+    best = min(rows, key=lambda r: r["against_mean_cost"])
+    at_horizon = min((r for r in rows if r["against"].endswith(f"@{horizon}")), key=lambda r: r["against_mean_cost"])
+    adam = next(r for r in rows if r["against"] == f"adam@{horizon}")
+
+    def wins(r: dict[str, Any]) -> str:
+        return f"{100 * r['win_fraction']:.0f} % [{100 * r['win_low']:.0f}, {100 * r['win_high']:.0f}]"
+
+    def ahead(r: dict[str, Any]) -> str:
+        return "yes" if r["mean_cost"] < r["against_mean_cost"] else "no"
+
+    return (
+        f"| {cell['family']} | {cell['lever']}{' (chosen)' if chosen else ''} | {cell.get('seed', 0)} | {horizon} "
+        f"| {best['mean_cost']:.4g} | {best['against']} {best['against_mean_cost']:.4g} | {wins(best)} "
+        f"| {p_value(best['sign_test_p'])} / {p_value(best['wilcoxon_p'])} "
+        f"| {at_horizon['against']} {at_horizon['against_mean_cost']:.4g} | {wins(at_horizon)} "
+        f"| {adam['against_mean_cost']:.4g} | {wins(adam)} | {ahead(best)} / {ahead(at_horizon)} |"
+    )
+
+
+def hand_rule_table(cells: list[dict[str, Any]]) -> str:
+    """Every cell paired against the tuned one-evaluation rules (`hand_rule_line`), the lever
+    chosen on validation (`choose_best_rules`) first within each family."""
+    chosen = choose_best_rules(cells)
     lines = [
-        "| family | lever | best model step | validation net wins | validation wins T = 40 / T = 100 |",
-        "|---|---|---|---|---|",
+        "| family | lever | seed | T | learned mean cost | best tuned rule (mean cost) | wins vs it [95 % CI] "
+        "| sign p / Wilcoxon p | best rule tuned at T | wins vs it | tuned Adam mean cost | wins vs Adam "
+        "| ahead: of every rule / of those tuned at T |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for family in FAMILIES:
+        mine = [c for c in cells if c["family"] == family and c.get("hand_rules")]
+        mine.sort(key=lambda c: (c["lever"] != chosen.get(family), c["lever"], c.get("seed", 0)))
+        lines += [hand_rule_line(c, h, c["lever"] == chosen.get(family)) for c in mine for h in HORIZONS]
+    return "\n".join(lines)
+
+
+def validation_table(cells: list[dict[str, Any]]) -> str:
+    """Every seed-0 cell's validation figures, the ones the levers are chosen by (net wins against
+    the teacher: `choose_levers`; mean cost: `choose_best_rules`), with the teacher's mean cost."""
+    lines = [
+        "| family | lever | best model step | validation net wins | validation wins T = 40 / T = 100 "
+        "| validation mean cost T = 40 / T = 100 (teacher's) | mean over T |",
+        "|---|---|---|---|---|---|---|",
     ]
     for cell in cells:
         if cell.get("seed", 0) != 0:
             continue
         record = best_model_record(cell)
         wins = " / ".join(f"{100 * record[f'cost_win_rate_vs_teacher_T{h}']:.0f} %" for h in HORIZONS)
+        costs = " / ".join(
+            f"{record[f'mean_cost_T{h}']:.4g} ({record[f'teacher_mean_cost_T{h}']:.4g})" for h in HORIZONS
+        )
         lines.append(
             f"| {cell['family']} | {cell['lever']} | {best_model_step(cell)} "
-            f"| {record['cost_net_wins_vs_teacher']:+.3f} | {wins} |"
+            f"| {record['cost_net_wins_vs_teacher']:+.3f} | {wins} | {costs} | {record['mean_cost']:.4g} |"
         )
     return "\n".join(lines)
 
@@ -336,7 +456,8 @@ def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(9, 4))
+    ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
     for cell in cells:
         for horizon in HORIZONS:
             points = [(v["timesteps"], v.get(f"cost_net_wins_vs_teacher_T{horizon}")) for v in cell["validation"]]
@@ -347,7 +468,7 @@ def plot_curves(cells: list[dict[str, Any]], family: str, path: Path) -> None:
     ax.set_xlabel("PPO timesteps")
     ax.set_ylabel("validation: (wins − losses) / instances")
     ax.set_title(f"{family}: cost against the teacher, held-out validation")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))  # beside the axes, never over the lines
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -379,6 +500,7 @@ def write_page(args: argparse.Namespace) -> str:
         command=" ".join(sys.argv),
         summary=summary(cells),
         validation=validation_table(cells),
+        hand_rules=hand_rule_table(cells),
         tables="\n".join(sections),
         notes=notes,
     )
@@ -405,6 +527,10 @@ Levers: `imitation` the default run (imitation warm start, PPO on log-suboptimal
 imitation warm start paid against the teacher; `*_large` with 128 instances per rollout (4×)
 and learning rate 1e-4; `*_explore` with log_std −3. Families whose default teacher keeps buffers (robust regression,
 Quadratic, Rosenbrock) use tuned `window_qn` as teacher with 5 window pairs (action scale 1).
+`adam_qn_baseline_explore` / `qn_baseline_explore`: the imitation warm start from tuned
+`window_adam_qn` / tuned `window_qn` (tuned at the training horizon, 100), paid against it, log_std −3;
+`qn_residual_baseline_t100`: the residual policy on tuned `window_qn`, paid against it, trained on
+episodes of 100 steps.
 
 ## The lever chosen on validation, per family
 
@@ -420,9 +546,24 @@ by (for other seeds, that seed's own record).
 
 {summary}
 
-Validation figures of every lever tried (seed 0), the ones the choice reads:
+Validation figures of every lever tried (seed 0), the ones the choices read:
 
 {validation}
+
+## Against every tuned one-evaluation rule
+
+The best learned rule per family is the lever whose seed-0 best model has the lowest mean
+validation cost (the validation record at the best model's step, averaged over T = 40 and 100;
+`choose_best_rules`; no test figure read), marked "(chosen)"; its other seeds follow, then the
+other levers' cells that were paired. Each best model is paired on the 200 test instances against
+every tuned one-evaluation-per-step rule (momentum, Nesterov, Adam, window_qn, window_adam_qn;
+each tuned on the family's validation split at T = 40 and at T = 100, both kept: `name@T`); the
+table shows the rule with the lowest test mean cost at that T, the lowest of those tuned at that T
+itself, and tuned Adam (tuned at that T). Ahead: the learned rule's mean cost is below every one of
+those rules' (all ten / the five tuned at T). Goal (#15): ahead on each classic family (logistic,
+robust, two-layer), and ahead of tuned Adam at T = 100.
+
+{hand_rules}
 
 ## Every cell
 

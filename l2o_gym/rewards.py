@@ -22,6 +22,8 @@ per env step, from the same x_0, so the variance between instances cancels:
 * ``"gap"``: r_t = (f_ref(x_t) - f(x_t)) / |f(x_0) - f*|; the return is the reference's cost minus
   the policy's (Li & Malik's, over the episode) in units of the initial suboptimality.
 * ``"log_ratio"``: r_t = log(s_ref,t + eps) - log(s_t + eps), s as above.
+* ``"cost"``: r_t = f_ref(x_t) - f(x_t), not scaled: the return is the reference's cost minus the
+  policy's itself, so the mean return over instances is the difference of their mean costs.
 
 The reference must compute its step from the state alone (no buffers of its own, e.g. the
 window rules): its rows restart with the env's episodes.
@@ -151,11 +153,11 @@ class QueryReward(Reward):
 
 class ReferenceReward(Reward):
     """The reward of a step measured against `reference`, run on the same instances in lockstep
-    (module docstring); `form` is "gap" or "log_ratio". Holds the reference's own state [B]."""
+    (module docstring); `form` is "gap", "log_ratio" or "cost". Holds the reference's own state [B]."""
 
     name = "reference"
     needs_optimum = True
-    FORMS: ClassVar[tuple[str, ...]] = ("gap", "log_ratio")
+    FORMS: ClassVar[tuple[str, ...]] = ("gap", "log_ratio", "cost")
 
     def __init__(self, reference: UpdateRule, form: str = "gap", eps: float = 1e-6) -> None:
         if not isinstance(reference, UpdateRule):
@@ -189,6 +191,8 @@ class ReferenceReward(Reward):
 
     def pay(self, f_prev: Tensor, f: Tensor, f0: Tensor, f_star: Tensor | None) -> Tensor:
         """Reward [B] of reaching f [B] where the reference reached `f_prev` [B] (its f at this step)."""
+        if self.form == "cost":
+            return f_prev - f
         scale = (f0 - f_star).abs() + 1e-12
         if self.form == "gap":
             return (f_prev - f) / scale

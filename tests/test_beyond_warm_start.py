@@ -82,9 +82,10 @@ def test_residual_forms_correct_the_teachers_step():
         ResidualStep(_teacher(), "multiply")
 
 
-def test_reference_reward_pays_the_cost_difference_to_the_reference():
+@pytest.mark.parametrize("form", ["gap", "cost"])
+def test_reference_reward_pays_the_cost_difference_to_the_reference(form):
     family = l2o_gym.make_family("l2o/Quadratic-v0", dim=3)
-    batch = EpisodeBatch(family, 4, horizon=6, history=5, reward=ReferenceReward(_teacher(pairs=2), "gap"))
+    batch = EpisodeBatch(family, 4, horizon=6, history=5, reward=ReferenceReward(_teacher(pairs=2), form))
     batch.reset(torch.Generator().manual_seed(0))
     start = batch.state
     f0, f_star = start.f0.clone(), start.problem.optimum().clone()
@@ -98,7 +99,8 @@ def test_reference_reward_pays_the_cost_difference_to_the_reference():
         objectives.append(batch.state.f.clone())
     ours = cost(curve_values(torch.stack(objectives), f_star))
     theirs = cost(curve_values(ref_curves.objectives, f_star))
-    assert torch.allclose(torch.stack(rewards).sum(0), (theirs - ours) / (f0 - f_star).abs(), rtol=1e-4, atol=1e-6)
+    scale = (f0 - f_star).abs() if form == "gap" else torch.ones_like(f0)  # "cost": the difference itself
+    assert torch.allclose(torch.stack(rewards).sum(0), (theirs - ours) / scale, rtol=1e-4, atol=1e-6)
 
 
 def test_reference_reward_is_zero_for_the_reference_itself_across_restarts():
@@ -211,3 +213,59 @@ def test_the_validation_figure_is_the_best_models_record():
     cell["validation"] = cell["validation"][:1]
     with pytest.raises(ValueError, match="no validation record at the best model's step 500"):
         validation_figure(cell)
+
+
+def _hand_rows(learned, costs):
+    """Test pairs of a best model with mean cost `learned[T]` against rules with mean costs `costs[name][T]`."""
+    return [
+        {
+            "method": "best_model",
+            "against": name,
+            "horizon": horizon,
+            "mean_cost": learned[horizon],
+            "against_mean_cost": by_horizon[horizon],
+            "win_fraction": 0.7,
+            "win_low": 0.6,
+            "win_high": 0.8,
+            "sign_test_p": 1e-5,
+            "wilcoxon_p": 2e-5,
+        }
+        for name, by_horizon in costs.items()
+        for horizon in (40, 100)
+    ]
+
+
+def test_the_best_learned_rule_is_chosen_by_validation_cost_and_paired_with_the_best_hand_rule():
+    from benchmarks.beyond_warm_start import choose_best_rules, hand_rule_table
+
+    low_test = _cell("two_layer", "a", 100, net_wins=0.9, test_wins=0.9, mean_cost=5.0)  # most net wins
+    low_validation = _cell("two_layer", "b", 100, net_wins=0.1, test_wins=0.5, mean_cost=4.0)
+    other_seed = _cell("two_layer", "a", 100, net_wins=0.1, test_wins=0.5, seed=1, mean_cost=1.0)
+    assert choose_best_rules([low_test, low_validation, other_seed]) == {"two_layer": "b"}
+    rules = {"adam@40": {40: 7.0, 100: 12.0}, "window_qn@100": {40: 5.4, 100: 8.7}, "adam@100": {40: 7.1, 100: 12.1}}
+    low_validation["hand_rules"] = _hand_rows({40: 6.0, 100: 9.0}, rules)
+    low_test["hand_rules"] = _hand_rows({40: 1.0, 100: 1.0}, rules)
+    table = hand_rule_table([low_test, low_validation, other_seed]).splitlines()
+    # the chosen lever first; against the rule with the lowest mean cost at each T, and tuned Adam tuned at T
+    assert table[2].startswith(
+        "| two_layer | b (chosen) | 0 | 40 | 6 | window_qn@100 5.4 | 70 % [60, 80] | 1e-05 / 2e-05 | adam@40 7 |"
+    )
+    assert table[2].endswith("| 7 | 70 % [60, 80] | no / yes |")  # 6.0: above window_qn@100, below adam@40
+    assert table[3].endswith("| no / no |")  # 9.0: not below window_qn@100's 8.7, tuned at T = 100 itself
+    assert "| 100 | 9 | window_qn@100 8.7 |" in table[3] and "| 12.1 |" in table[3]
+    assert table[4].startswith("| two_layer | a | 0 | 40 | 1 |") and len(table) == 6  # no hand pairs: no row
+
+
+def test_a_seed_below_the_validation_threshold_is_counted_by_its_restart():
+    from benchmarks.beyond_warm_start import summary
+
+    cells = [
+        _cell("two_layer", "b", 300, net_wins=0.6, test_wins=0.8),
+        _cell("two_layer", "b", 300, net_wins=0.1, test_wins=0.5, seed=1),  # below 0.25: retrained
+        _cell("two_layer", "b", 300, net_wins=0.5, test_wins=0.7, seed=11),
+        _cell("two_layer", "b", 300, net_wins=0.2, test_wins=0.9, seed=2),  # below, but no restart was run
+    ]
+    page = summary(cells)
+    assert "| two_layer | b | 1 | +0.10 | 50 % (1e-09) | 50 % (1e-09) | 1.0 | retrained" in page
+    assert "| two_layer | b | 1 → 11 (restart) | +0.50 | 70 % (1e-09) | 70 % (1e-09) | 2.0 | yes |" in page
+    assert "| two_layer | b | b | 3 / 3 |" in page  # seeds 0, 1 → 11 and 2 counted; the failed run is not

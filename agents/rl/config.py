@@ -246,9 +246,9 @@ class ResidualSettings:
 @dataclass(frozen=True)
 class BaselineSettings:
     """`baseline`: the reward measured against the imitation teacher run on the same instances
-    (`l2o_gym.rewards.ReferenceReward`): form gap | log_ratio, eps."""
+    (`l2o_gym.rewards.ReferenceReward`): form gap | log_ratio | cost, eps."""
 
-    form: str = setting("gap", one_of("gap", "log_ratio"))
+    form: str = setting("gap", one_of("gap", "log_ratio", "cost"))
     eps: float = setting(1e-6, positive_float)
 
 
