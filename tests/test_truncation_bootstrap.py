@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import VecMonitor
 
 import l2o_gym
 from agents.rl.truncation_bootstrap import TRUNCATED, BatchedBootstrapPPO, TruncationBootstrap
@@ -25,14 +26,16 @@ class ConstantValue:
 
 
 def test_the_rollout_matches_sb3s_own_bootstrap():
-    buffers = []
+    models = []
     for algorithm in (PPO, BatchedBootstrapPPO):
-        model = algorithm("MlpPolicy", tiny_env(), n_steps=20, batch_size=60, n_epochs=1, seed=0, gamma=0.9)
+        model = algorithm("MlpPolicy", VecMonitor(tiny_env()), n_steps=20, batch_size=60, n_epochs=1, seed=0, gamma=0.9)
         model.learn(20 * 9)
-        buffers.append(model.rollout_buffer)
-    sb3, ours = buffers
+        models.append(model)
+    sb3, ours = (model.rollout_buffer for model in models)
     assert np.allclose(ours.rewards, sb3.rewards, atol=1e-6) and np.allclose(ours.returns, sb3.returns, atol=1e-5)
     assert ours.episode_starts[1:].any()  # episodes of 8 steps ended inside the rollout
+    episodes = [[(e["r"], e["l"]) for e in model.ep_info_buffer] for model in models]
+    assert len(episodes[0]) == 18 and episodes[1] == episodes[0]  # 9 envs, two episodes each
 
 
 def test_truncated_envs_get_the_value_once_and_the_envs_infos_stay():

@@ -8,7 +8,8 @@ instances × 4 coordinates). `TruncationBootstrap` wraps the env during rollouts
 in one batched pass: the truncated envs' terminal observations stacked, their values added to
 the rewards, and their infos' ``TimeLimit.truncated`` set to False so that SB3 does not add them
 again (a copy of the info; the env's own dict is left as it was). `BatchedBootstrapPPO` and
-`BatchedBootstrapA2C` are PPO and A2C rolling out through it; their updates are SB3's own.
+`BatchedBootstrapA2C` are PPO and A2C rolling out through it (and reading episode statistics
+from the ended envs' infos only, not all B·d); their updates are SB3's own.
 """
 
 from __future__ import annotations
@@ -54,10 +55,17 @@ class TruncationBootstrap(VecEnvWrapper):
 
 
 class _BatchedBootstrap:
-    """Rollouts through `TruncationBootstrap` (mixed into an on-policy SB3 algorithm)."""
+    """Rollouts through `TruncationBootstrap` (mixed into an on-policy SB3 algorithm); episode
+    statistics read from the ended envs' infos only (the episode monitor writes them nowhere else)."""
 
     def collect_rollouts(self, env: VecEnv, *args: Any, **kwargs: Any) -> bool:
         return super().collect_rollouts(TruncationBootstrap(env, self.policy, self.gamma), *args, **kwargs)
+
+    def _update_info_buffer(self, infos: list[dict[str, Any]], dones: np.ndarray | None = None) -> None:
+        if dones is None:
+            return super()._update_info_buffer(infos, dones)
+        ended = np.flatnonzero(dones)
+        return super()._update_info_buffer([infos[i] for i in ended], np.asarray(dones)[ended])
 
 
 class BatchedBootstrapPPO(_BatchedBootstrap, PPO):
