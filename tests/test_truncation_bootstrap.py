@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import VecMonitor
@@ -11,8 +12,8 @@ import l2o_gym
 from agents.rl.truncation_bootstrap import TRUNCATED, BatchedBootstrapPPO, TruncationBootstrap
 
 
-def tiny_env():
-    return l2o_gym.make_sb3_vec_env("l2o/Quadratic-v0", 3, seed=0, coordinatewise=True, dim=3, horizon=8)
+def tiny_env(coordinatewise: bool = True):
+    return l2o_gym.make_sb3_vec_env("l2o/Quadratic-v0", 3, seed=0, coordinatewise=coordinatewise, dim=3, horizon=8)
 
 
 class ConstantValue:
@@ -25,17 +26,21 @@ class ConstantValue:
         return 2.0 + obs[:, :1]
 
 
-def test_the_rollout_matches_sb3s_own_bootstrap():
+@pytest.mark.parametrize("coordinatewise", [True, False])
+def test_the_rollout_matches_sb3s_own_bootstrap(coordinatewise):
     models = []
+    policy = "MlpPolicy" if coordinatewise else "MultiInputPolicy"
+    envs = 9 if coordinatewise else 3
     for algorithm in (PPO, BatchedBootstrapPPO):
-        model = algorithm("MlpPolicy", VecMonitor(tiny_env()), n_steps=20, batch_size=60, n_epochs=1, seed=0, gamma=0.9)
-        model.learn(20 * 9)
+        env = VecMonitor(tiny_env(coordinatewise))
+        model = algorithm(policy, env, n_steps=20, batch_size=60, n_epochs=1, seed=0, gamma=0.9)
+        model.learn(20 * envs)
         models.append(model)
     sb3, ours = (model.rollout_buffer for model in models)
     assert np.allclose(ours.rewards, sb3.rewards, atol=1e-6) and np.allclose(ours.returns, sb3.returns, atol=1e-5)
     assert ours.episode_starts[1:].any()  # episodes of 8 steps ended inside the rollout
     episodes = [[(e["r"], e["l"]) for e in model.ep_info_buffer] for model in models]
-    assert len(episodes[0]) == 18 and episodes[1] == episodes[0]  # 9 envs, two episodes each
+    assert len(episodes[0]) == 2 * envs and episodes[1] == episodes[0]  # two episodes per env
 
 
 def test_truncated_envs_get_the_value_once_and_the_envs_infos_stay():

@@ -25,6 +25,13 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 TRUNCATED = "TimeLimit.truncated"
 
 
+def stacked(observations: list[Any]) -> Any:
+    """Single observations (arrays, or dicts of arrays) as one batch."""
+    if isinstance(observations[0], dict):
+        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    return np.stack(observations)
+
+
 class TruncationBootstrap(VecEnvWrapper):
     """`venv` whose truncated envs' rewards carry γ·V(terminal observation) from `policy`."""
 
@@ -43,7 +50,7 @@ class TruncationBootstrap(VecEnvWrapper):
             if infos[i].get("terminal_observation") is not None and infos[i].get(TRUNCATED, False)
         ]
         if cut:
-            terminal = np.stack([infos[i]["terminal_observation"] for i in cut])
+            terminal = stacked([infos[i]["terminal_observation"] for i in cut])
             with torch.no_grad():
                 values = self.policy.predict_values(self.policy.obs_to_tensor(terminal)[0])
             rewards = np.array(rewards, copy=True)
