@@ -150,6 +150,12 @@ def results_table(configs: list[str | None], seeds: list[int], results: dict) ->
                                 f"- {label(config)} {model} T={horizon} {name}: mean {statistics.fmean(ours):.4g} "
                                 f"outside the default's range [{min(theirs):.4g}, {max(theirs):.4g}]"
                             )
+    for horizon, result in results.items():
+        for name in AGAINST:
+            blank = " | ".join(
+                "—" if a == name else f"{100 * compare(result, name, a).win_fraction:.1f}" for a in AGAINST
+            )
+            lines.append(f"| tuned {name} | — | {horizon} | {blank} | {result.metrics[name].mean_cost:.4g} |")
     return lines, moved
 
 
