@@ -2,7 +2,8 @@
 results move.
 
 In one run: (1) PPO problem-steps/s of the default configuration and of each candidate
-(`--candidates`, config files merged over agents/rl/hyperparams.yaml), measured alternately in
+(`--candidates`, config files merged over agents/rl/hyperparams.yaml; `--baseline` a file for
+the default's place), measured alternately in
 this process (`benchmarks.ppo_throughput`: CPU time and wall time, median of `--rounds` rounds,
 the ratio to the default's); (2) full-length training of each configuration with every seed of
 `--seeds` (agents/rl/hyperparams.yaml's budget unless `--timesteps`; imitation warm start and
@@ -10,10 +11,11 @@ validation as configured); (3) the warm start, the best model (chosen on validat
 model of every run evaluated on the same `--instances` held-out test instances at T = 40 and
 T = 100 beside tuned Adam and tuned window_qn (the imitation teacher), paired by Li & Malik's cost
 (wins, mean cost). A candidate's figure is flagged as moved where its mean over seeds lies outside
-the default's range over seeds (the seed spread is the noise).
+the baseline's range over seeds (the seed spread is the noise).
 
 Training runs and evaluations are cells (`l2o_gym.execution`) kept under `--out`, so an
-interrupted check resumes; the page (`--docs`) keeps its notes below the marker.
+interrupted check resumes (cells name a configuration by its file: clear `--out` after editing
+one); the page (`--docs`) keeps its notes below the marker.
 
     python -m benchmarks.ppo_speed_check [--candidates agents/rl/ppo_fast.yaml] [--seeds 0,1,2]
         [--instances 200] [--rounds 3] [--out reports/ppo_speed_check] [--docs docs/ppo_speed.md]
@@ -58,7 +60,7 @@ def throughput_table(configs: list[str | None], rounds: int, quick: bool) -> lis
     }
     base_cpu, base_wall, _ = medians[configs[0]]
     lines = [
-        "| configuration | instances × d | problem-steps/s (CPU) | × default | problem-steps/s (wall) | × default "
+        "| configuration | instances × d | problem-steps/s (CPU) | × first | problem-steps/s (wall) | × first "
         "| update share (CPU) |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
@@ -123,7 +125,7 @@ def spread(values: list[float], percent: bool) -> str:
 
 def results_table(configs: list[str | None], seeds: list[int], results: dict) -> tuple[list[str], list[str]]:
     """Markdown rows (configuration, model, horizon: wins % against each tuned rule and mean cost,
-    mean [range] over seeds) and the lines naming every figure that moved beyond the default's range."""
+    mean [range] over seeds) and the lines naming every figure that moved beyond the baseline's (the first configuration's) range."""
     from l2o_gym.evaluation import compare
 
     header = "| configuration | model | T | " + " | ".join(f"wins vs {a} %" for a in AGAINST) + " | mean cost |"
@@ -148,7 +150,7 @@ def results_table(configs: list[str | None], seeds: list[int], results: dict) ->
                         if not min(theirs) <= statistics.fmean(ours) <= max(theirs):
                             moved.append(
                                 f"- {label(config)} {model} T={horizon} {name}: mean {statistics.fmean(ours):.4g} "
-                                f"outside the default's range [{min(theirs):.4g}, {max(theirs):.4g}]"
+                                f"outside {label(configs[0])}'s range [{min(theirs):.4g}, {max(theirs):.4g}]"
                             )
     for horizon, result in results.items():
         for name in AGAINST:
@@ -172,9 +174,10 @@ def page(args: argparse.Namespace, speed: list[str], results: list[str], moved: 
     candidates = ",".join(args.candidates)
     seeds = ",".join(map(str, args.seeds))
     command = f"python -m benchmarks.ppo_speed_check --candidates {candidates} --seeds {seeds}"
+    command += "" if args.baseline is None else f" --baseline {args.baseline}"
     command += f" --instances {args.instances} --rounds {args.rounds}"
     command += "" if args.timesteps is None else f" --timesteps {args.timesteps}"
-    verdict = "\n".join(moved) if moved else "No candidate figure lies outside the default's range over seeds."
+    verdict = "\n".join(moved) if moved else "No candidate's mean lies outside the baseline's range over seeds."
     return "\n".join(
         [
             "# PPO speed: faster settings against the default",
@@ -205,6 +208,7 @@ def page(args: argparse.Namespace, speed: list[str], results: list[str], moved: 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", default="agents/rl/ppo_fast.yaml", help="comma-separated config files")
+    parser.add_argument("--baseline", default=None, help="a config file for the baseline (default: hyperparams.yaml)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
@@ -218,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     missing = [c for c in args.candidates if not Path(c).is_file()]
     if missing or not args.candidates:
         parser.error(f"--candidates must name existing config files, got {missing or args.candidates}")
+    if args.baseline is not None and not Path(args.baseline).is_file():
+        parser.error(f"--baseline must name an existing config file, got {args.baseline!r}")
     try:
         args.seeds = sorted({int(s) for s in args.seeds.split(",")})
     except ValueError:
@@ -229,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.seeds) < 0:
         parser.error(f"--seeds must be integers >= 0, got {args.seeds}")
     torch.set_num_threads(1)
-    configs: list[str | None] = [None, *args.candidates]
+    configs: list[str | None] = [args.baseline, *args.candidates]
     started = time.perf_counter()
     speed = throughput_table(configs, args.rounds, args.quick)
     print("\n".join(speed), flush=True)
