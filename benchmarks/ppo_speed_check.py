@@ -125,7 +125,8 @@ def spread(values: list[float], percent: bool) -> str:
 
 def results_table(configs: list[str | None], seeds: list[int], results: dict) -> tuple[list[str], list[str]]:
     """Markdown rows (configuration, model, horizon: wins % against each tuned rule and mean cost,
-    mean [range] over seeds) and the lines naming every figure that moved beyond the baseline's (the first configuration's) range."""
+    mean [range] over seeds) and the lines naming every candidate figure whose mean lies outside the
+    baseline's (the first configuration's) range."""
     from l2o_gym.evaluation import compare
 
     header = "| configuration | model | T | " + " | ".join(f"wins vs {a} %" for a in AGAINST) + " | mean cost |"
