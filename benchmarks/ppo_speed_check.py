@@ -123,6 +123,22 @@ def spread(values: list[float], percent: bool) -> str:
     return f"{show(statistics.fmean(values))} [{show(min(values))}–{show(max(values))}]"
 
 
+def moved_lines(what: str, ours: list[list[float]], theirs: list[list[float]], baseline: str) -> list[str]:
+    """A line for each figure (wins against each tuned rule, mean cost; one list of seeds each)
+    whose mean over our seeds lies outside the baseline's range over its seeds, saying which way."""
+    lines = []
+    for name, values, base in zip([*AGAINST, "mean cost"], ours, theirs, strict=True):
+        mean = statistics.fmean(values)
+        if min(base) <= mean <= max(base):
+            continue
+        better = mean < min(base) if name == "mean cost" else mean > max(base)
+        lines.append(
+            f"- {what} {name}: mean {mean:.4g} outside {baseline}'s range [{min(base):.4g}, {max(base):.4g}] "
+            f"({'better' if better else 'worse'})"
+        )
+    return lines
+
+
 def results_table(configs: list[str | None], seeds: list[int], results: dict) -> tuple[list[str], list[str]]:
     """Markdown rows (configuration, model, horizon: wins % against each tuned rule and mean cost,
     mean [range] over seeds) and the lines naming every candidate figure whose mean lies outside the
@@ -145,14 +161,9 @@ def results_table(configs: list[str | None], seeds: list[int], results: dict) ->
                 figures[config, model, horizon] = columns
                 cells = [spread(c, percent=i < len(AGAINST)) for i, c in enumerate(columns)]
                 lines.append(f"| {label(config)} | {model} | {horizon} | " + " | ".join(cells) + " |")
-                if config is not None:
-                    base = figures[configs[0], model, horizon]
-                    for name, ours, theirs in zip([*AGAINST, "mean cost"], columns, base, strict=True):
-                        if not min(theirs) <= statistics.fmean(ours) <= max(theirs):
-                            moved.append(
-                                f"- {label(config)} {model} T={horizon} {name}: mean {statistics.fmean(ours):.4g} "
-                                f"outside {label(configs[0])}'s range [{min(theirs):.4g}, {max(theirs):.4g}]"
-                            )
+                if config != configs[0]:
+                    what = f"{label(config)} {model} T={horizon}"
+                    moved += moved_lines(what, columns, figures[configs[0], model, horizon], label(configs[0]))
     for horizon, result in results.items():
         for name in AGAINST:
             blank = " | ".join(
@@ -179,6 +190,7 @@ def page(args: argparse.Namespace, speed: list[str], results: list[str], moved: 
     command += f" --instances {args.instances} --rounds {args.rounds}"
     command += "" if args.timesteps is None else f" --timesteps {args.timesteps}"
     verdict = "\n".join(moved) if moved else "No candidate's mean lies outside the baseline's range over seeds."
+    verdict = "Figures outside the baseline's range over seeds:\n\n" + verdict if moved else verdict
     return "\n".join(
         [
             "# PPO speed: faster settings against the default",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.ppo_speed_check import label, main
+from benchmarks.ppo_speed_check import label, main, moved_lines
 
 
 def test_throughput_table_at_tiny_sizes(capsys):
@@ -24,3 +24,14 @@ def test_labels_and_bad_arguments(capsys):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_moved_figures_name_their_direction():
+    base = [[0.90, 0.95, 0.97], [0.40, 0.50, 0.60], [1.0, 1.1, 1.2]]  # wins vs adam, vs window_qn; mean cost
+    assert moved_lines("c", [[0.91, 0.96, 0.97], [0.45, 0.5, 0.55], [1.05, 1.1, 1.1]], base, "default") == []
+    lines = moved_lines("c", [[0.99, 0.99, 1.0], [0.2, 0.3, 0.3], [1.3, 1.4, 1.5]], base, "default")
+    assert len(lines) == 3 and "adam" in lines[0] and lines[0].endswith("(better)")
+    assert "window_qn" in lines[1] and lines[1].endswith("(worse)") and lines[2].endswith("(worse)")
+    assert moved_lines("c", [[0.9], [0.5], [0.8]], base, "default") == [
+        "- c mean cost: mean 0.8 outside default's range [1, 1.2] (better)"
+    ]
