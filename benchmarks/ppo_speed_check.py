@@ -35,12 +35,13 @@ from benchmarks.ppo_throughput import PPO_ENV, PPOThroughput, measure_ppo
 HORIZONS = (40, 100)
 AGAINST = ("adam", "window_qn")
 MODELS = ("warm_start", "best_model", "model")  # run folders: the warm start, the best, the final model
+DEFAULT = "default"  # names agents/rl/hyperparams.yaml as it is in --baseline / --candidates
 KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -->"
 
 
 def label(config: str | None) -> str:
     """A configuration's short name: "default", or its file's stem without "ppo_"."""
-    return "default" if config is None else Path(config).stem.removeprefix("ppo_")
+    return DEFAULT if config is None else Path(config).stem.removeprefix("ppo_")
 
 
 def throughput_table(configs: list[str | None], rounds: int, quick: bool) -> list[str]:
@@ -186,7 +187,7 @@ def page(args: argparse.Namespace, speed: list[str], results: list[str], moved: 
     candidates = ",".join(args.candidates)
     seeds = ",".join(map(str, args.seeds))
     command = f"python -m benchmarks.ppo_speed_check --candidates {candidates} --seeds {seeds}"
-    command += "" if args.baseline is None else f" --baseline {args.baseline}"
+    command += "" if args.baseline == DEFAULT else f" --baseline {args.baseline}"
     command += f" --instances {args.instances} --rounds {args.rounds}"
     command += "" if args.timesteps is None else f" --timesteps {args.timesteps}"
     verdict = "\n".join(moved) if moved else "No candidate's mean lies outside the baseline's range over seeds."
@@ -218,10 +219,11 @@ def page(args: argparse.Namespace, speed: list[str], results: list[str], moved: 
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The checked arguments; `configs`: the baseline, then the candidates (None: hyperparams.yaml as it is)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--candidates", default="agents/rl/ppo_fast.yaml", help="comma-separated config files")
-    parser.add_argument("--baseline", default=None, help="a config file for the baseline (default: hyperparams.yaml)")
+    parser.add_argument("--baseline", default=DEFAULT, help="a config file (default: hyperparams.yaml as it is)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
@@ -232,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny throughput sizes: a smoke test")
     args = parser.parse_args(argv)
     args.candidates = [c for c in args.candidates.split(",") if c]
-    missing = [c for c in args.candidates if not Path(c).is_file()]
-    if missing or not args.candidates:
-        parser.error(f"--candidates must name existing config files, got {missing or args.candidates}")
-    if args.baseline is not None and not Path(args.baseline).is_file():
-        parser.error(f"--baseline must name an existing config file, got {args.baseline!r}")
+    named = [args.baseline, *args.candidates]
+    missing = [c for c in named if c != DEFAULT and not Path(c).is_file()]
+    if missing or not args.candidates or len(set(named)) < len(named):
+        allowed = f"distinct existing config files or {DEFAULT!r}"
+        parser.error(f"--baseline and --candidates must name {allowed}, got {missing or named}")
+    args.configs = [None if c == DEFAULT else c for c in named]
     try:
         args.seeds = sorted({int(s) for s in args.seeds.split(",")})
     except ValueError:
@@ -247,8 +250,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name} must be a positive integer, got {value}")
     if min(args.seeds) < 0:
         parser.error(f"--seeds must be integers >= 0, got {args.seeds}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     torch.set_num_threads(1)
-    configs: list[str | None] = [args.baseline, *args.candidates]
+    configs = args.configs
     started = time.perf_counter()
     speed = throughput_table(configs, args.rounds, args.quick)
     print("\n".join(speed), flush=True)

@@ -17,7 +17,8 @@ def test_throughput_table_at_tiny_sizes(capsys):
 def test_labels_and_bad_arguments(capsys):
     assert label(None) == "default" and label("agents/rl/ppo_fast_subsampled.yaml") == "fast_subsampled"
     for argv, message in (
-        (["--candidates", "missing.yaml"], "--candidates must name existing config files"),
+        (["--candidates", "missing.yaml"], "--baseline and --candidates must name distinct existing config files"),
+        (["--candidates", "default"], "--baseline and --candidates must name distinct"),
         (["--seeds", "a"], "--seeds must be comma-separated integers"),
         (["--instances", "0"], "--instances must be a positive integer"),
     ):
