@@ -45,33 +45,38 @@ def label(config: str | None) -> str:
 
 
 def throughput_table(configs: list[str | None], rounds: int, quick: bool) -> list[str]:
-    """Markdown rows: each configuration's problem-steps/s (CPU, wall; median of `rounds`
-    alternating rounds) and its ratio to the first configuration's."""
-    measured: dict[str | None, list[PPOThroughput]] = {config: [] for config in configs}
+    """Markdown rows: problem-steps/s (CPU, wall; median of `rounds` alternating rounds) of the
+    baseline with SB3's own PPO and torch's tanh (the code before agents/rl/fast_tanh.py and
+    truncation_bootstrap.py), then of every configuration as `train_sb3` runs it; ratios to the first."""
+    cases = [(configs[0], False), *((config, True) for config in configs)]
+    measured: dict[tuple[str | None, bool], list[PPOThroughput]] = {case: [] for case in cases}
     for _ in range(rounds):
-        for config in configs:
-            measured[config].append(measure_ppo(config, rollouts=1 if quick else 4, quick=quick))
-            found = measured[config][-1]
+        for config, speedups in cases:
+            last = measure_ppo(config, rollouts=1 if quick else 4, quick=quick, speedups=speedups)
+            measured[config, speedups].append(last)
             print(
-                f"{label(config)}: {found.cpu_rate:,.0f} problem-steps/s CPU, {found.wall_rate:,.0f} wall", flush=True
+                f"{case_label(config, speedups)}: {last.cpu_rate:,.0f} problem-steps/s CPU, {last.wall_rate:,.0f} wall"
             )
-    medians = {
-        config: (statistics.median(m.cpu_rate for m in runs), statistics.median(m.wall_rate for m in runs), runs[0])
-        for config, runs in measured.items()
-    }
-    base_cpu, base_wall, _ = medians[configs[0]]
+    first_cpu = statistics.median(m.cpu_rate for m in measured[cases[0]])
+    first_wall = statistics.median(m.wall_rate for m in measured[cases[0]])
     lines = [
         "| configuration | instances × d | problem-steps/s (CPU) | × first | problem-steps/s (wall) | × first "
         "| update share (CPU) |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for config, (cpu, wall, first) in medians.items():
-        share = statistics.median(m.update_share for m in measured[config])
+    for (config, speedups), runs in measured.items():
+        cpu, wall = statistics.median(m.cpu_rate for m in runs), statistics.median(m.wall_rate for m in runs)
+        share = statistics.median(m.update_share for m in runs)
+        size = f"{runs[0].num_envs} × {runs[0].dim}"
         lines.append(
-            f"| {label(config)} | {first.num_envs} × {first.dim} | {cpu:,.0f} | {cpu / base_cpu:.2f}× | {wall:,.0f} | "
-            f"{wall / base_wall:.2f}× | {share:.0%} |"
+            f"| {case_label(config, speedups)} | {size} | {cpu:,.0f} | {cpu / first_cpu:.2f}× "
+            f"| {wall:,.0f} | {wall / first_wall:.2f}× | {share:.0%} |"
         )
     return lines
+
+
+def case_label(config: str | None, speedups: bool) -> str:
+    return label(config) + ("" if speedups else " (SB3's own PPO, torch tanh)")
 
 
 def training(configs: list[str | None], args: argparse.Namespace) -> dict[tuple[str | None, int], dict]:

@@ -54,10 +54,17 @@ def quick_config(config: Any) -> Any:
 
 
 def measure_ppo(
-    config: str | Path | None = None, *, env_id: str = PPO_ENV, rollouts: int = 4, quick: bool = False, seed: int = 0
+    config: str | Path | None = None,
+    *,
+    env_id: str = PPO_ENV,
+    rollouts: int = 4,
+    quick: bool = False,
+    seed: int = 0,
+    speedups: bool = True,
 ) -> PPOThroughput:
     """PPO on `env_id` with its hyperparameters (and the file `config` over them): `rollouts`
-    rollouts and updates timed after one warm-up rollout and update."""
+    rollouts and updates timed after one warm-up rollout and update. `speedups=False`: SB3's own
+    PPO and torch's tanh (`agents.rl.sb3_training.build_model`), to measure what they save."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     from agents.rl.config import check_training_config, load_training_config
@@ -83,14 +90,14 @@ def measure_ppo(
 
     venv, raw, _ = build_env(training, family, seed)
     with tempfile.TemporaryDirectory() as logs:
-        model = build_model("ppo", training, venv, seed, Path(logs), verbose=0)
+        model = build_model("ppo", training, venv, seed, Path(logs), verbose=0, speedups=speedups)
         per_rollout = int(training.algo["n_steps"]) * venv.num_envs
         model.learn(per_rollout)  # warm-up: one rollout and one update
         clock = RolloutClock()
         cpu, wall = time.process_time(), time.perf_counter()
         model.learn(rollouts * per_rollout, reset_num_timesteps=False, callback=clock)
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    label = "training configuration" + (f" + {config}" if config else "")
+    label = "training configuration" + (f" + {config}" if config else "") + ("" if speedups else ", SB3's own PPO")
     problem_steps = rollouts * int(training.algo["n_steps"]) * training.num_envs
     return PPOThroughput(label, training.num_envs, raw.dim, problem_steps, cpu, wall, clock.collecting)
 

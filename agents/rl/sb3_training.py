@@ -54,14 +54,16 @@ from l2o_gym.rewards import ReferenceReward
 from l2o_gym.update_rule import UpdateRule
 
 
-def algorithm_class(algo: str) -> type:
+def algorithm_class(algo: str, batched_bootstrap: bool = True) -> type:
+    """The SB3 (or sb3-contrib) algorithm class; PPO and A2C with batched truncation bootstraps
+    (`agents.rl.truncation_bootstrap`) unless `batched_bootstrap` is False."""
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
     if algo == "recurrent_ppo":
         from sb3_contrib import RecurrentPPO
 
         return RecurrentPPO
-    if algo in ("ppo", "a2c"):  # SB3's, with truncated episodes bootstrapped in one batched value pass
+    if algo in ("ppo", "a2c") and batched_bootstrap:
         from agents.rl.truncation_bootstrap import BatchedBootstrapA2C, BatchedBootstrapPPO
 
         return BatchedBootstrapPPO if algo == "ppo" else BatchedBootstrapA2C
@@ -261,10 +263,14 @@ def run_meta(
     }
 
 
-def build_model(algo: str, config: TrainingConfig, venv: VecEnv, seed: int, out_dir: Path, verbose: int) -> Any:
-    """The SB3 model; its policy's tanh layers compute tanh through one sigmoid (the same function
-    within 2.4e-7, several times faster on CPU: `agents.rl.fast_tanh`; saved policies unchanged)."""
-    model = algorithm_class(algo)(
+def build_model(
+    algo: str, config: TrainingConfig, venv: VecEnv, seed: int, out_dir: Path, verbose: int, speedups: bool = True
+) -> Any:
+    """The SB3 model: for PPO and A2C the algorithm with batched truncation bootstraps
+    (`agents.rl.truncation_bootstrap`), and its policy's tanh layers computing tanh through one
+    sigmoid (the same function within 2.4e-7, several times faster on CPU: `agents.rl.fast_tanh`;
+    saved policies unchanged). `speedups=False`: SB3's own class and `nn.Tanh` (to measure them)."""
+    model = algorithm_class(algo, batched_bootstrap=speedups)(
         policy_name(algo, config.coordinatewise),
         venv,
         seed=seed,
@@ -273,7 +279,8 @@ def build_model(algo: str, config: TrainingConfig, venv: VecEnv, seed: int, out_
         policy_kwargs=policy_kwargs_from_config(config.policy),
         **algo_kwargs(with_schedules(config.algo)),
     )
-    use_sigmoid_tanh(model.policy)
+    if speedups:
+        use_sigmoid_tanh(model.policy)
     return model
 
 
