@@ -14,7 +14,8 @@ included) and its per-step time is divided by the bare loop's:
   built as a training run builds it, no warm start, no validation; `benchmarks.ppo_throughput`):
   problem-steps/s (instance steps, one per B instances and step, whatever d) and the share of
   the CPU time spent in the update, against the bare loop's problem-steps/s on the same
-  instances; then the same with agents/rl/ppo_fast.yaml over it.
+  instances; then the same with agents/rl/ppo_logistic_previous.yaml over it (the settings
+  before docs/ppo_speed.md's).
 
 Times are CPU time of this process by default (``--clock cpu``; one torch thread, so the same as
 wall time on an idle machine): on a machine shared with other jobs they move far less between
@@ -50,7 +51,7 @@ QUAD = "l2o/Quadratic-v0"
 KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -->"
 META_FAMILIES = ("l2o/MAMLSinusoid-v0", "l2o/MAMLDigits-v0", "l2o/MANNDigits-v0", "l2o/HyperNetDigits-v0")
 PPO_ENV = "l2o/LogisticRegression-v0"
-PPO_FAST = "agents/rl/ppo_fast.yaml"  # faster PPO settings (docs/ppo_speed.md)
+PPO_PREVIOUS = "agents/rl/ppo_logistic_previous.yaml"  # the PPO settings before docs/ppo_speed.md
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]  # what every measurement reads; set by main (--clock)
 
@@ -218,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     histories(table, (5, 25, 100), 8 if q else 1024, seconds)
     meta_families(table, META_FAMILIES[:1] if q else META_FAMILIES, 2 if q else 16, seconds, 1 if q else 20)
     ppo_throughput(table, 0.01 if q else 4.0, q)
-    if Path(PPO_FAST).is_file():
-        ppo_throughput(table, 0.01 if q else 4.0, q, PPO_FAST)
+    if Path(PPO_PREVIOUS).is_file():
+        ppo_throughput(table, 0.01 if q else 4.0, q, PPO_PREVIOUS)
     elapsed = time.perf_counter() - started
     text = "\n".join(
         [

@@ -1,11 +1,12 @@
 """Faster PPO settings against the default on logistic regression: speed, and whether the learned
 results move.
 
-In one run: (1) PPO problem-steps/s of the default configuration and of each candidate
-(`--candidates`, config files merged over agents/rl/hyperparams.yaml; `--baseline` a file for
-the default's place), measured alternately in
+In one run: (1) PPO problem-steps/s of the baseline configuration (`--baseline`, by default the
+settings before this check: agents/rl/ppo_logistic_previous.yaml) and of each candidate
+(`--candidates`; config files merged over agents/rl/hyperparams.yaml, `default` for that file as
+it is), measured alternately in
 this process (`benchmarks.ppo_throughput`: CPU time and wall time, median of `--rounds` rounds,
-the ratio to the default's); (2) full-length training of each configuration with every seed of
+the ratio to the baseline's); (2) full-length training of each configuration with every seed of
 `--seeds` (agents/rl/hyperparams.yaml's budget unless `--timesteps`; imitation warm start and
 validation as configured); (3) the warm start, the best model (chosen on validation) and the final
 model of every run evaluated on the same `--instances` held-out test instances at T = 40 and
@@ -17,8 +18,9 @@ Training runs and evaluations are cells (`l2o_gym.execution`) kept under `--out`
 interrupted check resumes (cells name a configuration by its file: clear `--out` after editing
 one); the page (`--docs`) keeps its notes below the marker.
 
-    python -m benchmarks.ppo_speed_check [--candidates agents/rl/ppo_fast.yaml] [--seeds 0,1,2]
-        [--instances 200] [--rounds 3] [--out reports/ppo_speed_check] [--docs docs/ppo_speed.md]
+    python -m benchmarks.ppo_speed_check [--baseline agents/rl/ppo_logistic_previous.yaml]
+        [--candidates default,agents/rl/ppo_fast.yaml] [--seeds 0,1,2] [--instances 200] [--rounds 3]
+        [--out reports/ppo_speed_check] [--docs docs/ppo_speed.md]
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ HORIZONS = (40, 100)
 AGAINST = ("adam", "window_qn")
 MODELS = ("warm_start", "best_model", "model")  # run folders: the warm start, the best, the final model
 DEFAULT = "default"  # names agents/rl/hyperparams.yaml as it is in --baseline / --candidates
+PREVIOUS = "agents/rl/ppo_logistic_previous.yaml"  # the settings before this check made the faster ones default
 KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -->"
 
 
@@ -191,8 +194,8 @@ def runs_table(trained: dict) -> list[str]:
 def page(args: argparse.Namespace, speed: list[str], results: list[str], moved: list[str], runs: list[str]) -> str:
     candidates = ",".join(args.candidates)
     seeds = ",".join(map(str, args.seeds))
-    command = f"python -m benchmarks.ppo_speed_check --candidates {candidates} --seeds {seeds}"
-    command += "" if args.baseline == DEFAULT else f" --baseline {args.baseline}"
+    command = f"python -m benchmarks.ppo_speed_check --baseline {args.baseline} --candidates {candidates}"
+    command += f" --seeds {seeds}"
     command += f" --instances {args.instances} --rounds {args.rounds}"
     command += "" if args.timesteps is None else f" --timesteps {args.timesteps}"
     verdict = "\n".join(moved) if moved else "No candidate's mean lies outside the baseline's range over seeds."
@@ -227,8 +230,8 @@ def page(args: argparse.Namespace, speed: list[str], results: list[str], moved: 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The checked arguments; `configs`: the baseline, then the candidates (None: hyperparams.yaml as it is)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--candidates", default="agents/rl/ppo_fast.yaml", help="comma-separated config files")
-    parser.add_argument("--baseline", default=DEFAULT, help="a config file (default: hyperparams.yaml as it is)")
+    parser.add_argument("--candidates", default=DEFAULT, help="comma-separated config files or 'default'")
+    parser.add_argument("--baseline", default=PREVIOUS, help="a config file or 'default' (hyperparams.yaml as it is)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds")
