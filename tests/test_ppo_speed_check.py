@@ -9,10 +9,10 @@ from benchmarks.ppo_speed_check import label, main, moved_lines
 
 
 def test_throughput_table_at_tiny_sizes(capsys):
-    assert main(["--throughput-only", "--quick", "--rounds", "1", "--candidates", "agents/rl/ppo_fast.yaml"]) == 0
+    assert main(["--throughput-only", "--quick", "--rounds", "1"]) == 0  # the previous settings, then the default
     out = capsys.readouterr().out
-    assert "| default (SB3's own PPO, torch tanh) | 2 × 4 |" in out and "| default | 2 × 4 |" in out
-    assert "| fast | 2 × 4 |" in out and "1.00×" in out
+    assert "| logistic_previous (SB3's own PPO, torch tanh) | 2 × 4 |" in out and "1.00×" in out
+    assert "| logistic_previous | 2 × 4 |" in out and "| default | 2 × 4 |" in out
 
 
 def test_labels_and_bad_arguments(capsys):
