@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.ppo_speed_check import label, main, moved_lines
+from benchmarks.ppo_speed_check import label, main, moved_lines, parse_args
 
 
 def test_throughput_table_at_tiny_sizes(capsys):
@@ -19,13 +19,15 @@ def test_labels_and_bad_arguments(capsys):
     assert label(None) == "default" and label("agents/rl/ppo_fast_subsampled.yaml") == "fast_subsampled"
     for argv, message in (
         (["--candidates", "missing.yaml"], "--baseline and --candidates must name distinct existing config files"),
-        (["--candidates", "default"], "--baseline and --candidates must name distinct"),
+        (["--baseline", "default", "--candidates", "default"], "--baseline and --candidates must name distinct"),
         (["--seeds", "a"], "--seeds must be comma-separated integers"),
         (["--instances", "0"], "--instances must be a positive integer"),
     ):
         with pytest.raises(SystemExit) as exit_info:
-            main(argv)
+            parse_args(argv)  # refused before any work
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+    args = parse_args(["--baseline", "default", "--candidates", "agents/rl/ppo_fast.yaml"])
+    assert args.configs == [None, "agents/rl/ppo_fast.yaml"] and args.seeds == [0, 1, 2]
 
 
 def test_moved_figures_name_their_direction():
