@@ -11,9 +11,11 @@ included) and its per-step time is divided by the bare loop's:
 * the history length H = 5, 25, 100 (Quadratic, ``make_vec``), also as a ratio to H = 25;
 * each meta-learning family (B = 16, coordinatewise ``make_vec``) against its own bare loop;
 * PPO end to end with the logistic-regression training configuration (agents/rl/hyperparams.yaml,
-  no warm start, no validation): problem-steps/s (instance steps, one per B instances and step,
-  whatever d) and the share of the time spent in the update, against the bare loop's
-  problem-steps/s on the same instances; then the same with agents/rl/ppo_fast.yaml over it.
+  built as a training run builds it, no warm start, no validation; `benchmarks.ppo_throughput`):
+  problem-steps/s (instance steps, one per B instances and step, whatever d) and the share of
+  the CPU time spent in the update, against the bare loop's problem-steps/s on the same
+  instances; then the same with agents/rl/ppo_logistic_previous.yaml over it (the settings
+  before docs/ppo_speed.md's).
 
 Where a C compiler is found the env steps use the compiled kernels of `l2o_gym.native_kernel`
 (the header says so); ``L2O_GYM_NO_KERNEL=1`` measures the torch code alone. Times are CPU time
@@ -52,7 +54,7 @@ QUAD = "l2o/Quadratic-v0"
 KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -->"
 META_FAMILIES = ("l2o/MAMLSinusoid-v0", "l2o/MAMLDigits-v0", "l2o/MANNDigits-v0", "l2o/HyperNetDigits-v0")
 PPO_ENV = "l2o/LogisticRegression-v0"
-PPO_FAST = "agents/rl/ppo_fast.yaml"  # faster update settings, an option (docs/speed.md)
+PPO_PREVIOUS = "agents/rl/ppo_logistic_previous.yaml"  # the PPO settings before docs/ppo_speed.md
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]  # what every measurement reads; set by main (--clock)
 
@@ -183,60 +185,19 @@ def meta_families(table: Table, families: tuple[str, ...], batch: int, seconds: 
 
 
 def ppo_throughput(table: Table, seconds: float, quick: bool, config: str | None = None) -> None:
-    """PPO with the logistic-regression configuration (and a --config file over it):
-    problem-steps/s and the update's share."""
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.callbacks import BaseCallback
+    """PPO with the logistic-regression configuration (and a --config file over it), built as a
+    training run builds it (`benchmarks.ppo_throughput`): problem-steps/s and the update's share."""
+    from benchmarks.ppo_throughput import measure_ppo
 
-    from agents.rl.hyperparams import load_hyperparams
-    from agents.rl.sb3_training import policy_name, step_form_from_config, with_schedules
-    from agents.runtime.sb3_policy_io import policy_kwargs_from_config
-    from agents.runtime.step_forms import StepFormVecEnv
-    from l2o_gym.registry import env_options
-
-    params = load_hyperparams(PPO_ENV, "ppo", config)
-    algo = with_schedules(params["algo"])
-    num_envs = int(params["num_envs"])
-    if quick:
-        num_envs, algo = 2, {**algo, "n_steps": 4, "batch_size": 16, "n_epochs": 1}
-    raw = l2o_gym.make_sb3_vec_env(
-        PPO_ENV, num_envs, seed=0, coordinatewise=True, **{**env_options(PPO_ENV), **params["env"]}
-    )
-    venv = StepFormVecEnv(raw, step_form_from_config(params.get("step")))
-    model = PPO(
-        policy_name("ppo", True), venv, seed=0, policy_kwargs=policy_kwargs_from_config(params.get("policy")), **algo
-    )
-
-    class RolloutClock(BaseCallback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.collecting = 0.0
-            self._start = 0.0
-
-        def _on_rollout_start(self) -> None:
-            self._start = clock()
-
-        def _on_rollout_end(self) -> None:
-            self.collecting += clock() - self._start
-
-        def _on_step(self) -> bool:
-            return True
-
-    per_rollout = algo["n_steps"] * venv.num_envs
-    model.learn(per_rollout)  # warm-up: one rollout and one update
-    rollout_clock = RolloutClock()
-    rollouts = 1 if quick else max(1, min(4, int(seconds)))
-    start = clock()
-    model.learn(rollouts * per_rollout, reset_num_timesteps=False, callback=rollout_clock)
-    spent = clock() - start
-    problem_steps = rollouts * algo["n_steps"] * num_envs
-    bare = bare_loop(PPO_ENV, num_envs, seconds)
+    measured = measure_ppo(config, env_id=PPO_ENV, rollouts=1 if quick else max(1, min(4, int(seconds))), quick=quick)
+    spent = measured.cpu_s if clock is time.process_time else measured.wall_s
+    bare = bare_loop(PPO_ENV, measured.num_envs, seconds)
     note = (
-        f"{problem_steps / spent:,.0f} problem-steps/s ({num_envs} instances × d={raw.dim}); "
-        f"update {100 * (1 - rollout_clock.collecting / spent):.0f} % of the time"
+        f"{measured.problem_steps / spent:,.0f} problem-steps/s ({measured.num_envs} instances × d={measured.dim}); "
+        f"update {100 * measured.update_share:.0f} % of the CPU time"
     )
     what = f"PPO on {PPO_ENV}, its training configuration" + (f" + {config}" if config else "")
-    table.add(what, bare, spent / (rollouts * algo["n_steps"]), note)
+    table.add(what, bare, spent * measured.num_envs / measured.problem_steps, note)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,8 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     histories(table, (5, 25, 100), 8 if q else 1024, seconds)
     meta_families(table, META_FAMILIES[:1] if q else META_FAMILIES, 2 if q else 16, seconds, 1 if q else 20)
     ppo_throughput(table, 0.01 if q else 4.0, q)
-    if Path(PPO_FAST).is_file():
-        ppo_throughput(table, 0.01 if q else 4.0, q, PPO_FAST)
+    if Path(PPO_PREVIOUS).is_file():
+        ppo_throughput(table, 0.01 if q else 4.0, q, PPO_PREVIOUS)
     elapsed = time.perf_counter() - started
     kernels = "compiled step kernels" if native_kernel.library() is not None else "torch only (no step kernels)"
     text = "\n".join(
