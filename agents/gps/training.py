@@ -207,16 +207,18 @@ def _start(
     family = make_family(env_id, **(family_kwargs or {}))
     if resume:
         controllers, net_state, state, adaptation = _load_checkpoint(checkpoint)
-        net = CoordinatewisePolicyNet(net_state["feature_mean"].numel(), state["action_scale"])
+        net = CoordinatewisePolicyNet(
+            net_state["feature_mean"].numel(), state["action_scale"], form=options.policy_form
+        )
         net.load_state_dict(net_state)
         return controllers, net, state, adaptation
     base_scale = options.action_scale or family.default_action_scale
-    provisional = make_observation(True, family.dim, options.history, base_scale)
+    provisional = make_observation(True, family.dim, options.history, base_scale, time_features=options.time_features)
     setting = _family_momentum(env_id, family_kwargs, options) if options.init == "family" else None
     controllers, largest_step = initial_controllers(train, options.horizon, options.init_std, provisional, setting)
     action_scale = float(max(base_scale, ACTION_HEADROOM * largest_step))
     state = {"iteration": 0.0, "best_cost": float("inf"), "action_scale": action_scale}
-    net = CoordinatewisePolicyNet(provisional.num_features, action_scale)
+    net = CoordinatewisePolicyNet(provisional.num_features, action_scale, form=options.policy_form)
     if setting is not None:
         net.start_as_momentum(*setting)
     return controllers, net, state, _fresh_adaptation(controllers, train.batch_size)
@@ -245,8 +247,8 @@ def train_gps(
     fit_generator = torch.Generator().manual_seed(options.seed + 7)
     f_star = _training_optima(train, options)
     controllers, net, state, adaptation = _start(env_id, family_kwargs, train, options, out_dir / CHECKPOINT, resume)
-    observation = make_observation(True, family.dim, options.history, net.action_scale)
-    rule = GPSOptimizer(net, options.history)
+    rule = GPSOptimizer(net, options.history, time_features=options.time_features)
+    observation = rule.observation(family.dim)
     training_meta = {"options": options.to_dict(), "env_id": env_id, "family_kwargs": family_kwargs or {}}
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
