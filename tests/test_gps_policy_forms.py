@@ -13,11 +13,12 @@ from agents.gps.coordinate_state import GRADIENT, LAST_STEP
 from agents.gps.options import GPSOptions
 from agents.gps.policy import LOG_GAIN_BOUND, CoordinatewisePolicyNet, GPSOptimizer
 from agents.gps.policy_fit import fit_policy, linearise_policy
-from agents.gps.training import train_gps
+from agents.gps.training import CHECKPOINT, OPTIONS_FILE, check_run_folder, train_gps
 from agents.runtime.saved_rules import META_FILE, load_rule, read_meta
 from l2o_gym.features import TIME_SCALES, make_observation
 from l2o_gym.registry import make_family
 from l2o_gym.unroll import unroll
+from tests.test_gps_training import TINY
 
 ENV = "l2o/LogisticRegression-v0"
 
@@ -81,19 +82,7 @@ def test_the_fit_uses_the_observation_beyond_the_controllers_state() -> None:
 
 
 def test_time_features_and_form_survive_training_and_loading(tmp_path) -> None:
-    options = GPSOptions(
-        instances=3,
-        samples=4,
-        horizon=5,
-        iterations=1,
-        inner_iterations=1,
-        policy_steps=5,
-        policy_batch=64,
-        mixture_components=2,
-        validation_instances=4,
-        policy_form="gains",
-        time_features=True,
-    )
+    options = GPSOptions(**{**TINY, "samples": 4, "horizon": 5, "policy_form": "gains", "time_features": True})
     best = train_gps(ENV, tmp_path / "run", options, progress=False)
     meta = read_meta(best)
     assert meta["time_features"] is True and meta["architecture"]["form"] == "gains"
@@ -119,3 +108,13 @@ def test_rules_saved_without_a_form_load_as_additive(tmp_path) -> None:
     meta_path.write_text(json.dumps(meta))
     loaded = load_rule(tmp_path / "rule")
     assert loaded.net.form == "additive" and loaded.time_features is False
+
+
+def test_a_run_saved_before_the_forms_resumes_as_additive(tmp_path) -> None:
+    recorded = GPSOptions(policy_form="additive").to_dict()
+    del recorded["policy_form"], recorded["time_features"]
+    (tmp_path / OPTIONS_FILE).write_text(json.dumps(recorded))
+    (tmp_path / CHECKPOINT).write_bytes(b"")
+    check_run_folder(tmp_path, GPSOptions(policy_form="additive"), resume=True)
+    with pytest.raises(ValueError, match="policy_form"):
+        check_run_folder(tmp_path, GPSOptions(), resume=True)  # the default form is "gains" now

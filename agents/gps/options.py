@@ -58,7 +58,7 @@ class GPSOptions:
     adapt_kl_step: bool = True
     gain_bound: float | None = 10.0
     cost_shaping: str = "none"
-    policy_form: str = "additive"
+    policy_form: str = "gains"
     time_features: bool = False
     seed: int = 0
 

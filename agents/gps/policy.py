@@ -83,12 +83,8 @@ class CoordinatewisePolicyNet(nn.Module):
         return self.action_scale * network[..., 0] + gradient_gain * raw[..., 0] + last_step_gain * raw[..., 1]
 
     def architecture(self) -> dict[str, Any]:
-        return {
-            "num_features": self.num_features,
-            "hidden": self.hidden,
-            "action_scale": self.action_scale,
-            "form": self.form,
-        }
+        """What `load` needs to rebuild the network: num_features, hidden, action_scale, form."""
+        return {name: getattr(self, name) for name in ("num_features", "hidden", "action_scale", "form")}
 
 
 def raw_inputs(state: OptimizationState) -> Tensor:

@@ -54,6 +54,8 @@ from l2o_gym.unroll import unroll
 CHECKPOINT = "checkpoint.pt"
 OPTIONS_FILE = "gps_options.json"
 ACTION_HEADROOM = 1.5  # the policy's step bound is at least this multiple of the largest initial step
+# what a run trained before an option existed used (others added since: their defaults)
+BEFORE_THE_OPTION = {"policy_form": "additive", "time_features": False}
 
 
 def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> None:
@@ -64,7 +66,7 @@ def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> 
     if resume:
         if not checkpoint.is_file() or not saved.is_file():
             raise ValueError(f"resume: {str(out_dir)!r} holds no GPS checkpoint ({CHECKPOINT}, {OPTIONS_FILE})")
-        recorded = {**GPSOptions().to_dict(), **json.loads(saved.read_text())}  # options added since: defaults
+        recorded = {**GPSOptions().to_dict(), **BEFORE_THE_OPTION, **json.loads(saved.read_text())}
         before = {k: v for k, v in recorded.items() if k != "iterations"}
         now = {k: v for k, v in options.to_dict().items() if k != "iterations"}
         if before != now:
