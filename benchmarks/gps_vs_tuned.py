@@ -12,6 +12,10 @@ is measured in this run. The table is written into docs/gps.md between its resul
 
     python benchmarks/gps_vs_tuned.py [--envs l2o/LogisticRegression-v0,...] [--instances 200]
         [--horizons 40,100] [--out runs/gps_bench] [--config gps.yaml] [--doc docs/gps.md] [--label NAME]
+        [--split test|validation]
+
+`--split validation` compares on validation instances instead (the tuned baselines' own split: for
+choosing GPS's options, never for the report).
 
 A run folder that already holds a trained GPS optimizer is reused (its training time as recorded),
 never overwritten.
@@ -98,9 +102,11 @@ def train_or_reuse(env_id: str, folder: Path, options: GPSOptions) -> tuple[Path
     return best, wall, cpu
 
 
-def costs_on_test(rules: dict, env_id: str, instances: int, horizon: int, seed: int) -> dict[str, torch.Tensor]:
-    """Li & Malik's cost Σ (f − f*) of every rule on the same test instances: name -> [B]."""
-    problem = make_family(env_id).sample(instances, torch.Generator().manual_seed(seed), "test")
+def costs_on_split(
+    rules: dict, env_id: str, instances: int, horizon: int, seed: int, split: str = "test"
+) -> dict[str, torch.Tensor]:
+    """Li & Malik's cost Σ (f − f*) of every rule on the same instances of `split`: name -> [B]."""
+    problem = make_family(env_id).sample(instances, torch.Generator().manual_seed(seed), split)
     problem.optimum()
     out = {}
     for name, rule in rules.items():
@@ -113,6 +119,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", default=",".join(FAMILIES))
     parser.add_argument("--instances", type=int, default=200, help="test instances per family")
+    parser.add_argument(
+        "--split",
+        choices=("test", "validation"),
+        default="test",
+        help="where the rules are compared: test (the report) or validation (choosing settings)",
+    )
     parser.add_argument("--horizons", default="40,100")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", type=Path, default=None, help="YAML of GPSOptions (default: the defaults)")
@@ -143,7 +155,7 @@ def main() -> None:
         for horizon in horizons:
             rules = {"gps": load_rule(best)}
             rules.update({name: tuned_optimizer(name, env_id, horizon) for name in ONE_EVALUATION_RULES})
-            costs = costs_on_test(rules, env_id, args.instances, horizon, args.seed)
+            costs = costs_on_split(rules, env_id, args.instances, horizon, args.seed, args.split)
             means = {name: float(c.double().mean()) for name, c in costs.items()}
             best_hand = min(ONE_EVALUATION_RULES, key=means.__getitem__)
             for name, label in [*((n, f"tuned {n}") for n in BASELINES), (best_hand, f"best one-eval: {best_hand}")]:
@@ -167,8 +179,8 @@ def write_doc(args: argparse.Namespace, lines: list[str], trained: list[str]) ->
     section = "\n".join(
         [
             start,
-            f"Measured by `{command.strip()}` on {args.instances} new test instances per family (test split, seed "
-            f"{args.seed}); baselines tuned on the validation split at each horizon.",
+            f"Measured by `{command.strip()}` on {args.instances} new {args.split} instances per family "
+            f"({args.split} split, seed {args.seed}); baselines tuned on the validation split at each horizon.",
             "",
             *lines,
             "",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.gps.cost_shaping import SHAPINGS
+from agents.gps.policy import POLICY_FORMS
 
 INITS = ("family", "per_instance")
 SAMPLINGS = ("controllers", "policy")
@@ -20,19 +21,22 @@ SAMPLINGS = ("controllers", "policy")
 @dataclass(frozen=True)
 class GPSOptions:
     """instances: training instances (conditions are their coordinates); samples: trajectories per
-    instance and iteration (old ones discarded); horizon: T; history: H of the policy's rows;
-    iterations × inner_iterations: sampling rounds × (C-step, S-step) pairs per round; kl_step: ε per
-    time step; init_std: exploration std as a fraction of the momentum step; mixture_components and
-    prior_strength: the dynamics prior; policy_*: the S-step's Adam; action_scale: the policy's step
-    bound (None: the family's default, raised to fit the controllers' steps); validation_instances:
-    the held-out instances that choose the best policy; init: "family" (one tuned momentum for all
-    training instances, which the policy represents exactly) or "per_instance" (Li & Malik's
-    per-instance grid search); sampling: "controllers" (off-policy, Li & Malik) or "policy" (the
-    global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant);
-    adapt_kl_step: adapt each instance's KL step from predicted versus actual improvement; gain_bound:
-    the controllers' gain on the gradient at most this multiple of the initial learning rate (None: no
-    bound; see agents.gps.step_adjustment); cost_shaping: "none" (the C-step minimises Σ_t f, Li &
-    Malik's cost) or "log_gap" (Σ_t log(f − f*), agents.gps.cost_shaping); seed."""
+        instance and iteration (old ones discarded); horizon: T; history: H of the policy's rows;
+        iterations × inner_iterations: sampling rounds × (C-step, S-step) pairs per round; kl_step: ε per
+        time step; init_std: exploration std as a fraction of the momentum step; mixture_components and
+        prior_strength: the dynamics prior; policy_*: the S-step's Adam; action_scale: the policy's step
+        bound (None: the family's default, raised to fit the controllers' steps); validation_instances:
+        the held-out instances that choose the best policy; init: "family" (one tuned momentum for all
+        training instances, which the policy represents exactly) or "per_instance" (Li & Malik's
+        per-instance grid search); sampling: "controllers" (off-policy, Li & Malik) or "policy" (the
+        global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant);
+        adapt_kl_step: adapt each instance's KL step from predicted versus actual improvement; gain_bound:
+        the controllers' gain on the gradient at most this multiple of the initial learning rate (None: no
+        bound; see agents.gps.step_adjustment); cost_shaping: "none" (the C-step minimises Σ_t f, Li &
+        Malik's cost) or "log_gap" (Σ_t log(f − f*), agents.gps.cost_shaping); policy_form: "additive" (the
+    network adds a step to the linear term a·g + b·Δx_prev) or "gains" (it also sets that term's gains
+    from the row; agents.gps.policy); time_features: the policy's rows end with the step count's
+    tanh(t / τ) features; seed."""
 
     instances: int = 90
     samples: int = 20
@@ -54,6 +58,8 @@ class GPSOptions:
     adapt_kl_step: bool = True
     gain_bound: float | None = 10.0
     cost_shaping: str = "none"
+    policy_form: str = "gains"
+    time_features: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -85,8 +91,11 @@ class GPSOptions:
             isinstance(self.action_scale, (int, float)) and 0 < self.action_scale < math.inf
         ):
             raise ValueError(f"action_scale must be None or a finite number > 0, got {self.action_scale!r}")
-        if not isinstance(self.adapt_kl_step, bool):
-            raise ValueError(f"adapt_kl_step must be true or false, got {self.adapt_kl_step!r}")
+        for name in ("adapt_kl_step", "time_features"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.policy_form not in POLICY_FORMS:
+            raise ValueError(f"policy_form must be one of {POLICY_FORMS}, got {self.policy_form!r}")
         if self.gain_bound is not None and (
             isinstance(self.gain_bound, bool)
             or not isinstance(self.gain_bound, (int, float))

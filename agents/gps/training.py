@@ -54,6 +54,8 @@ from l2o_gym.unroll import unroll
 CHECKPOINT = "checkpoint.pt"
 OPTIONS_FILE = "gps_options.json"
 ACTION_HEADROOM = 1.5  # the policy's step bound is at least this multiple of the largest initial step
+# what a run trained before an option existed used (others added since: their defaults)
+BEFORE_THE_OPTION = {"policy_form": "additive", "time_features": False}
 
 
 def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> None:
@@ -64,7 +66,7 @@ def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> 
     if resume:
         if not checkpoint.is_file() or not saved.is_file():
             raise ValueError(f"resume: {str(out_dir)!r} holds no GPS checkpoint ({CHECKPOINT}, {OPTIONS_FILE})")
-        recorded = {**GPSOptions().to_dict(), **json.loads(saved.read_text())}  # options added since: defaults
+        recorded = {**GPSOptions().to_dict(), **BEFORE_THE_OPTION, **json.loads(saved.read_text())}
         before = {k: v for k, v in recorded.items() if k != "iterations"}
         now = {k: v for k, v in options.to_dict().items() if k != "iterations"}
         if before != now:
@@ -207,16 +209,18 @@ def _start(
     family = make_family(env_id, **(family_kwargs or {}))
     if resume:
         controllers, net_state, state, adaptation = _load_checkpoint(checkpoint)
-        net = CoordinatewisePolicyNet(net_state["feature_mean"].numel(), state["action_scale"])
+        net = CoordinatewisePolicyNet(
+            net_state["feature_mean"].numel(), state["action_scale"], form=options.policy_form
+        )
         net.load_state_dict(net_state)
         return controllers, net, state, adaptation
     base_scale = options.action_scale or family.default_action_scale
-    provisional = make_observation(True, family.dim, options.history, base_scale)
+    provisional = make_observation(True, family.dim, options.history, base_scale, time_features=options.time_features)
     setting = _family_momentum(env_id, family_kwargs, options) if options.init == "family" else None
     controllers, largest_step = initial_controllers(train, options.horizon, options.init_std, provisional, setting)
     action_scale = float(max(base_scale, ACTION_HEADROOM * largest_step))
     state = {"iteration": 0.0, "best_cost": float("inf"), "action_scale": action_scale}
-    net = CoordinatewisePolicyNet(provisional.num_features, action_scale)
+    net = CoordinatewisePolicyNet(provisional.num_features, action_scale, form=options.policy_form)
     if setting is not None:
         net.start_as_momentum(*setting)
     return controllers, net, state, _fresh_adaptation(controllers, train.batch_size)
@@ -245,8 +249,8 @@ def train_gps(
     fit_generator = torch.Generator().manual_seed(options.seed + 7)
     f_star = _training_optima(train, options)
     controllers, net, state, adaptation = _start(env_id, family_kwargs, train, options, out_dir / CHECKPOINT, resume)
-    observation = make_observation(True, family.dim, options.history, net.action_scale)
-    rule = GPSOptimizer(net, options.history)
+    rule = GPSOptimizer(net, options.history, time_features=options.time_features)
+    observation = rule.observation(family.dim)
     training_meta = {"options": options.to_dict(), "env_id": env_id, "family_kwargs": family_kwargs or {}}
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
