@@ -565,8 +565,9 @@ NOTES = """## Notes
 - Why ES on the hypernetwork too: the first-order schedule (one log step size per tensor and per
   step, T·K = 220 numbers, `agents/meta/step_schedule_training.py`, 60 iterations of 12, meta-lr
   0.03, loss at steps 5/10/15/20) beat tuned Adam by the mean query loss over the unroll (73/100
-  test instances) but tied by the final query loss (52/100). Compared on 100 fresh validation
-  instances (seed 5, neither the tuning nor the selection instances; Adam lr 0.01): final query
+  test instances) but tied by the final query loss (52/100). In a separate run before this one
+  (the same seed and settings, both learners trained as here; Adam lr 0.01) on 100 validation
+  instances drawn with seed 5 (neither the tuning nor the selection instances): final query
   loss ES 0.190, first order 0.259, Adam 0.238; ES beat the first-order schedule on 77/100 by the
   final query loss, 93/100 by the mean, 77/95 by the accuracy, and Adam on 73/100 by the final
   query loss, where the first-order schedule won 38/100. The test split was not used for the choice.
