@@ -115,3 +115,48 @@ def test_tiny_es_training_end_to_end_and_round_trip(tmp_path):
 
     with pytest.raises(ValueError, match="no held-out query set"):
         train_schedule_es(QuadraticFamily(), horizon=2, initial_lr=0.01, iterations=1, instances=2, seed=0)
+
+
+def test_benchmark_page_splice_replaces_only_the_named_families():
+    from benchmarks.meta_loop_learners import splice_page
+
+    def page(command: str, tag: str) -> str:
+        return "\n".join(
+            [
+                "# Title",
+                "",
+                f"Written by `python benchmarks/meta_loop_learners.py {command}`; every figure ...",
+                "",
+                "## l2o/HyperNetDigits-v0",
+                "",
+                f"hyper {tag}",
+                "## l2o/MANNDigits-v0",
+                "",
+                f"mann {tag}",
+                "## Throughput and training time",
+                "",
+                "| family | x |",
+                f"| l2o/HyperNetDigits-v0 | {tag} |",
+                f"| l2o/MANNDigits-v0 | {tag} |",
+                f"| l2o/MANNDigits-v0 | defaults {tag} |",
+                f"| l2o/MAMLSinusoid-v0 | {tag} |",
+                "",
+                "## Notes",
+                "",
+                f"notes {tag}",
+            ]
+        )
+
+    new_run = page("--families mann", "new").replace("| l2o/HyperNetDigits-v0 | new |\n", "")
+    spliced = splice_page(page("--out a", "old"), new_run, ["l2o/MANNDigits-v0"], "--families mann")
+    lines = spliced.split("\n")
+    assert "hyper old" in lines and "mann new" in lines and "mann old" not in lines and "notes new" in lines
+    table = [line for line in lines if line.startswith("| l2o/")]
+    assert table == [
+        "| l2o/HyperNetDigits-v0 | old |",
+        "| l2o/MANNDigits-v0 | new |",
+        "| l2o/MANNDigits-v0 | defaults new |",
+        "| l2o/MAMLSinusoid-v0 | old |",
+    ]
+    assert "`python benchmarks/meta_loop_learners.py --out a`, except l2o/MANNDigits-v0" in lines[2]
+    assert "`python benchmarks/meta_loop_learners.py --families mann`" in lines[2]
