@@ -141,11 +141,18 @@ class EpisodeBatch:
         problem, self._pool = self._pool.select_rows(rows[:n]), self._pool.select_rows(rows[n:])
         return problem
 
-    def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
+    def _new_episodes(
+        self, n: int, generator: torch.Generator, reuse: OptimizationState | None = None
+    ) -> tuple[OptimizationState, Tensor]:
+        """n fresh episodes' state and horizons [n] (`reuse`: a state they replace whole)."""
         problem = self._draw(n, generator)
         spec = self.observation_spec
         state = OptimizationState.start(
-            problem, history=spec.history, explode_ratio=self.explode_ratio, coordinate_major=spec.coordinatewise
+            problem,
+            history=spec.history,
+            explode_ratio=self.explode_ratio,
+            coordinate_major=spec.coordinatewise,
+            reuse=reuse,
         )
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)
@@ -166,11 +173,13 @@ class EpisodeBatch:
         n = int(mask.sum())
         if n == 0:
             return None
-        state, horizon = self._new_episodes(n, generator)
-        if n == self.num_instances:  # every episode ended at once: the fresh ones replace them whole
-            self.require_state()
-            self.state, self.horizon = state, horizon
+        if n == self.num_instances:  # every episode ended at once: the fresh ones replace them whole,
+            # in the old windows' memory (observations returned before were copies, or views
+            # documented as valid until the next step)
+            self.state, self.horizon = self._new_episodes(n, generator, reuse=self.require_state())
+            state = self.state
         else:
+            state, horizon = self._new_episodes(n, generator)
             self.require_state().replace_rows(mask, state)
             self.horizon[mask] = horizon
         self.reward_fn.start(self.state, mask)
@@ -212,9 +221,20 @@ class EpisodeBatch:
         return reward, terminated, truncated
 
     # -- what the agent and the user see --------------------------------------------------
-    def observe(self) -> Tensor | dict[str, Tensor]:
-        """Observation of every instance: [B, d, F] (coordinatewise) or a dict of [B, ...]."""
-        return self.observation_spec.observe(self.require_state())
+    def observe(self, copy: bool = True) -> Tensor | dict[str, Tensor]:
+        """Observation of every instance: [B, d, F] (coordinatewise) or a dict of [B, ...].
+
+        ``copy=False`` (dict layout): the dict's tensors are views of the state's own tensors and
+        windows (x [B, d], the signed-log gradient window [B, H, d] and the improvements [B, H],
+        strided), valid until the next step or reset: no O(H·d) copy. Rows are fresh either way."""
+        state = self.require_state()
+        if copy or self.observation_spec.coordinatewise:
+            return self.observation_spec.observe(state)
+        return {
+            "location": state.x.detach(),
+            "gradients": state.log_grad_window.view(),
+            "improvements": state.change_window.view(),
+        }
 
     def info(self) -> dict[str, Tensor]:
         """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics."""
