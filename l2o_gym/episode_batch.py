@@ -66,6 +66,9 @@ class EpisodeBatch:
     ``quasi_newton_pairs``, ``time_features``; unset ones take their defaults), never both.
     ``objective="query"`` (families with ``has_query``) pays the reward on the held-out query loss;
     everything else (observation, state, divergence) stays that of the training objective.
+    ``task_metrics=False`` leaves the family's task metrics (`Problem.metrics`: a meta-learning
+    family's query loss or accuracy, a forward pass over its query set every step) out of `info`;
+    evaluation reads them from the problem itself (`l2o_gym.unroll`), not from the env's info.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class EpisodeBatch:
         quasi_newton_pairs: int | None = None,
         time_features: bool | None = None,
         objective: str = "train",
+        task_metrics: bool = True,
     ) -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
@@ -103,6 +107,9 @@ class EpisodeBatch:
         self.observation_spec = observation_spec_from(observation, layout_options, family.default_action_scale)
         # objective "query": the reward is paid on the held-out query loss (l2o_gym.rewards)
         self.objective = objective
+        if not isinstance(task_metrics, bool):
+            raise ValueError(f"task_metrics must be true or false, got {task_metrics!r}")
+        self.task_metrics = task_metrics
         self.reward_fn = make_reward(reward, family.has_optimum, objective=objective, has_query=family.has_query)
         self.split = check_split(split)
         self.device = torch.device(device)
@@ -121,6 +128,7 @@ class EpisodeBatch:
         self.dim = family.dim
         self.state: OptimizationState | None = None
         self.horizon: Tensor | None = None
+        self._rows: Tensor | None = None  # the rows buffer of observe(copy=False)
 
     # -- episodes -------------------------------------------------------------------------
     def _sample(self, n: int, generator: torch.Generator) -> Problem:
@@ -224,12 +232,17 @@ class EpisodeBatch:
     def observe(self, copy: bool = True) -> Tensor | dict[str, Tensor]:
         """Observation of every instance: [B, d, F] (coordinatewise) or a dict of [B, ...].
 
-        ``copy=False`` (dict layout): the dict's tensors are views of the state's own tensors and
-        windows (x [B, d], the signed-log gradient window [B, H, d] and the improvements [B, H],
-        strided), valid until the next step or reset: no O(H·d) copy. Rows are fresh either way."""
+        ``copy=False``: the dict's tensors are views of the state's own tensors and windows (x
+        [B, d], the signed-log gradient window [B, H, d] and the improvements [B, H], strided), no
+        O(H·d) copy; rows are written into the same buffer every step (no fresh allocation). Either
+        is valid until the next step or reset, which may write into it."""
         state = self.require_state()
-        if copy or self.observation_spec.coordinatewise:
+        if copy:
             return self.observation_spec.observe(state)
+        if self.observation_spec.coordinatewise:
+            observer = self.observation_spec.observer(state.x.shape[1])
+            self._rows = observer(state, self._rows)
+            return self._rows
         return {
             "location": state.x.detach(),
             "gradients": state.log_grad_window.view(),
@@ -237,11 +250,13 @@ class EpisodeBatch:
         }
 
     def info(self) -> dict[str, Tensor]:
-        """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics."""
+        """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics
+        (unless ``task_metrics=False``)."""
         state = self.require_state()
         info = {"objective": state.f, "step": state.t, "diverged": state.diverged}
         f_star = state.problem.f_star
         if f_star is not None:
             info["suboptimality"] = state.f - f_star
-        info.update(state.problem.metrics(state.x))
+        if self.task_metrics:
+            info.update(state.problem.metrics(state.x))
         return info

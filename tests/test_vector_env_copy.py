@@ -1,6 +1,7 @@
-"""`copy=False`: the native vector env's dict observations as views of its own buffers (valid until
-the next step), the same values as the default copies; copies stay as they were; and a fresh batch
-of episodes written into the windows it replaces starts as a freshly allocated one does."""
+"""`copy=False`: the native vector env's dict observations as views of its own buffers, its rows
+written into one array (valid until the next step), the same values as the default copies; copies
+stay as they were; and a fresh batch of episodes written into the windows it replaces starts as a
+freshly allocated one does."""
 
 from __future__ import annotations
 
@@ -12,7 +13,12 @@ import torch
 import l2o_gym  # noqa: F401  (registers the ids)
 from l2o_gym.history_window import HistoryWindow
 
-KEYS = ("location", "gradients", "improvements")
+ROWS = {"coordinatewise": True, "quasi_newton_pairs": 2, "time_features": True}
+
+
+def items(obs) -> dict[str, np.ndarray]:
+    """A dict observation itself, rows as {"rows": rows}."""
+    return obs if isinstance(obs, dict) else {"rows": obs}
 
 
 def make(copy: bool, **kwargs):
@@ -25,29 +31,31 @@ def trajectory(env, steps: int = 13):
     step's own arrays are returned too, uncopied."""
     obs, _ = env.reset(seed=3)
     rng = np.random.default_rng(0)
-    seen = [({k: v.copy() for k, v in obs.items()}, None, None)]
-    kept = [obs]
+    seen = [({k: v.copy() for k, v in items(obs).items()}, None, None)]
+    kept = [items(obs)]
     for _ in range(steps):
         action = rng.uniform(-1, 1, (6, 10)).astype(np.float32)
         obs, reward, terminated, truncated, _ = env.step(action)
-        seen.append(({k: v.copy() for k, v in obs.items()}, reward, terminated | truncated))
-        kept.append(obs)
+        seen.append(({k: v.copy() for k, v in items(obs).items()}, reward, terminated | truncated))
+        kept.append(items(obs))
     return seen, kept
 
 
 @pytest.mark.parametrize("horizon", [4, (2, 5)])  # every episode ending at once, and staggered ends
 @pytest.mark.parametrize("action_scale", [1.0, 1e6])  # 1e6: steps that diverge (frozen rows, terminations)
-def test_views_hold_the_same_values_as_copies(horizon, action_scale):
-    copied, kept = trajectory(make(True, horizon=horizon, action_scale=action_scale))
-    viewed, _ = trajectory(make(False, horizon=horizon, action_scale=action_scale))
+@pytest.mark.parametrize("layout", [{}, ROWS], ids=["dict", "rows"])
+def test_views_hold_the_same_values_as_copies(horizon, action_scale, layout):
+    copied, kept = trajectory(make(True, horizon=horizon, action_scale=action_scale, **layout))
+    viewed, _ = trajectory(make(False, horizon=horizon, action_scale=action_scale, **layout))
     assert sum(int(done.sum()) for _, _, done in copied[1:]) > 0  # episodes ended on the way
     for (a, reward_a, done_a), (b, reward_b, done_b) in zip(copied, viewed, strict=True):
-        for key in KEYS:
+        assert a.keys() == b.keys()
+        for key in a:
             np.testing.assert_array_equal(a[key], b[key])
         np.testing.assert_array_equal(reward_a, reward_b)
         np.testing.assert_array_equal(done_a, done_b)
     for (values, _, _), arrays in zip(copied, kept, strict=True):  # copies: not written by later steps
-        for key in KEYS:
+        for key in values:
             np.testing.assert_array_equal(values[key], arrays[key])
 
 
@@ -60,6 +68,10 @@ def test_views_share_the_env_buffers_and_change_with_the_next_step():
     before = obs["gradients"].copy()
     env.step(np.full((6, 10), 0.5, np.float32))
     assert not np.array_equal(before, obs["gradients"])  # valid until the next step only, as documented
+    rows_env = make(False, **ROWS)
+    rows, _ = rows_env.reset(seed=0)
+    after, *_ = rows_env.step(np.full((6, 10), 0.5, np.float32))
+    assert np.shares_memory(rows, after)  # one array, written every step
 
 
 def test_copy_flag_refuses_non_bool():

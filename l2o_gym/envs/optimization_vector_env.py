@@ -15,7 +15,7 @@ any device (for a torch agent on a GPU: no copy to the host per step). The defau
 fresh array. With ``copy=False`` the dict layout's arrays are views of the env's own buffers
 (``location`` x, and the ring buffers' windows of ``gradients`` and ``improvements``, strided):
 valid until the next `step` or `reset`, which may write into them; no O(H·d) copy per step.
-Copy what you keep (``{k: v.copy() ...}``). Coordinatewise rows are fresh either way.
+Coordinatewise rows are written into one array, the same every step. Copy what you keep.
 
 Info: ``objective``, ``step``, ``diverged`` (and ``suboptimality`` and task metrics), each an
 array [B] with its Gymnasium mask ``_name``.
