@@ -14,7 +14,7 @@ from torch import Tensor
 from l2o_gym import native_kernel
 from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int, check_split
-from l2o_gym.rewards import make_reward
+from l2o_gym.rewards import LogSuboptimalityReward, make_reward
 from l2o_gym.state import DEFAULT_EXPLODE_RATIO, OptimizationState
 
 DEFAULT_HORIZON = 40
@@ -220,6 +220,12 @@ class EpisodeBatch:
         else:
             step = action.clamp(-1.0, 1.0).add_(action - action).mul_(scale)
         diverged_now = state.advance(step)
+        if lib is not None and self._native_outcome(f_prev, state):
+            objectives = (f_prev, state.f, state.f0, state.problem.optimum())
+            steps = (diverged_now, t_before, state.t, self.horizon)
+            return native_kernel.log_suboptimality_outcome(
+                lib, objectives, self.reward_fn.eps, steps, -self.divergence_penalty
+            )
         reward = self.reward_fn(f_prev, state)
         if bool(diverged_now.any()):
             penalty = -self.divergence_penalty * (self.horizon - t_before).to(reward.dtype)
@@ -227,6 +233,17 @@ class EpisodeBatch:
         terminated = diverged_now
         truncated = ~terminated & (state.t >= self.horizon)
         return reward, terminated, truncated
+
+    def _native_outcome(self, f_prev: Tensor, state: OptimizationState) -> bool:
+        """Whether `native_kernel.log_suboptimality_outcome` computes this step's reward and ends:
+        the log-suboptimality reward itself, float32 objectives and int64 steps, contiguous."""
+        if type(self.reward_fn) is not LogSuboptimalityReward:
+            return False
+        f_star = state.problem.optimum()
+        floats = (f_prev, state.f, state.f0, f_star)
+        if not all(t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad for t in floats):
+            return False
+        return all(t.dtype == torch.int64 and t.is_contiguous() for t in (state.t, self.horizon))
 
     # -- what the agent and the user see --------------------------------------------------
     def observe(self, copy: bool = True) -> Tensor | dict[str, Tensor]:
