@@ -6,7 +6,8 @@ tensors, a coordinatewise row's two windows and nine features; in torch each pie
 operation whose dispatch and short inner loops (d floats per instance) cost more than its
 arithmetic. The kernels do them in a few passes: `scaled_actions`, `transition_start` and
 `transition_finish` around the loss (`OptimizationState.advance`), `coordinatewise_rows`, and
-the log-suboptimality reward with the episode ends (`log_suboptimality_outcome`). They are
+the log-suboptimality reward with the episode ends (`log_suboptimality_outcome`), the decayed
+window sums' push and total (`decayed_push`, `decayed_total`). They are
 compiled on first use with the C compiler (``$CC``, else ``cc``; ``-O3 -march=native``) into
 the cache folder (``$L2O_GYM_CACHE/kernels``, else ``~/.cache/l2o_gym/kernels``), named by a
 hash of the source, the flags, the compiler and the CPU's feature flags, and loaded from there
@@ -103,6 +104,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.scaled_actions.argtypes, lib.scaled_actions.restype = [_I64, _PTR, _F32, _PTR], None
     lib.log_gap_arguments.argtypes, lib.log_gap_arguments.restype = [_I64, *[_PTR] * 4, _F32, _PTR], None
     lib.step_outcome.argtypes, lib.step_outcome.restype = [_I64, *[_PTR] * 5, _F32, *[_PTR] * 3], None
+    lib.decayed_push.argtypes, lib.decayed_push.restype = [_I64, _I64, _PTR, _PTR, _PTR, _I64], None
+    lib.decayed_total.argtypes, lib.decayed_total.restype = [_I64, _I64, *[_PTR] * 4], None
 
 
 def coordinatewise_rows(
@@ -205,3 +208,18 @@ def log_suboptimality_outcome(
         batch, _pointer(args), *map(_pointer, steps), penalty, *map(_pointer, (reward, terminated, truncated))
     )
     return reward, terminated, truncated
+
+
+def decayed_push(lib: ctypes.CDLL, back: Tensor, beta: Tensor, item: Tensor, power: int) -> None:
+    """back [n, ...] (float64) = beta [n] · back + item [...] (float32; squared with power 2), in
+    place, in float64 (`l2o_gym.decayed_window_sums`)."""
+    n = back.shape[0]
+    lib.decayed_push(n, back.numel() // n, _pointer(beta), _pointer(back), _pointer(item), power)
+
+
+def decayed_total(lib: ctypes.CDLL, back: Tensor, older: Tensor, weight: Tensor) -> Tensor:
+    """back + older · weight [n, ...] (float64; weight [n], one per leading row), a new tensor."""
+    total = torch.empty_like(back)
+    n = back.shape[0]
+    lib.decayed_total(n, back.numel() // n, *map(_pointer, (back, older, weight, total)))
+    return total

@@ -234,3 +234,35 @@ void step_outcome(int64_t batch, const float *logs, const uint8_t *diverged_now,
         truncated[b] = (uint8_t)(!diverged_now[b] && t[b] >= horizon[b]);
     }
 }
+
+/* Decayed window sums (l2o_gym.decayed_window_sums), float64, in its torch arithmetic: a push's
+   back sums, back[j] = beta[j] * back[j] + term for each β j of n over m values, the term the
+   item [m] (float32) as it is or squared (power 2) in float64, products and sums rounded one by
+   one (mul_ then add_); and the sums themselves, total[j] = back[j] + older[j] * weight[j] as one
+   fused multiply-add (as torch's addcmul computes it on this CPU). */
+#pragma STDC FP_CONTRACT OFF
+void decayed_push(int64_t n, int64_t m, const double *beta, double *back, const float *item, int64_t power) {
+    for (int64_t j = 0; j < n; ++j) {
+        double *row = back + j * m;
+        const double b = beta[j];
+        if (power == 2) {
+            for (int64_t k = 0; k < m; ++k) {
+                const double v = (double)item[k], square = v * v, scaled = b * row[k];
+                row[k] = scaled + square;
+            }
+        } else {
+            for (int64_t k = 0; k < m; ++k) {
+                const double scaled = b * row[k];
+                row[k] = scaled + (double)item[k];
+            }
+        }
+    }
+}
+
+void decayed_total(int64_t n, int64_t m, const double *back, const double *older, const double *weight,
+                   double *total) {
+    for (int64_t j = 0; j < n; ++j) {
+        const double w = weight[j];
+        for (int64_t k = 0; k < m; ++k) total[j * m + k] = fma(older[j * m + k], w, back[j * m + k]);
+    }
+}

@@ -176,3 +176,26 @@ def test_the_reward_kernel_gives_the_torch_reward_and_ends_exactly():
     assert torch.equal(terminated, diverged_now)
     assert torch.equal(truncated, ~diverged_now & (t >= horizon))
     assert truncated.any() and terminated.any()
+
+
+@pytest.mark.parametrize("power", [1, 2])
+def test_the_decayed_sums_kernels_give_the_torch_numbers_exactly(power, monkeypatch):
+    """`DecayedWindowSums` pushed and summed with and without the kernels, through rebuilds:
+    the same float64 numbers up to a rounding (exactly equal where torch's addcmul fuses its
+    multiply-add, as on the machines this was written on)."""
+    from l2o_gym.decayed_window_sums import DecayedWindowSums
+
+    generator = torch.Generator().manual_seed(power)
+    window = torch.randn(8, 5, 3, generator=generator)  # [B, H, D]
+    sums = {name: DecayedWindowSums(window, (0.5, 0.9, 0.99), power, filled=2) for name in ("fast", "slow")}
+    for step in range(12):  # past two rebuilds of the front (every H = 5 pushes)
+        item = torch.randn(8, 3, generator=generator)
+        window = torch.cat([window[:, 1:], item.unsqueeze(1)], dim=1)
+        for name, kept in sums.items():
+            monkeypatch.setenv(native_kernel.DISABLE_VAR, "0" if name == "fast" else "1")
+            kept.push(item, window)
+        monkeypatch.setenv(native_kernel.DISABLE_VAR, "0")
+        fast = sums["fast"].sums()
+        monkeypatch.setenv(native_kernel.DISABLE_VAR, "1")
+        slow = sums["slow"].sums()
+        torch.testing.assert_close(fast, slow, rtol=1e-15, atol=0.0, msg=f"step {step}")
