@@ -8,7 +8,8 @@ included) and its per-step time is divided by the bare loop's:
 * the Quadratic (d = 10, B = 1024): ``gymnasium.make_vec`` (dict observation; also with
   ``copy=False``, its arrays views of the env's windows), the SB3 VecEnv in the dict and the
   coordinatewise form (`l2o_gym.make_sb3_vec_env`);
-* an O(d) objective (Rosenbrock) at d = 10, 100, 1,000, 10,000 (B = 64, ``make_vec``);
+* an O(d) objective (Rosenbrock) at d = 10, 100, 1,000, 10,000 (B = 64, ``make_vec``, with and
+  without ``copy=False``);
 * the history length H = 5, 25, 100 (Quadratic, ``make_vec``: dict, dict with ``copy=False``,
   coordinatewise), also as a ratio to the same form at H = 25;
 * each meta-learning family (B = 16, coordinatewise ``make_vec``) against its own bare loop; the
@@ -165,6 +166,8 @@ def dimensions(table: Table, dims: tuple[int, ...], batch: int, seconds: float) 
         bare = bare_loop("l2o/Rosenbrock-v0", batch, seconds, dim=dim)
         env = vector_env_step("l2o/Rosenbrock-v0", batch, seconds, dim=dim)
         table.add(f"Rosenbrock d={dim} B={batch}: make_vec (dict)", bare, env)
+        env = vector_env_step("l2o/Rosenbrock-v0", batch, seconds, dim=dim, copy=False)
+        table.add(f"Rosenbrock d={dim} B={batch}: make_vec (dict), copy=False", bare, env)
 
 
 def histories(table: Table, lengths: tuple[int, ...], batch: int, seconds: float) -> None:
