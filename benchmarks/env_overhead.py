@@ -5,11 +5,16 @@ The bare loop is what any optimizer must pay: f = loss(x), ∇f by autograd, x -
 same B instances. Each env form steps B instances with fixed random actions (autoresets
 included) and its per-step time is divided by the bare loop's:
 
-* the Quadratic (d = 10, B = 1024): ``gymnasium.make_vec`` (dict observation), the SB3 VecEnv in
-  the dict and the coordinatewise form (`l2o_gym.make_sb3_vec_env`);
-* an O(d) objective (Rosenbrock) at d = 10, 100, 1,000, 10,000 (B = 64, ``make_vec``);
-* the history length H = 5, 25, 100 (Quadratic, ``make_vec``), also as a ratio to H = 25;
-* each meta-learning family (B = 16, coordinatewise ``make_vec``) against its own bare loop;
+* the Quadratic (d = 10, B = 1024): ``gymnasium.make_vec`` (dict observation; also with
+  ``copy=False``, its arrays views of the env's windows), the SB3 VecEnv in the dict and the
+  coordinatewise form (`l2o_gym.make_sb3_vec_env`);
+* an O(d) objective (Rosenbrock) at d = 10, 100, 1,000, 10,000 (B = 64, ``make_vec``, with and
+  without ``copy=False``);
+* the history length H = 5, 25, 100 (Quadratic, ``make_vec``: dict, dict with ``copy=False``,
+  coordinatewise), also as a ratio to the same form at H = 25;
+* each meta-learning family (B = 16, coordinatewise ``make_vec``) against its own bare loop; the
+  MAML families also with ``copy=False, task_metrics=False`` (rows written into one array, no
+  query-set metric in the info);
 * PPO end to end with the logistic-regression training configuration (agents/rl/hyperparams.yaml,
   built as a training run builds it, no warm start, no validation; `benchmarks.ppo_throughput`):
   problem-steps/s (instance steps, one per B instances and step, whatever d) and the share of
@@ -146,6 +151,8 @@ def quadratic_forms(table: Table, batch: int, seconds: float, device: str = "cpu
     table.add(
         f"Quadratic d=10 B={batch}{on}: make_vec (dict)", bare, vector_env_step(QUAD, batch, seconds, device=device)
     )
+    env = vector_env_step(QUAD, batch, seconds, device=device, copy=False)
+    table.add(f"Quadratic d=10 B={batch}{on}: make_vec (dict), copy=False", bare, env)
     if device != "cpu":  # on a GPU the host copies dominate: also with tensors kept on the device
         env = vector_env_step(QUAD, batch, seconds, device=device, output="torch")
         table.add(f"Quadratic d=10 B={batch}{on}: make_vec (dict), output=torch", bare, env)
@@ -159,19 +166,20 @@ def dimensions(table: Table, dims: tuple[int, ...], batch: int, seconds: float) 
         bare = bare_loop("l2o/Rosenbrock-v0", batch, seconds, dim=dim)
         env = vector_env_step("l2o/Rosenbrock-v0", batch, seconds, dim=dim)
         table.add(f"Rosenbrock d={dim} B={batch}: make_vec (dict)", bare, env)
+        env = vector_env_step("l2o/Rosenbrock-v0", batch, seconds, dim=dim, copy=False)
+        table.add(f"Rosenbrock d={dim} B={batch}: make_vec (dict), copy=False", bare, env)
 
 
 def histories(table: Table, lengths: tuple[int, ...], batch: int, seconds: float) -> None:
+    """make_vec at each history length H (dict with and without copies, coordinatewise), each
+    also as a ratio to its own form at H = 25."""
     bare = bare_loop(QUAD, batch, seconds)
-    steps = {h: vector_env_step(QUAD, batch, seconds, history=h) for h in lengths}
-    reference = steps.get(25)
-    for h, env in steps.items():
-        note = f"{env / reference:.2f}× H=25" if reference else ""
-        table.add(f"Quadratic d=10 B={batch} H={h}: make_vec (dict)", bare, env, note)
-    coordinatewise = {h: vector_env_step(QUAD, batch, seconds, history=h, coordinatewise=True) for h in lengths}
-    for h, env in coordinatewise.items():
-        note = f"{env / coordinatewise[25]:.2f}× H=25" if 25 in coordinatewise else ""
-        table.add(f"Quadratic d=10 B={batch} H={h}: make_vec (coordinatewise)", bare, env, note)
+    forms = (("dict", {}), ("dict, copy=False", {"copy": False}), ("coordinatewise", {"coordinatewise": True}))
+    for form, options in forms:
+        steps = {h: vector_env_step(QUAD, batch, seconds, history=h, **options) for h in lengths}
+        for h, env in steps.items():
+            note = f"{env / steps[25]:.2f}× H=25" if 25 in steps else ""
+            table.add(f"Quadratic d=10 B={batch} H={h}: make_vec ({form})", bare, env, note)
 
 
 def meta_families(table: Table, families: tuple[str, ...], batch: int, seconds: float, meta_iterations: int) -> None:
@@ -182,6 +190,11 @@ def meta_families(table: Table, families: tuple[str, ...], batch: int, seconds: 
             bare = bare_loop(env_id, batch, seconds, **kwargs)
             env = vector_env_step(env_id, batch, seconds, coordinatewise=True, **kwargs)
             table.add(f"{env_id} d={dim} B={batch}: make_vec (coordinatewise)", bare, env)
+            if "MAML" in env_id:  # as a learner that keeps no observation and reads no task metric
+                env = vector_env_step(
+                    env_id, batch, seconds, coordinatewise=True, copy=False, task_metrics=False, **kwargs
+                )
+                table.add(f"{env_id} d={dim} B={batch}: the same, copy=False, task_metrics=False", bare, env)
 
 
 def ppo_throughput(table: Table, seconds: float, quick: bool, config: str | None = None) -> None:

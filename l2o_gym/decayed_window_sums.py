@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from l2o_gym import native_kernel
+
 SUM_DTYPE = torch.float64
 
 
@@ -44,6 +46,7 @@ class DecayedWindowSums:
         self.beta = beta.view(-1, 1, 1)  # [n, 1, 1]
         ages = torch.arange(self.length + 1, dtype=SUM_DTYPE, device=items.device)
         self.beta_powers = beta.unsqueeze(1) ** ages  # [n, H + 1]
+        self.powers_by_age = self.beta_powers.T.contiguous()  # [H + 1, n]
         self.pushed = 0  # pushes since the front was rebuilt: k
         self.front: Tensor | None = None  # None: every front sum is 0 (zero-filled items)
         if filled is not None and 0 < filled < self.length:
@@ -93,7 +96,7 @@ class DecayedWindowSums:
     def _back_sums(self, terms: Tensor) -> Tensor:
         """Σ_j β^{k-1-j} terms_j [n, m, D] of the newest k terms [k, m, D] (oldest first)."""
         back_weights = self.beta_powers[:, : terms.shape[0]].flip(1)  # [n, k]
-        return torch.einsum("kmd,nk->nmd", terms, back_weights)
+        return torch.einsum("kmd,nk->nmd", terms, back_weights).contiguous()
 
     def rebuild(self, items: Tensor, rows: Tensor) -> None:
         """Recompute the sums of `rows` (an index [m] or a mask [B]) from their window items
@@ -110,6 +113,10 @@ class DecayedWindowSums:
             self.pushed = 0
             self._rebuild_front(window_items)
             return
+        lib = self._native(item)
+        if lib is not None:
+            native_kernel.decayed_push(lib, self.back, self.beta, item, self.power)
+            return
         term = item.detach().reshape(1, item.shape[0], -1)  # [1, B, D] (may share the item's memory)
         if self.power == 2:
             term = term.to(SUM_DTYPE).square()
@@ -122,5 +129,22 @@ class DecayedWindowSums:
             total = self.back.clone()
         else:
             older = self.front[self.length - 1 - k]  # [n, B, D], contiguous
-            total = torch.addcmul(self.back, older, self.beta_powers[:, k].view(-1, 1, 1))
+            lib = self._native() if older.is_contiguous() else None
+            if lib is not None:
+                total = native_kernel.decayed_total(lib, self.back, older, self.powers_by_age[k])
+            else:
+                total = torch.addcmul(self.back, older, self.beta_powers[:, k].view(-1, 1, 1))
         return total.view(total.shape[0], total.shape[1], *self.item_shape)
+
+    def _native(self, item: Tensor | None = None):
+        """The compiled kernels (`l2o_gym.native_kernel`) where they can do this push (`item`
+        [B, ...]: float32, contiguous, no autograd graph) or the sums: CPU, the back contiguous."""
+        back = self.back
+        if back.device.type != "cpu" or not back.is_contiguous():
+            return None
+        if item is not None:
+            if item.dtype != torch.float32 or not item.is_contiguous() or item.requires_grad:
+                return None
+            if item.numel() * back.shape[0] != back.numel() or item.device.type != "cpu":
+                return None
+        return native_kernel.library()

@@ -14,7 +14,7 @@ from torch import Tensor
 from l2o_gym import native_kernel
 from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int, check_split
-from l2o_gym.rewards import make_reward
+from l2o_gym.rewards import LogSuboptimalityReward, make_reward
 from l2o_gym.state import DEFAULT_EXPLODE_RATIO, OptimizationState
 
 DEFAULT_HORIZON = 40
@@ -66,6 +66,9 @@ class EpisodeBatch:
     ``quasi_newton_pairs``, ``time_features``; unset ones take their defaults), never both.
     ``objective="query"`` (families with ``has_query``) pays the reward on the held-out query loss;
     everything else (observation, state, divergence) stays that of the training objective.
+    ``task_metrics=False`` leaves the family's task metrics (`Problem.metrics`: a meta-learning
+    family's query loss or accuracy, a forward pass over its query set every step) out of `info`;
+    evaluation reads them from the problem itself (`l2o_gym.unroll`), not from the env's info.
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class EpisodeBatch:
         quasi_newton_pairs: int | None = None,
         time_features: bool | None = None,
         objective: str = "train",
+        task_metrics: bool = True,
     ) -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
@@ -103,6 +107,9 @@ class EpisodeBatch:
         self.observation_spec = observation_spec_from(observation, layout_options, family.default_action_scale)
         # objective "query": the reward is paid on the held-out query loss (l2o_gym.rewards)
         self.objective = objective
+        if not isinstance(task_metrics, bool):
+            raise ValueError(f"task_metrics must be true or false, got {task_metrics!r}")
+        self.task_metrics = task_metrics
         self.reward_fn = make_reward(reward, family.has_optimum, objective=objective, has_query=family.has_query)
         self.split = check_split(split)
         self.device = torch.device(device)
@@ -121,6 +128,7 @@ class EpisodeBatch:
         self.dim = family.dim
         self.state: OptimizationState | None = None
         self.horizon: Tensor | None = None
+        self._rows: Tensor | None = None  # the rows buffer of observe(copy=False)
 
     # -- episodes -------------------------------------------------------------------------
     def _sample(self, n: int, generator: torch.Generator) -> Problem:
@@ -141,11 +149,18 @@ class EpisodeBatch:
         problem, self._pool = self._pool.select_rows(rows[:n]), self._pool.select_rows(rows[n:])
         return problem
 
-    def _new_episodes(self, n: int, generator: torch.Generator) -> tuple[OptimizationState, Tensor]:
+    def _new_episodes(
+        self, n: int, generator: torch.Generator, reuse: OptimizationState | None = None
+    ) -> tuple[OptimizationState, Tensor]:
+        """n fresh episodes' state and horizons [n] (`reuse`: a state they replace whole)."""
         problem = self._draw(n, generator)
         spec = self.observation_spec
         state = OptimizationState.start(
-            problem, history=spec.history, explode_ratio=self.explode_ratio, coordinate_major=spec.coordinatewise
+            problem,
+            history=spec.history,
+            explode_ratio=self.explode_ratio,
+            coordinate_major=spec.coordinatewise,
+            reuse=reuse,
         )
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)
@@ -166,11 +181,13 @@ class EpisodeBatch:
         n = int(mask.sum())
         if n == 0:
             return None
-        state, horizon = self._new_episodes(n, generator)
-        if n == self.num_instances:  # every episode ended at once: the fresh ones replace them whole
-            self.require_state()
-            self.state, self.horizon = state, horizon
+        if n == self.num_instances:  # every episode ended at once: the fresh ones replace them whole,
+            # in the old windows' memory (observations returned before were copies, or views
+            # documented as valid until the next step)
+            self.state, self.horizon = self._new_episodes(n, generator, reuse=self.require_state())
+            state = self.state
         else:
+            state, horizon = self._new_episodes(n, generator)
             self.require_state().replace_rows(mask, state)
             self.horizon[mask] = horizon
         self.reward_fn.start(self.state, mask)
@@ -203,6 +220,12 @@ class EpisodeBatch:
         else:
             step = action.clamp(-1.0, 1.0).add_(action - action).mul_(scale)
         diverged_now = state.advance(step)
+        if lib is not None and self._native_outcome(f_prev, state):
+            objectives = (f_prev, state.f, state.f0, state.problem.optimum())
+            steps = (diverged_now, t_before, state.t, self.horizon)
+            return native_kernel.log_suboptimality_outcome(
+                lib, objectives, self.reward_fn.eps, steps, -self.divergence_penalty
+            )
         reward = self.reward_fn(f_prev, state)
         if bool(diverged_now.any()):
             penalty = -self.divergence_penalty * (self.horizon - t_before).to(reward.dtype)
@@ -211,17 +234,46 @@ class EpisodeBatch:
         truncated = ~terminated & (state.t >= self.horizon)
         return reward, terminated, truncated
 
+    def _native_outcome(self, f_prev: Tensor, state: OptimizationState) -> bool:
+        """Whether `native_kernel.log_suboptimality_outcome` computes this step's reward and ends:
+        the log-suboptimality reward itself, float32 objectives and int64 steps, contiguous."""
+        if type(self.reward_fn) is not LogSuboptimalityReward:
+            return False
+        f_star = state.problem.optimum()
+        floats = (f_prev, state.f, state.f0, f_star)
+        if not all(t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad for t in floats):
+            return False
+        return all(t.dtype == torch.int64 and t.is_contiguous() for t in (state.t, self.horizon))
+
     # -- what the agent and the user see --------------------------------------------------
-    def observe(self) -> Tensor | dict[str, Tensor]:
-        """Observation of every instance: [B, d, F] (coordinatewise) or a dict of [B, ...]."""
-        return self.observation_spec.observe(self.require_state())
+    def observe(self, copy: bool = True) -> Tensor | dict[str, Tensor]:
+        """Observation of every instance: [B, d, F] (coordinatewise) or a dict of [B, ...].
+
+        ``copy=False``: the dict's tensors are views of the state's own tensors and windows (x
+        [B, d], the signed-log gradient window [B, H, d] and the improvements [B, H], strided), no
+        O(H·d) copy; rows are written into the same buffer every step (no fresh allocation). Either
+        is valid until the next step or reset, which may write into it."""
+        state = self.require_state()
+        if copy:
+            return self.observation_spec.observe(state)
+        if self.observation_spec.coordinatewise:
+            observer = self.observation_spec.observer(state.x.shape[1])
+            self._rows = observer(state, self._rows)
+            return self._rows
+        return {
+            "location": state.x.detach(),
+            "gradients": state.log_grad_window.view(),
+            "improvements": state.change_window.view(),
+        }
 
     def info(self) -> dict[str, Tensor]:
-        """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics."""
+        """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics
+        (unless ``task_metrics=False``)."""
         state = self.require_state()
         info = {"objective": state.f, "step": state.t, "diverged": state.diverged}
         f_star = state.problem.f_star
         if f_star is not None:
             info["suboptimality"] = state.f - f_star
-        info.update(state.problem.metrics(state.x))
+        if self.task_metrics:
+            info.update(state.problem.metrics(state.x))
         return info

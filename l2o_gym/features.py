@@ -167,11 +167,14 @@ class CoordinatewiseObservation:
         """The space of one instance: [d, F]."""
         return spaces.Box(-CHANGE_CLIP, CHANGE_CLIP, (self.dim, self.num_features), np.float32)
 
-    def __call__(self, state: OptimizationState) -> Tensor:
+    def __call__(self, state: OptimizationState, out: Tensor | None = None) -> Tensor:
         """Rows of every instance: [B, d, F], each block written into one buffer as it is computed
-        (torch.cat of many narrow, strided or broadcast blocks is slower); autograd flows through."""
+        (torch.cat of many narrow, strided or broadcast blocks is slower); autograd flows through.
+        `out`: a buffer [B, d, F] of x's dtype and device to write them into (else a fresh one)."""
         batch, dim = state.x.shape
-        out = state.x.new_empty((batch, dim, self.num_features))
+        shape = (batch, dim, self.num_features)
+        if out is None or tuple(out.shape) != shape or out.dtype != state.x.dtype or out.device != state.x.device:
+            out = state.x.new_empty(shape)
         lib = native_kernel.library() if native_rows_apply(state) else None
         if lib is None:
             self._window_columns(state, out)

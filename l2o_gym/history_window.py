@@ -43,6 +43,19 @@ def time_dim_of(layout: str, dims: int) -> int:
     return {"time_first": 0, "batch_first": 1, "time_last": dims - 1}[layout]
 
 
+def reusable(buffer: Tensor | None, shape: list[int], like: Tensor) -> bool:
+    """Whether `buffer` can hold a window of `shape` with items like `like` (dtype, device), with
+    no autograd graph and contiguous."""
+    return (
+        buffer is not None
+        and list(buffer.shape) == shape
+        and buffer.dtype == like.dtype
+        and buffer.device == like.device
+        and buffer.is_contiguous()
+        and not (buffer.requires_grad or like.requires_grad)
+    )
+
+
 class HistoryWindow:
     """buffer [2H, B, ...] (time_first), [B, 2H, ...] (batch_first) or [B, ..., 2H] (time_last);
     slot k at k and k + H; head p: the oldest slot (the next written)."""
@@ -62,11 +75,24 @@ class HistoryWindow:
         return cls(twice.movedim(1, time_dim_of(layout, twice.dim())).contiguous(), 0, layout)
 
     @classmethod
-    def starting_with(cls, newest: Tensor, length: int, layout: str = "time_first") -> HistoryWindow:
-        """A zero-filled window of `length` items whose newest is `newest` [B, ...]."""
+    def starting_with(
+        cls, newest: Tensor, length: int, layout: str = "time_first", reuse: Tensor | None = None
+    ) -> HistoryWindow:
+        """A zero-filled window of `length` items whose newest is `newest` [B, ...].
+
+        `reuse`: a buffer nothing reads any more (a replaced window's), written over where it has
+        this window's shape, dtype and device instead of allocating (a fresh 2H-item buffer costs
+        its page faults): only the H positions the window shows are zeroed, since a push writes both
+        copies of its slot before either is shown."""
+        time_dim = time_dim_of(layout, newest.dim() + 1)
         shape = list(newest.shape)
-        shape.insert(time_dim_of(layout, newest.dim() + 1), 2 * length)
-        window = cls(newest.new_zeros(shape), 0, layout)
+        shape.insert(time_dim, 2 * length)
+        if reusable(reuse, shape, newest):
+            reuse.narrow(time_dim, 0, length).zero_()
+            buffer = reuse
+        else:
+            buffer = newest.new_zeros(shape)
+        window = cls(buffer, 0, layout)
         window.filled = 0
         window.push(newest)
         return window

@@ -5,12 +5,14 @@ A step is many narrow pieces: the transition's checks and window pushes on [B] a
 tensors, a coordinatewise row's two windows and nine features; in torch each piece is one
 operation whose dispatch and short inner loops (d floats per instance) cost more than its
 arithmetic. The kernels do them in a few passes: `scaled_actions`, `transition_start` and
-`transition_finish` around the loss (`OptimizationState.advance`), and
-`coordinatewise_rows`. They are compiled on first use with the C compiler (``$CC``, else ``cc``;
-``-O3 -march=native``) into the cache folder (``$L2O_GYM_CACHE/kernels``, else
-``~/.cache/l2o_gym/kernels``), named by a hash of the source, the flags, the compiler and the
-CPU's feature flags, and loaded from there later (a build takes about a second; nothing is built
-at import). ``L2O_GYM_NO_KERNEL=1``, a missing compiler or a failed build leave the eager code in
+`transition_finish` around the loss (`OptimizationState.advance`), `coordinatewise_rows`, and
+the log-suboptimality reward with the episode ends (`log_suboptimality_outcome`), the decayed
+window sums' push and total (`decayed_push`, `decayed_total`). They are
+compiled on first use with the C compiler (``$CC``, else ``cc``; ``-O3 -march=native``) into
+the cache folder (``$L2O_GYM_CACHE/kernels``, else ``~/.cache/l2o_gym/kernels``), named by a
+hash of the source, the flags, the compiler and the CPU's feature flags, and loaded from there
+later (a build takes about a second; nothing is built at import). ``L2O_GYM_NO_KERNEL=1``, a
+missing compiler or a failed build leave the eager code in
 place (a failed build warns once). `tests/test_native_kernel.py` checks that both agree within
 1e-6. All tensors passed are CPU, contiguous, float32 unless said otherwise.
 """
@@ -100,6 +102,10 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.transition_finish.argtypes = [_I64, _I64, _I64, *[_PTR] * 5, _F32, *[_PTR] * 12, _F32]
     lib.transition_finish.restype = _I64
     lib.scaled_actions.argtypes, lib.scaled_actions.restype = [_I64, _PTR, _F32, _PTR], None
+    lib.log_gap_arguments.argtypes, lib.log_gap_arguments.restype = [_I64, *[_PTR] * 4, _F32, _PTR], None
+    lib.step_outcome.argtypes, lib.step_outcome.restype = [_I64, *[_PTR] * 5, _F32, *[_PTR] * 3], None
+    lib.decayed_push.argtypes, lib.decayed_push.restype = [_I64, _I64, _PTR, _PTR, _PTR, _I64], None
+    lib.decayed_total.argtypes, lib.decayed_total.restype = [_I64, _I64, *[_PTR] * 4], None
 
 
 def coordinatewise_rows(
@@ -179,3 +185,41 @@ def transition_finish(
         ctypes.addressof(heads), ctypes.addressof(layouts), scratch.data_ptr(), signed_log_norm,
     )  # fmt: skip
     return moved, diverged_now, int(frozen)
+
+
+def log_suboptimality_outcome(
+    lib: ctypes.CDLL,
+    objectives: tuple[Tensor, Tensor, Tensor, Tensor],
+    eps: float,
+    steps: tuple[Tensor, Tensor, Tensor, Tensor],
+    penalty: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The log-suboptimality reward [B] (float32) and terminated, truncated [B] (bool) of a step:
+    objectives = (f_prev, f, f0, f_star) [B] float32; steps = (diverged_now [B] bool, t_before, t,
+    horizon [B] int64); penalty: minus the divergence penalty per remaining step. The log is
+    torch's (the same numbers as `l2o_gym.rewards`), the rest two passes in C."""
+    batch = objectives[0].shape[0]
+    args = torch.empty(2 * batch)
+    lib.log_gap_arguments(batch, *map(_pointer, objectives), eps, _pointer(args))
+    args.log_()
+    reward = torch.empty(batch)
+    terminated, truncated = torch.empty(batch, dtype=torch.bool), torch.empty(batch, dtype=torch.bool)
+    lib.step_outcome(
+        batch, _pointer(args), *map(_pointer, steps), penalty, *map(_pointer, (reward, terminated, truncated))
+    )
+    return reward, terminated, truncated
+
+
+def decayed_push(lib: ctypes.CDLL, back: Tensor, beta: Tensor, item: Tensor, power: int) -> None:
+    """back [n, ...] (float64) = beta [n] · back + item [...] (float32; squared with power 2), in
+    place, in float64 (`l2o_gym.decayed_window_sums`)."""
+    n = back.shape[0]
+    lib.decayed_push(n, back.numel() // n, _pointer(beta), _pointer(back), _pointer(item), power)
+
+
+def decayed_total(lib: ctypes.CDLL, back: Tensor, older: Tensor, weight: Tensor) -> Tensor:
+    """back + older · weight [n, ...] (float64; weight [n], one per leading row), a new tensor."""
+    total = torch.empty_like(back)
+    n = back.shape[0]
+    lib.decayed_total(n, back.numel() // n, *map(_pointer, (back, older, weight, total)))
+    return total

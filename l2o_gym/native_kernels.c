@@ -207,3 +207,62 @@ int64_t transition_finish(int64_t batch, int64_t dim, int64_t history, const flo
                         step_buffer, change_buffer, heads, layouts, scratch, signed_log_norm);
     return frozen;
 }
+
+/* The log-suboptimality reward (l2o_gym.rewards.LogSuboptimalityReward) around torch's log, in
+   its float32 arithmetic: first its two log arguments args [2, B], max(f_prev - f*, 0) / scale +
+   eps and max(f - f*, 0) / scale + eps with scale = |f0 - f*| + 1e-12 (a NaN stays NaN, as
+   torch's clamp_min keeps it); the caller takes their log in place. */
+void log_gap_arguments(int64_t batch, const float *f_prev, const float *f, const float *f0, const float *f_star,
+                       float eps, float *args) {
+    for (int64_t b = 0; b < batch; ++b) {
+        const float scale = fabsf(f0[b] - f_star[b]) + 1e-12f;
+        const float before = f_prev[b] - f_star[b], after = f[b] - f_star[b];
+        args[b] = (before < 0.0f ? 0.0f : before) / scale + eps;
+        args[batch + b] = (after < 0.0f ? 0.0f : after) / scale + eps;
+    }
+}
+
+/* Then the step's outcome (l2o_gym.episode_batch.EpisodeBatch.step): reward [B] = logs[0] -
+   logs[1], or penalty * (horizon - t_before) where the instance diverged now (penalty: minus the
+   divergence penalty); terminated = diverged now; truncated = not terminated and t >= horizon. */
+void step_outcome(int64_t batch, const float *logs, const uint8_t *diverged_now, const int64_t *t_before,
+                  const int64_t *t, const int64_t *horizon, float penalty, float *reward, uint8_t *terminated,
+                  uint8_t *truncated) {
+    for (int64_t b = 0; b < batch; ++b) {
+        reward[b] = diverged_now[b] ? penalty * (float)(horizon[b] - t_before[b]) : logs[b] - logs[batch + b];
+        terminated[b] = diverged_now[b];
+        truncated[b] = (uint8_t)(!diverged_now[b] && t[b] >= horizon[b]);
+    }
+}
+
+/* Decayed window sums (l2o_gym.decayed_window_sums), float64, in its torch arithmetic: a push's
+   back sums, back[j] = beta[j] * back[j] + term for each β j of n over m values, the term the
+   item [m] (float32) as it is or squared (power 2) in float64, products and sums rounded one by
+   one (mul_ then add_); and the sums themselves, total[j] = back[j] + older[j] * weight[j] as one
+   fused multiply-add (as torch's addcmul computes it on this CPU). */
+#pragma STDC FP_CONTRACT OFF
+void decayed_push(int64_t n, int64_t m, const double *beta, double *back, const float *item, int64_t power) {
+    for (int64_t j = 0; j < n; ++j) {
+        double *row = back + j * m;
+        const double b = beta[j];
+        if (power == 2) {
+            for (int64_t k = 0; k < m; ++k) {
+                const double v = (double)item[k], square = v * v, scaled = b * row[k];
+                row[k] = scaled + square;
+            }
+        } else {
+            for (int64_t k = 0; k < m; ++k) {
+                const double scaled = b * row[k];
+                row[k] = scaled + (double)item[k];
+            }
+        }
+    }
+}
+
+void decayed_total(int64_t n, int64_t m, const double *back, const double *older, const double *weight,
+                   double *total) {
+    for (int64_t j = 0; j < n; ++j) {
+        const double w = weight[j];
+        for (int64_t k = 0; k < m; ++k) total[j * m + k] = fma(older[j * m + k], w, back[j * m + k]);
+    }
+}

@@ -108,8 +108,13 @@ class OptimizationState:
         history: int = DEFAULT_HISTORY,
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
         coordinate_major: bool = False,
+        reuse: OptimizationState | None = None,
     ) -> OptimizationState:
         """State at x0 [B, d] (default `problem.init()`), with zero-filled histories.
+
+        `reuse`: a state being replaced whole (nothing reads its windows any more): its window
+        buffers are written over where they fit (`HistoryWindow.starting_with`) instead of
+        allocating fresh ones.
 
         Each window's layout (`HistoryWindow`) follows what reads it: the gradients and steps
         (read by their newest items and decayed sums) time first, the improvements and the
@@ -127,17 +132,22 @@ class OptimizationState:
             raise ValueError("the objective or its gradient is not finite at the starting point")
         batch = x.shape[0]
         zeros = torch.zeros_like(x)
+
+        def window(newest: Tensor, layout: str, name: str) -> HistoryWindow:
+            old = None if reuse is None else getattr(reuse, name).buffer
+            return HistoryWindow.starting_with(newest, history, layout, old)
+
         return cls(
             problem=problem,
             x=x,
             f=f,
             grad=grad,
             f0=f.clone(),
-            grad_window=HistoryWindow.starting_with(grad, history),
-            step_window=HistoryWindow.starting_with(zeros, history),
-            change_window=HistoryWindow.starting_with(zeros[:, 0], history, "batch_first"),
-            log_grad_window=HistoryWindow.starting_with(
-                signed_log(grad), history, "time_last" if coordinate_major else "batch_first"
+            grad_window=window(grad, "time_first", "grad_window"),
+            step_window=window(zeros, "time_first", "step_window"),
+            change_window=window(zeros[:, 0], "batch_first", "change_window"),
+            log_grad_window=window(
+                signed_log(grad), "time_last" if coordinate_major else "batch_first", "log_grad_window"
             ),
             last_step=zeros,
             t=torch.zeros(batch, dtype=torch.long, device=x.device),

@@ -13,6 +13,7 @@ def test_quick_run_writes_every_row(tmp_path, capsys):
     text = out.read_text()
     for what in (
         "make_vec (dict)",
+        "make_vec (dict), copy=False",
         "SB3 dict VecEnv",
         "SB3 coordinatewise VecEnv",
         "Rosenbrock d=100",

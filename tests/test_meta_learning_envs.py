@@ -69,3 +69,26 @@ def test_evaluate_with_hand_designed_optimizers(env_id, tmp_path):
         curves = result.curves[name]
         assert curves.objectives.shape == (3, 2) and torch.isfinite(curves.objectives).all()
         assert curves.metrics[METRICS[env_id]].shape == (2,)
+
+
+def test_task_metrics_off_leaves_them_out_and_changes_nothing_else(tmp_path):
+    kwargs = {**small_kwargs("l2o/MAMLSinusoid-v0", tmp_path), "coordinatewise": True, "horizon": 2}
+    runs = []
+    for task_metrics in (True, False):
+        vec = gym.make_vec("l2o/MAMLSinusoid-v0", num_envs=2, task_metrics=task_metrics, **kwargs)
+        obs, info = vec.reset(seed=1)
+        steps = [(obs, info)]
+        rng = np.random.default_rng(0)
+        for _ in range(3):  # crosses an autoreset
+            obs, reward, terminated, truncated, info = vec.step(rng.uniform(-1, 1, (2, 1761)).astype(np.float32))
+            steps.append((obs, reward, terminated, truncated, info))
+        runs.append(steps)
+    for with_metrics, without in zip(*runs, strict=True):
+        assert "query_mse" in with_metrics[-1] and "query_mse" not in without[-1]
+        assert {k: v for k, v in with_metrics[-1].items() if "query_mse" not in k}.keys() == without[-1].keys()
+        for key in without[-1]:
+            np.testing.assert_array_equal(with_metrics[-1][key], without[-1][key])
+        for a, b in zip(with_metrics[:-1], without[:-1], strict=True):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="task_metrics must be true or false"):
+        gym.make_vec("l2o/MAMLSinusoid-v0", num_envs=2, task_metrics="no", **kwargs)

@@ -147,3 +147,55 @@ def test_the_kernel_signed_log_matches_log1p_in_float64():
     assert (pushed.double() - exact).abs().max() < 1e-6
     assert torch.equal(pushed.flatten()[-6:-4], torch.zeros(2)) and pushed.abs().max() < SIGNED_LOG_BOUND
     assert torch.equal(windows[0].buffer[windows[0].head], v)  # the raw gradient as it was
+
+
+def test_the_reward_kernel_gives_the_torch_reward_and_ends_exactly():
+    """`log_suboptimality_outcome` against `LogSuboptimalityReward` and the torch episode ends:
+    the same float32 numbers (the log is torch's), through objectives below f*, zero gaps,
+    diverged rows (their penalty) and rows at their horizon."""
+    from l2o_gym.rewards import LogSuboptimalityReward
+
+    generator = torch.Generator().manual_seed(0)
+    batch = 67
+    f_star = torch.rand(batch, generator=generator) - 0.5
+    f0 = f_star + 10.0 ** (4 * torch.rand(batch, generator=generator) - 2)
+    f_prev = f_star + (f0 - f_star) * torch.rand(batch, generator=generator)
+    f = f_star + (f0 - f_star) * (1.2 * torch.rand(batch, generator=generator) - 0.1)  # some below f*
+    f[:3] = f_star[:3]  # gaps of exactly zero
+    diverged_now = torch.rand(batch, generator=generator) < 0.2
+    horizon = torch.randint(5, 40, (batch,), generator=generator)
+    t = torch.minimum(torch.randint(1, 45, (batch,), generator=generator), horizon)
+    t_before = t - 1
+    rule = LogSuboptimalityReward()
+    reward, terminated, truncated = native_kernel.log_suboptimality_outcome(
+        native_kernel.library(), (f_prev, f, f0, f_star), rule.eps, (diverged_now, t_before, t, horizon), -2.0
+    )
+    expected = rule.pay(f_prev, f, f0, f_star)
+    expected = torch.where(diverged_now, -2.0 * (horizon - t_before).to(torch.float32), expected)
+    assert torch.equal(reward, expected)
+    assert torch.equal(terminated, diverged_now)
+    assert torch.equal(truncated, ~diverged_now & (t >= horizon))
+    assert truncated.any() and terminated.any()
+
+
+@pytest.mark.parametrize("power", [1, 2])
+def test_the_decayed_sums_kernels_give_the_torch_numbers_exactly(power, monkeypatch):
+    """`DecayedWindowSums` pushed and summed with and without the kernels, through rebuilds:
+    the same float64 numbers up to a rounding (exactly equal where torch's addcmul fuses its
+    multiply-add, as on the machines this was written on)."""
+    from l2o_gym.decayed_window_sums import DecayedWindowSums
+
+    generator = torch.Generator().manual_seed(power)
+    window = torch.randn(8, 5, 3, generator=generator)  # [B, H, D]
+    sums = {name: DecayedWindowSums(window, (0.5, 0.9, 0.99), power, filled=2) for name in ("fast", "slow")}
+    for step in range(12):  # past two rebuilds of the front (every H = 5 pushes)
+        item = torch.randn(8, 3, generator=generator)
+        window = torch.cat([window[:, 1:], item.unsqueeze(1)], dim=1)
+        for name, kept in sums.items():
+            monkeypatch.setenv(native_kernel.DISABLE_VAR, "0" if name == "fast" else "1")
+            kept.push(item, window)
+        monkeypatch.setenv(native_kernel.DISABLE_VAR, "0")
+        fast = sums["fast"].sums()
+        monkeypatch.setenv(native_kernel.DISABLE_VAR, "1")
+        slow = sums["slow"].sums()
+        torch.testing.assert_close(fast, slow, rtol=1e-15, atol=0.0, msg=f"step {step}")

@@ -11,6 +11,12 @@ terminated / truncated (bool) and infos are torch tensors there, and actions may
 any device (for a torch agent on a GPU: no copy to the host per step). The default
 ``output="numpy"`` is Gymnasium's: numpy arrays on the host.
 
+``copy`` is Gymnasium's vector-env flag: with the default ``copy=True`` every observation is a
+fresh array. With ``copy=False`` the dict layout's arrays are views of the env's own buffers
+(``location`` x, and the ring buffers' windows of ``gradients`` and ``improvements``, strided):
+valid until the next `step` or `reset`, which may write into them; no O(H·d) copy per step.
+Coordinatewise rows are written into one array, the same every step. Copy what you keep.
+
 Info: ``objective``, ``step``, ``diverged`` (and ``suboptimality`` and task metrics), each an
 array [B] with its Gymnasium mask ``_name``.
 """
@@ -73,13 +79,16 @@ class OptimizationVectorEnv(VectorEnv):
         num_envs: int = 1,
         render_mode: None = None,
         output: str = "numpy",
+        copy: bool = True,
         **kwargs: Any,
     ) -> None:
         if render_mode is not None:
             raise ValueError(f"render_mode must be None (no rendering), got {render_mode!r}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
-        self.output = output
+        if not isinstance(copy, bool):
+            raise ValueError(f"copy must be true or false, got {copy!r}")
+        self.output, self.copy = output, copy
         self.num_envs = check_positive_int("num_envs", num_envs)
         self.render_mode = None
         episode_kwargs, family_kwargs = split_kwargs(kwargs)
@@ -100,8 +109,8 @@ class OptimizationVectorEnv(VectorEnv):
         self.episodes.reset(self._generator)
         self._prev_done.zero_()
         if self.output == "torch":
-            return self.episodes.observe(), vector_info_tensors(self.episodes.info())
-        return to_numpy(self.episodes.observe()), vector_info(self.episodes.info())
+            return self.episodes.observe(self.copy), vector_info_tensors(self.episodes.info())
+        return to_numpy(self.episodes.observe(self.copy)), vector_info(self.episodes.info())
 
     def step(self, actions):
         if self._generator is None:
@@ -119,10 +128,10 @@ class OptimizationVectorEnv(VectorEnv):
             truncated = truncated & ~restart
         self._prev_done = terminated | truncated
         if self.output == "torch":
-            obs, info = self.episodes.observe(), vector_info_tensors(self.episodes.info())
+            obs, info = self.episodes.observe(self.copy), vector_info_tensors(self.episodes.info())
             return obs, reward.to(torch.float32), terminated, truncated, info
         return (
-            to_numpy(self.episodes.observe()),
+            to_numpy(self.episodes.observe(self.copy)),
             reward.cpu().numpy().astype(np.float64),
             terminated.cpu().numpy(),
             truncated.cpu().numpy(),

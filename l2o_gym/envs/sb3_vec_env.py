@@ -135,20 +135,37 @@ class OptimizationSB3VecEnv(VecEnv):
             obs = last_obs
         else:
             time_limit = self._per_env((truncated & ~terminated).cpu().numpy())
-            ended = np.flatnonzero(dones)  # the envs whose episode ended, only
-            terminal = select(last_obs, ended)  # a copy: their rows stay as they ended
-            rows = list(terminal) if self.coordinatewise else [select(terminal, j) for j in range(len(ended))]
-            for i, row, limit in zip(ended.tolist(), rows, time_limit[ended].tolist(), strict=True):
-                infos[i] = {**infos[i], "terminal_observation": row, "TimeLimit.truncated": limit}
+            infos = self._with_terminal_rows(infos, last_obs, dones, time_limit)
             fresh = self.episodes.reset_rows(done, self._generator)
             obs = self._with_fresh_rows(last_obs, dones, fresh)
         rewards = self._per_env(reward.cpu().numpy().astype(np.float32))
         return obs, rewards, dones, infos
 
+    def _with_terminal_rows(self, infos: list, last_obs, dones: np.ndarray, time_limit: np.ndarray) -> list:
+        """infos where the envs whose episode ended (dones [num_envs]) have their own dict with their
+        last observation (a copy: it stays as it ended) and whether the time limit cut it; the
+        dicts built in one comprehension, the list itself where every env ended."""
+        ended = np.flatnonzero(dones)
+        terminal = select(last_obs, ended)
+        rows = list(terminal) if self.coordinatewise else [select(terminal, j) for j in range(len(ended))]
+        ended_envs = ended.tolist()
+        own = [
+            {**infos[i], "terminal_observation": row, "TimeLimit.truncated": limit}
+            for i, row, limit in zip(ended_envs, rows, time_limit[ended].tolist(), strict=True)
+        ]
+        if len(own) == self.num_envs:
+            return own
+        for i, info in zip(ended_envs, own, strict=True):
+            infos[i] = info
+        return infos
+
     def _with_fresh_rows(self, last_obs, dones: np.ndarray, fresh):
         """A copy of last_obs (the terminal ones stay intact) whose ended envs [num_envs] hold the
-        fresh episodes' observations: only the restarted instances' rows are computed."""
+        fresh episodes' observations: only the restarted instances' rows are computed (where every
+        env ended, those alone: a fresh array)."""
         rows = to_numpy(self.episodes.observation_spec.observe(fresh))
+        if dones.all():
+            return rows.reshape(self.num_envs, -1) if self.coordinatewise else rows
         if self.coordinatewise:
             obs = last_obs.copy()
             obs[dones] = rows.reshape(-1, rows.shape[-1])
