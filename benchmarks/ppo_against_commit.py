@@ -7,8 +7,9 @@ docs/speed.md) is materialised with ``git archive`` into a temporary folder; the
 timed by ``python -m benchmarks.ppo_throughput`` (as `train_sb3` builds it now) with its default
 and each file of `--configs`. Every measurement is a fresh subprocess with one torch thread (CPU
 time and wall time of `--rollouts` rollouts and updates after a warm-up one); the cases alternate
-within each of `--rounds` rounds. A case's figure is the median over rounds, its ratio the median
-over rounds of its figure over the commit's in the same round [min–max over rounds].
+within each of `--rounds` rounds. A case's figure is the median over rounds, its ratios the medians
+over rounds of its figure over the commit's, and over the first configuration's, in the same round
+[min–max over rounds].
 
     python -m benchmarks.ppo_against_commit [--commit d3f495a] [--configs default,agents/rl/ppo_logistic_previous.yaml]
         [--rounds 5] [--rollouts 4] [--docs docs/ppo_speed.md]
@@ -120,27 +121,30 @@ def spread(ratios: list[float]) -> str:
 
 
 def table(measured: dict[str, list[PPOThroughput]]) -> list[str]:
-    """Markdown rows: each case's medians over rounds and its ratios to the first case (the commit),
-    round by round."""
-    first = next(iter(measured.values()))
+    """Markdown rows: each case's medians over rounds, its ratio to the first case (the commit) and
+    the second case's (the current code's first configuration) ratio to it, round by round."""
+    first, second = list(measured.values())[:2]
+
+    def ratios(runs: list[PPOThroughput], to: list[PPOThroughput], rate: str) -> str:
+        return spread([getattr(m, rate) / getattr(t, rate) for m, t in zip(runs, to, strict=True)])
+
     lines = [
-        "| code, configuration | instances × d | problem-steps/s (CPU) | × commit | problem-steps/s (wall) "
-        "| × commit | update share (CPU) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| code, configuration | instances × d | problem-steps/s (CPU) | × commit | row 2 × it "
+        "| problem-steps/s (wall) | × commit | update share (CPU) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, runs in measured.items():
-        cpu = [m.cpu_rate / f.cpu_rate for m, f in zip(runs, first, strict=True)]
-        wall = [m.wall_rate / f.wall_rate for m, f in zip(runs, first, strict=True)]
         lines.append(
             f"| {label} | {runs[0].num_envs} × {runs[0].dim} "
-            f"| {statistics.median(m.cpu_rate for m in runs):,.0f} | {spread(cpu)} "
-            f"| {statistics.median(m.wall_rate for m in runs):,.0f} | {spread(wall)} "
+            f"| {statistics.median(m.cpu_rate for m in runs):,.0f} | {ratios(runs, first, 'cpu_rate')} "
+            f"| {ratios(second, runs, 'cpu_rate')} "
+            f"| {statistics.median(m.wall_rate for m in runs):,.0f} | {ratios(runs, first, 'wall_rate')} "
             f"| {statistics.median(m.update_share for m in runs):.0%} |"
         )
     return lines
 
 
-def block(args: argparse.Namespace, sha: str, subject: str, rows: list[str]) -> str:
+def block(args: argparse.Namespace, rows: list[str]) -> str:
     configs = ",".join(DEFAULT if c is None else c for c in args.configs)
     command = f"python -m benchmarks.ppo_against_commit --commit {args.commit} --configs {configs}"
     command += f" --rounds {args.rounds} --rollouts {args.rollouts}"
@@ -148,18 +152,19 @@ def block(args: argparse.Namespace, sha: str, subject: str, rows: list[str]) -> 
     return "\n".join(
         [
             BLOCK_BEGIN,
-            f"## Against the code of {sha[:7]} (one run)",
+            f"## Against the code of {args.sha[:7]} (one run)",
             "",
-            f"Written by `benchmarks/ppo_against_commit.py` (torch {torch.__version__}, 1 thread; load average "
-            f"{load:.1f} at the end), measured in one run of",
+            f"Written by `benchmarks/ppo_against_commit.py` (torch {torch.__version__}, 1 thread; load",
+            f"average {load:.1f} at the end), measured in one run of",
             "",
             f"    {command}",
             "",
-            f"{sha[:7]} ({subject[:90]}) extracted with `git archive`; PPO on {PPO_ENV} built as that",
-            "commit's `train_sb3` built it (its own hyperparameters and env, SB3's PPO), and as `train_sb3`",
-            f"builds it now. Each figure: {args.rollouts} rollouts and updates after a warm-up one, in a fresh",
+            f"{args.sha[:7]} extracted with `git archive`; PPO on {PPO_ENV} built as that commit's",
+            "`train_sb3` built it (its own hyperparameters and env, SB3's PPO), and as `train_sb3` builds it",
+            f"now. Each figure: {args.rollouts} rollouts and updates after a warm-up one, in a fresh",
             f"subprocess with one torch thread; median of {args.rounds} rounds in which the cases alternate. × commit:",
-            "the median over rounds of the ratio to the commit's figure in the same round [min–max].",
+            "the median over rounds of the ratio to the commit's figure in the same round [min–max]; row 2 × it:",
+            "likewise, the current code's first configuration over the row's (CPU time).",
             "",
             *rows,
             BLOCK_END,
@@ -207,6 +212,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    print(f"{args.sha[:7]}: {args.subject}", flush=True)
     with tempfile.TemporaryDirectory(prefix="ppo_against_commit_") as folder:
         tree = materialise(args.sha, Path(folder))
         todo = cases(tree, args.sha[:7], args.configs, args.rollouts, Path(folder) / "cache")
@@ -223,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = table(measured)
     print("\n".join(rows))
     if args.docs is not None:
-        write_block(args.docs, block(args, args.sha, args.subject, rows))
+        write_block(args.docs, block(args, rows))
         print(f"wrote {args.docs}")
     return 0
 

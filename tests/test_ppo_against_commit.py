@@ -56,9 +56,9 @@ def measured(label: str, cpu_s: list[float]) -> list[PPOThroughput]:
 
 def test_ratios_are_taken_round_by_round():
     rows = bench.table({"old": measured("old", [1.0, 2.0, 1.0]), "new": measured("new", [0.25, 0.25, 0.5])})
-    assert rows[2].startswith("| old | 32 × 4 | 3,200 | 1.00× [1.00–1.00] | 1,600 |")
+    assert rows[2].startswith("| old | 32 × 4 | 3,200 | 1.00× [1.00–1.00] | 4.00× [2.00–8.00] | 1,600 |")
     # per round 4×, 8×, 2×: the median of the ratios (4×), not the ratio of the medians (3,200 / 12,800)
-    assert "| 12,800 | 4.00× [2.00–8.00] | 6,400 | 4.00× [2.00–8.00] | 50% |" in rows[3]
+    assert "| 12,800 | 4.00× [2.00–8.00] | 1.00× [1.00–1.00] | 6,400 | 4.00× [2.00–8.00] | 50% |" in rows[3]
 
 
 def test_the_page_block_is_replaced_in_place(tmp_path):
