@@ -39,7 +39,7 @@ from benchmarks.ppo_throughput import MEASURED, PPO_ENV, PPOThroughput
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("ppo_commit_driver.py")
-DEFAULT_COMMIT = "d3f495a"  # the parent of the first commit of the speed work (issue #14)
+DEFAULT_COMMIT = "d3f495a"  # the code before the speed work of docs/speed.md and docs/ppo_speed.md
 DEFAULT = "default"
 PREVIOUS = "agents/rl/ppo_logistic_previous.yaml"
 BLOCK_BEGIN = "<!-- ppo_against_commit: begin (written by benchmarks/ppo_against_commit.py) -->"
@@ -75,7 +75,8 @@ def materialise(sha: str, folder: Path) -> Path:
     """The tree of commit `sha` extracted under `folder` (``git archive``); returns its root."""
     archive = git("archive", "--format=tar", sha)
     if archive.returncode != 0:
-        raise SystemExit(f"git archive {sha} failed: {archive.stderr.decode().strip().splitlines()[-1:]}")
+        reason = (archive.stderr.decode().strip().splitlines() or ["no message"])[-1]
+        raise SystemExit(f"git archive {sha} failed: {reason}")
     tree = folder / sha[:12]
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(tree, filter="data")
