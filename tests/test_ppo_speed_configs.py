@@ -30,6 +30,7 @@ def settings(config: str | None, env_id: str = LOGISTIC) -> tuple:
     [
         (None, (256, 25, 5, 0.25, WIDE)),
         ("agents/rl/ppo_fast_wide.yaml", (256, 25, 5, 0.25, WIDE)),
+        ("agents/rl/ppo_fast_wider.yaml", (512, 25, 5, 0.125, WIDE)),
         ("agents/rl/ppo_fast_subsampled.yaml", (128, 25, 5, 0.5, [64, 64])),
         ("agents/rl/ppo_fast.yaml", (128, 25, 5, 1.0, [64, 64])),
         ("agents/rl/ppo_logistic_previous.yaml", (32, 100, 10, 1.0, [64, 64])),
