@@ -6,12 +6,17 @@ A problem-step is one instance advanced one step (B per env step, whatever d; a 
 row is one of its d coordinates). `measure_ppo` times whole rollouts and updates after one
 warm-up rollout and update, with both clocks (CPU time of this process and wall time), and the
 share of the CPU time spent outside the rollouts (PPO's update). Used by
-`benchmarks/env_overhead.py` (its PPO rows) and `benchmarks/ppo_speed_check.py`.
+`benchmarks/env_overhead.py` (its PPO rows), `benchmarks/ppo_speed_check.py` and, as a command that
+prints one JSON line of the measured fields, `benchmarks/ppo_against_commit.py`:
+
+    python -m benchmarks.ppo_throughput [--config FILE] [--env-id ID] [--rollouts 4] [--seed 0]
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 PPO_ENV = "l2o/LogisticRegression-v0"
+# the fields of a PPOThroughput that a measurement fills (all but its label), as the JSON line holds them
+MEASURED = ("num_envs", "dim", "problem_steps", "cpu_s", "wall_s", "collect_cpu_s")
 
 
 @dataclass
@@ -102,4 +109,32 @@ def measure_ppo(
     return PPOThroughput(label, training.num_envs, raw.dim, problem_steps, cpu, wall, clock.collecting)
 
 
-__all__ = ["PPO_ENV", "PPOThroughput", "measure_ppo", "quick_config"]
+def main(argv: list[str] | None = None) -> int:
+    """One measurement with one torch thread, printed as one JSON line of `MEASURED`."""
+    import torch
+
+    from l2o_gym.registry import l2o_env_ids
+
+    parser = argparse.ArgumentParser(description="PPO problem-steps/s of a training configuration (one JSON line)")
+    parser.add_argument("--config", default=None, help="a config file merged over agents/rl/hyperparams.yaml")
+    parser.add_argument("--env-id", default=PPO_ENV)
+    parser.add_argument("--rollouts", type=int, default=4, help="timed rollouts and updates after a warm-up one")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.config is not None and not Path(args.config).is_file():
+        parser.error(f"--config must name an existing config file, got {args.config!r}")
+    if args.env_id not in l2o_env_ids():
+        parser.error(f"--env-id must be a registered l2o env id (e.g. {PPO_ENV}), got {args.env_id!r}")
+    if args.rollouts < 1 or args.seed < 0:
+        parser.error(f"--rollouts must be >= 1 and --seed >= 0, got {args.rollouts} and {args.seed}")
+    torch.set_num_threads(1)
+    measured = measure_ppo(args.config, env_id=args.env_id, rollouts=args.rollouts, seed=args.seed)
+    print(json.dumps({name: getattr(measured, name) for name in MEASURED}))
+    return 0
+
+
+__all__ = ["MEASURED", "PPO_ENV", "PPOThroughput", "main", "measure_ppo", "quick_config"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
