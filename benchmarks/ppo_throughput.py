@@ -74,7 +74,7 @@ def measure_ppo(
     PPO and torch's tanh (`agents.rl.sb3_training.build_model`), to measure what they save."""
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from agents.rl.config import check_training_config, load_training_config
+    from agents.rl.config_loading import check_training_config, load_training_config
     from agents.rl.sb3_training import build_env, build_model
 
     training = load_training_config(env_id, "ppo", config)

@@ -10,7 +10,8 @@ import torch
 
 import l2o_gym
 from agents.hand_designed import make_optimizer
-from agents.rl.config import ConfigError, TrainingConfig, load_training_config
+from agents.rl.config import ConfigError, TrainingConfig
+from agents.rl.config_loading import load_training_config
 from agents.rl.run_family import RunFamily
 from agents.rl.sb3_training import build_env, build_model, run_meta, warm_starts
 from agents.runtime.learned_optimizer import LearnedOptimizer

@@ -16,10 +16,9 @@ from agents.rl.config import (
     ImitationSettings,
     MetaTrainingConfig,
     TrainingConfig,
-    check_training_config,
-    load_training_config,
     with_window_pairs,
 )
+from agents.rl.config_loading import check_training_config, load_training_config
 from agents.rl.hyperparams import HYPERPARAMS_FILE, merged_hyperparams
 
 

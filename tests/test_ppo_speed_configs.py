@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.rl.config import load_training_config
+from agents.rl.config_loading import load_training_config
 
 LOGISTIC = "l2o/LogisticRegression-v0"
 WIDE = {"pi": [64, 64], "vf": [32, 32]}

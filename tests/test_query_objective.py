@@ -11,7 +11,8 @@ import torch
 from agents.hand_designed import make_optimizer
 from agents.meta.l2l_lstm import L2LOptimizer
 from agents.meta.meta_training import make_rule, meta_train_iteration, train_meta_optimizer
-from agents.rl.config import ConfigError, MetaTrainingConfig, TrainingConfig, check_training_config
+from agents.rl.config import ConfigError, MetaTrainingConfig, TrainingConfig
+from agents.rl.config_loading import check_training_config
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.evaluation import evaluate
 from l2o_gym.registry import make_family
@@ -214,7 +215,7 @@ def test_evaluation_records_the_query_curves_per_step():
 
 
 def test_the_benchmark_ppo_configuration_trains_on_the_query_objective():
-    from agents.rl.config import load_training_config
+    from agents.rl.config_loading import load_training_config
 
     config = load_training_config("l2o/MAMLSinusoid-v0", "ppo", "benchmarks/maml_inner_ppo.yaml")
     run_family = check_training_config(config, "l2o/MAMLSinusoid-v0", "ppo")

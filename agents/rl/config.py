@@ -1,11 +1,10 @@
 """Typed training configuration: the YAML sections parsed once, checked, with defaults in one place.
 
-`load_training_config(env_id, algo, path, ...)` merges agents/rl/hyperparams.yaml, a user's
-file and command-line overrides (`agents.rl.hyperparams.merged_hyperparams`) and returns a
-`TrainingConfig`; `MetaTrainingConfig.parse` does the same for the L2L / meta-LSTM keywords.
-A bad key, type or value raises a `ConfigError`: one line naming the key, the value, what is
-allowed and the file. Nothing here trains; building the family and checking the episode options
-against `EpisodeBatch` and the algorithm keywords against the algorithm's ``__init__`` is all.
+`TrainingConfig.parse` turns a merged hyperparameter mapping into typed sections
+(`agents.rl.config_loading.load_training_config` does the merging and the checks that need the
+family or the algorithm); `MetaTrainingConfig.parse` does the same for the L2L / meta-LSTM
+keywords. A bad key, type or value raises a `ConfigError`: one line naming the key, the value,
+what is allowed and the file. Nothing here trains or builds anything.
 
 A section that a dataclass describes (`StepSettings`, `ImitationSettings`, `BackpropSettings`)
 declares each key with its default and its check in one `setting(...)` field.
@@ -19,15 +18,11 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agents.meta.meta_training_options import MetaTrainingOptions
 from agents.runtime.residual_step import RESIDUAL_FORMS, STATE_ONLY_TEACHERS
 from agents.runtime.step_forms import DEFAULT_LOG_RANGE, STEP_FORMS, StepForm
-
-if TYPE_CHECKING:
-    from agents.rl.run_family import RunFamily
 
 ALGOS = ("ppo", "sac", "td3", "a2c", "recurrent_ppo")
 WARM_START_ALGOS = ("ppo", "a2c")  # the algorithms whose policies the warm starts fit
@@ -142,6 +137,14 @@ def setting(default: Any, check: Callable[[Any], Any]) -> Any:
 
 def _fail(source: str, key: str, value: Any, allowed: str) -> ConfigError:
     return ConfigError(f"{key} must be {allowed}, got {value!r} (in {source})")
+
+
+def check_value(check: Callable[[Any], Any], value: Any, key: str, source: str) -> Any:
+    """`check(value)`, or a one-line ConfigError naming `key`, what is allowed and `source`."""
+    try:
+        return check(value)
+    except _Bad as bad:
+        raise _fail(source, key, value, bad.allowed) from None
 
 
 def parse_section(cls: type, data: Any, section: str, source: str) -> Any:
@@ -385,49 +388,6 @@ def check_warm_start_policy(name: str, algo: str, coordinatewise: bool, source: 
         )
 
 
-def check_warm_starts(config: TrainingConfig, algo: str, source: str) -> None:
-    for name in COORDINATEWISE_SECTIONS:
-        if getattr(config, name) is not None:
-            check_warm_start_policy(name, algo, config.coordinatewise, source)
-
-
-# keywords the training code passes itself: a config may not set them
-RESERVED_KEYWORDS = (
-    "self",
-    "args",
-    "kwargs",
-    "policy",
-    "env",
-    "seed",
-    "verbose",
-    "tensorboard_log",
-    "policy_kwargs",
-    "_init_setup_model",
-    "observation_space",
-    "action_space",
-    "lr_schedule",
-)
-
-
-def check_keywords(cls: type, given: Mapping[str, Any], section: str, source: str) -> None:
-    """Every key of `given` is a keyword of `cls.__init__` (or of its bases, through **kwargs)
-    that the training code does not pass itself."""
-    allowed: list[str] = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        parameters = inspect.signature(klass.__init__).parameters
-        allowed += [p for p in parameters if p not in RESERVED_KEYWORDS and p not in allowed]
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-            break
-    unknown = [k for k in given if k not in allowed]
-    if unknown:
-        raise ConfigError(
-            f"unknown {section} keyword {unknown[0]!r} = {given[unknown[0]]!r} for {cls.__name__} in {source}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # meta-training (L2L, meta-LSTM): the keywords of agents.meta.meta_training.train_meta_optimizer
 
@@ -461,69 +421,3 @@ class MetaTrainingConfig:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         return cls(timesteps, options)
-
-
-def load_training_config(
-    env_id: str,
-    algo: str,
-    config: str | Path | TrainingConfig | None = None,
-    *,
-    timesteps: int | None = None,
-    num_envs: int | None = None,
-    coordinatewise: bool | None = None,
-    env_kwargs: dict[str, Any] | None = None,
-) -> TrainingConfig:
-    """The typed configuration of training `algo` on `env_id`: hyperparams.yaml, the user's file
-    `config` and the overrides, parsed and checked (a ConfigError is one line)."""
-    from agents.rl.hyperparams import merged_hyperparams
-
-    if algo not in ALGOS:
-        raise ConfigError(f"algo must be one of {', '.join(ALGOS)}, got {algo!r}")
-    if isinstance(config, TrainingConfig):
-        parsed = config
-    else:
-        params, source = merged_hyperparams(env_id, algo, config)
-        parsed = TrainingConfig.parse(params, source)
-    for key, value in (("timesteps", timesteps), ("num_envs", num_envs)):
-        if value is not None:
-            try:
-                positive_int(value)
-            except _Bad:
-                raise _fail("the arguments", key, value, "a positive integer") from None
-    parsed = parsed.replace(timesteps=timesteps, num_envs=num_envs, coordinatewise=coordinatewise)
-    if env_kwargs:
-        parsed = dataclasses.replace(parsed, env={**parsed.env, **env_kwargs})
-    return parsed if parsed.coordinatewise else parsed.for_dict_layout()
-
-
-def check_training_config(config: TrainingConfig, env_id: str, algo: str) -> RunFamily:
-    """Everything a run needs checked before work: the family and episode options, the warm starts,
-    the algorithm's and the policy's keywords, the activation. Returns the
-    run's family (built once)."""
-    from agents.rl.run_family import RunFamily, check_episode_options
-    from agents.rl.sb3_training import algorithm_class
-    from agents.runtime.sb3_policy_io import policy_class, policy_kwargs_from_config
-
-    source = config.source
-    run_family = RunFamily.resolve(env_id, config.env, source)
-    check_episode_options(run_family, config.coordinatewise, source)
-    check_warm_starts(config, algo, source)
-    check_keywords(algorithm_class(algo), config.algo, "algo", source)
-    check_keywords(policy_class(algo, config.coordinatewise), config.policy, "policy", source)
-    try:
-        policy_kwargs_from_config(config.policy)
-    except ValueError as err:
-        raise ConfigError(f"policy.{err} (in {source})") from None
-    for key in ("learning_rate", "clip_range"):
-        value = config.algo.get(key)
-        if isinstance(value, str) and not _is_schedule(value):
-            raise _fail(source, f"algo.{key}", value, "a number or a linear schedule like 'lin_0.0003'")
-    return run_family
-
-
-def _is_schedule(text: str) -> bool:
-    try:
-        float(text.removeprefix("lin_"))
-    except ValueError:
-        return False
-    return text.startswith("lin_")

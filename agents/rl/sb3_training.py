@@ -26,6 +26,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 import l2o_gym
+from agents.rl.algorithms import algorithm_class, policy_name
 from agents.rl.checkpoints import latest_checkpoint, restore, write_checkpoint
 from agents.rl.config import (
     ALGOS,
@@ -33,10 +34,9 @@ from agents.rl.config import (
     ConfigError,
     ImitationSettings,
     TrainingConfig,
-    check_training_config,
-    load_training_config,
     with_window_pairs,
 )
+from agents.rl.config_loading import check_training_config, load_training_config
 from agents.rl.fast_tanh import use_sigmoid_tanh
 from agents.rl.row_subsampling import algo_kwargs
 from agents.rl.run_family import RunFamily
@@ -52,30 +52,6 @@ from l2o_gym.episode_batch import DEFAULT_HORIZON, check_horizon
 from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.rewards import ReferenceReward
 from l2o_gym.update_rule import UpdateRule
-
-
-def algorithm_class(algo: str, batched_bootstrap: bool = True) -> type:
-    """The SB3 (or sb3-contrib) algorithm class; PPO and A2C with batched truncation bootstraps
-    (`agents.rl.truncation_bootstrap`) unless `batched_bootstrap` is False."""
-    if algo not in ALGOS:
-        raise ValueError(f"algo must be one of {ALGOS}, got {algo!r}")
-    if algo == "recurrent_ppo":
-        from sb3_contrib import RecurrentPPO
-
-        return RecurrentPPO
-    if algo in ("ppo", "a2c") and batched_bootstrap:
-        from agents.rl.truncation_bootstrap import BatchedBootstrapA2C, BatchedBootstrapPPO
-
-        return BatchedBootstrapPPO if algo == "ppo" else BatchedBootstrapA2C
-    import stable_baselines3
-
-    return getattr(stable_baselines3, algo.upper())
-
-
-def policy_name(algo: str, coordinatewise: bool) -> str:
-    if algo == "recurrent_ppo":
-        return "MlpLstmPolicy" if coordinatewise else "MultiInputLstmPolicy"
-    return "MlpPolicy" if coordinatewise else "MultiInputPolicy"
 
 
 def save_learned_optimizer(model: Any, folder: Path, meta: dict[str, Any]) -> Path:
