@@ -64,20 +64,25 @@ def test_saved_rule_loads_evaluates_and_drives_torch_parameters(tmp_path) -> Non
     loaded = load_rule(tmp_path / "blend")
     instances = problem(5, seed=3)
     assert torch.equal(unroll(rule, instances, 50).objectives, unroll(loaded, instances, 50).objectives)
-    model = torch.nn.Linear(7, 1)  # the rule does not depend on d
-    data, target = torch.randn(32, 7), torch.randn(32, 1)
-    optimizer = LearnedTorchOptimizer(model.parameters(), tmp_path / "blend")
+    # through the torch.optim wrapper (any d), its Adam moments saved and restored with the state
+    point = torch.nn.Parameter(torch.tensor([1.0, -2.0, 0.5, 3.0]))
+    optimizer = LearnedTorchOptimizer([point], tmp_path / "blend")
+    losses = [optimizer.step(lambda: weighted_square(optimizer, point)) for _ in range(12)]
+    assert float(losses[-1].detach()) < float(losses[0].detach())
+    copy_point = torch.nn.Parameter(point.detach().clone())
+    restored = LearnedTorchOptimizer([copy_point], tmp_path / "blend")
+    restored.load_state_dict(optimizer.state_dict())
+    for _ in range(5):
+        optimizer.step(lambda: weighted_square(optimizer, point))
+        restored.step(lambda: weighted_square(restored, copy_point))
+    assert torch.equal(point, copy_point)
 
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(data), target)
-        loss.backward()
-        return loss
 
-    first = float(closure().detach())
-    for _ in range(20):
-        optimizer.step(closure)
-    assert float(closure().detach()) < first
+def weighted_square(optimizer: LearnedTorchOptimizer, point: torch.Tensor) -> torch.Tensor:
+    optimizer.zero_grad()
+    loss = (torch.tensor([1.0, 3.0, 0.3, 0.1]) * point**2).sum()
+    loss.backward()
+    return loss
 
 
 def test_antithetic_members_share_their_instance() -> None:

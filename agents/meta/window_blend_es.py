@@ -12,19 +12,18 @@ P + i holds θ - σε_i on the same instance i (`antithetic_gradient`), so each 
 paired cost difference. Adam on θ takes the estimate. Every `validate_every` iterations the mean J
 of θ on fixed validation instances (thousands: differences between good rules are a few hundredths
 of a standard deviation of the per-instance cost) is recorded, and the θ with the lowest is kept;
-θ = 0 (the teacher) is the first candidate, so the kept rule is the teacher unless a trained θ did
-better on validation.
+θ = 0 (the teacher; "iteration 0" in the log) is the first candidate, so the kept rule is the
+teacher unless a trained θ did better on validation. The loop is `agents.meta.antithetic_es`'s.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from agents.meta.schedule_es import antithetic_gradient
+from agents.meta.antithetic_es import ESSettings, es_search
 from agents.meta.step_schedule_training import ScheduleTraining
 from agents.meta.window_blend_rule import WindowBlendOptimizer, WindowBlendParameters
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
@@ -67,7 +66,7 @@ def train_window_blend(
     instances: int,
     seed: int,
     sigma: float = 0.2,
-    meta_lr: float = 0.03,
+    meta_lr: float = 0.01,
     knots: int = 5,
     horizons: tuple[int, ...] = HORIZONS,
     validation_instances: int = 4096,
@@ -78,43 +77,18 @@ def train_window_blend(
     of `instances` training instances; return the rule of the best-validated θ and the run's record
     (`meta_losses`: each iteration's mean J over its population; `validations`: (iteration, mean J)
     on the validation instances, drawn with seed + 1)."""
-    for name, value in (("iterations", iterations), ("instances", instances), ("validate_every", validate_every)):
-        check_positive_int(name, value)
+    settings = ESSettings(iterations, instances, sigma, meta_lr, seed, validate_every)
     check_positive_int("validation_instances", validation_instances)
     net = WindowBlendParameters(teacher, max(horizons), knots)
-    theta = torch.zeros(net.size, requires_grad=True)
-    meta_optimizer = torch.optim.Adam([theta], lr=meta_lr)
-    generator = torch.Generator().manual_seed(seed)
     validation = family.sample(validation_instances, torch.Generator().manual_seed(seed + 1), split="validation")
 
-    def validate() -> float:
-        return float(blend_costs(net, validation, theta.detach(), horizons).mean())
+    def draw(generator: torch.Generator) -> Callable[[Tensor], Tensor]:
+        return population_costs(net, family.sample(instances, generator, split="train"), horizons)
 
-    record = ScheduleTraining()
-    best_value, best_theta = validate(), theta.detach().clone()
-    record.validations.append((0, best_value))
-    if log is not None:
-        log(f"iteration 0 (the teacher): validation {best_value:.4f}")
-    began = time.perf_counter()
-    for iteration in range(1, iterations + 1):
-        problem = family.sample(instances, generator, split="train")
-        objective = population_costs(net, problem, horizons)
-        gradient, values = antithetic_gradient(objective, theta.detach(), sigma, instances, generator)
-        meta_optimizer.zero_grad(set_to_none=True)
-        theta.grad = gradient.to(theta.dtype)
-        meta_optimizer.step()
-        record.meta_losses.append(float(values.mean()))
-        record.inner_steps += 2 * instances * max(horizons)
-        if iteration % validate_every == 0 or iteration == iterations:
-            value = validate()
-            record.validations.append((iteration, value))
-            if value < best_value:
-                best_value, best_theta = value, theta.detach().clone()
-                record.best_iteration = iteration
-            if log is not None:
-                log(f"iteration {iteration}: validation {value:.4f} (best {best_value:.4f}), theta {theta.tolist()}")
-    record.wall_s = time.perf_counter() - began
-    record.theta = [float(v) for v in best_theta]
+    def validate(theta: Tensor) -> float:
+        return float(blend_costs(net, validation, theta, horizons).mean())
+
+    best_theta, record = es_search(torch.zeros(net.size), draw, validate, settings, max(horizons), log)
     with torch.no_grad():
         net.theta.copy_(best_theta)
     return WindowBlendOptimizer(net), record
