@@ -4,8 +4,9 @@ The learned rule is `agents.meta.window_blend_rule` (tuned window_qn's step with
 schedules, a learned clip and gradient-step scale, and a learned share of Adam's step), trained
 by antithetic ES on the sum of Li & Malik's costs at T = 40 and 100 over the training split
 (`agents.meta.window_blend_es`), the θ kept by the mean over thousands of validation instances.
-Per training seed: train (or load the rule already saved in `<runs>/seed<k>`; `--retrain`
-replaces it), measure the training process's CPU time, then
+Per family (`--family`: the two-layer net, or robust regression) and training seed: train (or
+load the rule already saved in `<runs>/<family>/seed<k>`; `--retrain` replaces it), measure the
+training process's CPU time, then
 
 - validation: pair it with every tuned one-evaluation rule (momentum, Nesterov, Adam, window_qn,
   window_adam_qn, each tuned on the validation split at T = 40 and at T = 100: `name@T`) on
@@ -15,12 +16,12 @@ replaces it), measure the training process's CPU time, then
   `benchmarks/beyond_warm_start.py`), with mean costs Σ_t (f − f*), the paired difference's
   standard error, wins with a 95 % Wilson interval, sign and Wilcoxon p.
 
-The page (`--docs`) is written from the results of this run (each seed's also kept as
-`<runs>/seed<k>/results.json`).
+Each seed's figures are kept as `<runs>/<family>/seed<k>/results.json`; the page (`--docs`) is
+written from every one found there, one section per family (`--collect`: only rewrite it).
 
-    python benchmarks/two_layer_mean_cost.py [--seeds 0,1,2] [--iterations 150] [--instances 1024] \
-        [--validation-instances 4096] [--test-instances 200] [--runs runs/two_layer_mean_cost] \
-        [--docs docs/two_layer_mean_cost.md] [--retrain]
+    python benchmarks/two_layer_mean_cost.py [--family two_layer] [--seeds 0,1,2] [--iterations 150] \
+        [--instances 1024] [--validation-instances 4096] [--test-instances 200] \
+        [--runs runs/two_layer_mean_cost] [--docs docs/two_layer_mean_cost.md] [--retrain | --collect]
 """
 
 from __future__ import annotations
@@ -46,19 +47,24 @@ from l2o_gym.atomic_io import atomic_write_json, atomic_write_text  # noqa: E402
 from l2o_gym.metrics import cost, curve_values  # noqa: E402
 from l2o_gym.unroll import Curves, unroll  # noqa: E402
 
-FAMILY = "two_layer"
-TEACHER = ("window_qn", 100)  # tuned window_qn at T = 100: the lowest validation cost at both horizons
+# the teacher per family: tuned window_qn (on the two-layer net tuned at T = 100: the lowest
+# validation cost of the one-evaluation rules at both horizons; on robust regression both tunings agree)
+TEACHERS = {"two_layer": ("window_qn", 100), "robust": ("window_qn", 100)}
+FAMILY_NAMES = {
+    "two_layer": "Two-layer net (l2o/TwoLayerNet-v0)",
+    "robust": "Robust regression (l2o/RobustLinearRegression-v0)",
+}
 VALIDATION_SEED = 1000  # the page's validation instances (the ES validates on seed + 1 draws)
 
 
 def train_or_load(seed: int, teacher: dict[str, float], args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """The rule saved in `<runs>/seed<seed>` (trained now if absent or `--retrain`) and its training record."""
-    folder = Path(args.runs) / f"seed{seed}"
+    folder = Path(args.runs) / args.family / f"seed{seed}"
     if (folder / "l2o_meta.json").is_file() and not args.retrain:
         return load_rule(folder), json.loads((folder / "training.json").read_text())
     cpu = time.process_time()
     rule, record = train_window_blend(
-        l2o_gym.make_family(FAMILIES[FAMILY]),
+        l2o_gym.make_family(FAMILIES[args.family]),
         teacher,
         iterations=args.iterations,
         instances=args.instances,
@@ -79,9 +85,10 @@ def train_or_load(seed: int, teacher: dict[str, float], args: argparse.Namespace
         "best_iteration": record.best_iteration,
         "validations": record.validations,
         "theta": record.theta,
-        "teacher": f"{TEACHER[0]}@{TEACHER[1]}",
+        "teacher": "@".join(str(v) for v in TEACHERS[args.family]),
+        "hparams": teacher,
     }
-    rule.save(folder, FAMILIES[FAMILY], training)
+    rule.save(folder, FAMILIES[args.family], training)
     atomic_write_json(folder / "training.json", training)
     return rule, training
 
@@ -112,7 +119,7 @@ def paired_rows(rule: Any, problem: Any, hand: dict[str, Any], f_star: torch.Ten
 
 def evaluate_seed(rule: Any, hand: dict[str, Any], args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
     """Validation rows (no f*) and test rows (with f*) of one trained rule."""
-    family = l2o_gym.make_family(FAMILIES[FAMILY])
+    family = l2o_gym.make_family(FAMILIES[args.family])
     validation = family.sample(args.validation_instances, torch.Generator().manual_seed(VALIDATION_SEED), "validation")
     test = family.sample(args.test_instances, torch.Generator().manual_seed(TEST_SEED), "test")
     return {
@@ -190,7 +197,8 @@ NOTES = "## Notes"  # the page's section from this heading on is kept when the p
 
 PAGE = """# Two-layer net: a learned rule trained on the mean cost
 
-Written by `benchmarks/two_layer_mean_cost.py` (last command: `{command}`).
+Written by `benchmarks/two_layer_mean_cost.py` (last command: `{command}`), from every seed's
+results under `{runs}`.
 
 Issue #15's goal: the best learned rule has a lower mean cost (Li & Malik's Σ_t f − f* over the
 episode) than every tuned one-evaluation hand rule, on `l2o/TwoLayerNet-v0` at T = 40 and 100, on
@@ -198,22 +206,31 @@ episode) than every tuned one-evaluation hand rule, on `l2o/TwoLayerNet-v0` at T
 Adam, window_qn and window_adam_qn, each tuned on the validation split at T = 40 and at T = 100
 (both kept, `name@T`; `benchmarks/beyond_warm_start.py`'s `hand_rules`).
 
-The learned rule (`agents/meta/window_blend_rule.py`, kind `window_blend`) is tuned window_qn@100
-({teacher}) with 12 learned numbers: a 5-knot log-scale profile over steps 0..99 on its L-BFGS
-step, a 5-knot profile of an added Adam step (the rule's own Adam moments, β = 0.9 / 0.999, scale
-0.3 · a(t)), a log factor on its clip and on its gradient step. θ = 0 is window_qn@100 exactly. It is
-trained by antithetic ES (`agents/meta/window_blend_es.py`) on the sum of the costs at T = 40 and
-T = 100 of training-split instances ({iterations} iterations of {instances} instance pairs, σ = {sigma},
-Adam at {meta_lr}); the θ kept is the one with the lowest mean on {es_validation} validation
-instances (checked every 10 iterations, the teacher θ = 0 included). Nothing from the test split
-enters training or the choice.
+The learned rule (`agents/meta/window_blend_rule.py`, kind `window_blend`) is tuned window_qn
+(the teacher; its settings below) with 12 learned numbers: a 5-knot log-scale profile over steps
+0..99 on its L-BFGS step, a 5-knot profile of an added Adam step (the rule's own Adam moments,
+β = 0.9 / 0.999, scale 0.3 · a(t)), a log factor on its clip and on its gradient step; θ = 0 is
+the teacher exactly. It is trained by antithetic ES (`agents/meta/window_blend_es.py`) on the sum of
+the costs at T = 40 and T = 100 of training-split instances; the θ kept is the one with the lowest
+mean on the ES's validation instances (checked every 10 iterations, the teacher θ = 0 included).
+Nothing from the test split enters training or the choice. It saves and loads like every learned
+optimizer (`load_rule`, `l2o-gym evaluate --policy`, the torch.optim wrapper).
 
 Δ: the learned rule's mean cost minus the tuned rule's (negative: the learned rule is lower), ±
 the standard error of the paired difference. Wins: instances where the learned rule's cost is
-strictly lower, 95 % Wilson interval. Training CPU s: the process's CPU time for the ES run
-(validation included), one thread, on the shared 2-core machine.
+strictly lower, 95 % Wilson interval; sign and Wilcoxon p two-sided. Training CPU s: the
+process's CPU time for the ES run (validation included), one thread, on the shared 2-core machine.
+The test instances are `benchmarks/beyond_warm_start.py`'s (seed 0 of the test split).
 
-## The goal on test ({test} instances)
+{sections}
+{notes}"""
+
+SECTION = """## {family}
+
+Teacher {teacher}; ES: {iterations} iterations of {instances} instance pairs, σ = {sigma}, Adam at
+{meta_lr}, θ kept on {es_validation} validation instances.
+
+### The goal on test ({test} instances)
 
 Per seed and horizon, the lowest-mean-cost tuned rule on test (of all ten) and tuned Adam (tuned
 at that T); ahead: the learned mean cost is below every one of the ten.
@@ -221,55 +238,67 @@ at that T); ahead: the learned mean cost is below every one of the ten.
 {goal_header}
 {goal}
 
-## Training
+### Training
 
 {training_header}
 {training}
 
-## Validation ({validation} instances, none of them the ES's own)
+### Validation ({validation} instances apart from the ES's own; Σ f differences, f* not computed)
 
 | seed | T | against | Δ ± s.e. | wins [95 % CI] |
 |---|---|---|---|---|
 {validation_rows}
 
-## Test ({test} instances)
+### Test ({test} instances)
 
 | seed | T | against | learned mean cost | its mean cost | Δ ± s.e. | wins [95 % CI] | sign p / Wilcoxon p |
 |---|---|---|---|---|---|---|---|
 {test_rows}
+"""
 
-{notes}"""
 
-
-def write_page(results: list[dict[str, Any]], teacher: dict[str, float], args: argparse.Namespace) -> str:
-    docs = Path(args.docs)
-    old = docs.read_text() if docs.is_file() else ""
-    notes = old[old.index(NOTES) :] if NOTES in old else f"{NOTES}\n\n(none yet)\n"
+def family_section(family: str, results: list[dict[str, Any]]) -> str:
+    """One family's tables from its seeds' results (each holding its training record)."""
     training = results[0]["training"]
-    page = PAGE.format(
-        command=" ".join(sys.argv),
-        teacher=", ".join(f"{k} {v:g}" for k, v in sorted(teacher.items())),
+    name, horizon = TEACHERS[family]
+    hparams = training.get("hparams") or tuned_optimizer(name, FAMILIES[family], horizon).hparams
+    return SECTION.format(
+        family=FAMILY_NAMES[family],
+        teacher=f"{training['teacher']} ({', '.join(f'{k} {v:g}' for k, v in sorted(hparams.items()))})",
         iterations=training["iterations"],
         instances=training["instances"],
         sigma=training["sigma"],
         meta_lr=training["meta_lr"],
         es_validation=training["es_validation_instances"],
-        test=args.test_instances,
-        validation=args.validation_instances,
+        test=results[0]["test"][0]["instances"],
+        validation=results[0]["validation"][0]["instances"],
         goal_header=GOAL_HEADER,
         goal=goal_lines(results),
         training_header=TRAINING_HEADER,
         training=training_lines(results),
         validation_rows=pair_lines(results, "validation"),
         test_rows=pair_lines(results, "test"),
-        notes=notes,
     )
+
+
+def write_page(args: argparse.Namespace) -> str:
+    """The page from every `<runs>/<family>/seed<k>/results.json`, one section per family."""
+    sections = []
+    for family in FAMILY_NAMES:
+        paths = sorted(Path(args.runs, family).glob("seed*/results.json"), key=lambda p: int(p.parent.name[4:]))
+        if paths:
+            sections.append(family_section(family, [json.loads(p.read_text()) for p in paths]))
+    docs = Path(args.docs)
+    old = docs.read_text() if docs.is_file() else ""
+    notes = old[old.index(NOTES) :] if NOTES in old else f"{NOTES}\n\n(none yet)\n"
+    page = PAGE.format(command=" ".join(sys.argv), runs=args.runs, sections="\n".join(sections), notes=notes)
     atomic_write_text(docs, page)
     return page
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="two_layer", choices=sorted(TEACHERS))
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--instances", type=int, default=1024, help="instance pairs per ES iteration")
@@ -281,6 +310,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", default="runs/two_layer_mean_cost")
     parser.add_argument("--docs", default="docs/two_layer_mean_cost.md")
     parser.add_argument("--retrain", action="store_true", help="train again where a seed's rule is saved")
+    parser.add_argument("--collect", action="store_true", help="only rewrite the page from the saved results")
     args = parser.parse_args(argv)
     try:
         args.seeds = [int(s) for s in args.seeds.split(",")]
@@ -299,16 +329,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
     torch.set_num_threads(1)
-    teacher = tuned_optimizer(TEACHER[0], FAMILIES[FAMILY], TEACHER[1]).hparams
-    hand = hand_rules(FAMILY)
-    results = []
-    for seed in args.seeds:
-        rule, training = train_or_load(seed, teacher, args)
-        result = {"seed": seed, "training": training, **evaluate_seed(rule, hand, args)}
-        atomic_write_json(Path(args.runs) / f"seed{seed}" / "results.json", result)
-        results.append(result)
-        print(goal_lines([result]), flush=True)
-    return write_page(results, teacher, args)
+    if not args.collect:
+        name, horizon = TEACHERS[args.family]
+        teacher = tuned_optimizer(name, FAMILIES[args.family], horizon).hparams
+        hand = hand_rules(args.family)
+        for seed in args.seeds:
+            rule, training = train_or_load(seed, teacher, args)
+            result = {"seed": seed, "training": training, **evaluate_seed(rule, hand, args)}
+            atomic_write_json(Path(args.runs) / args.family / f"seed{seed}" / "results.json", result)
+            print(goal_lines([result]), flush=True)
+    return write_page(args)
 
 
 if __name__ == "__main__":
