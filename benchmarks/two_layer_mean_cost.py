@@ -195,7 +195,7 @@ TRAINING_HEADER = (
 )
 NOTES = "## Notes"  # the page's section from this heading on is kept when the page is rewritten
 
-PAGE = """# Two-layer net: a learned rule trained on the mean cost
+PAGE = """# A learned rule trained on the mean cost: the two-layer net (and robust regression)
 
 Written by `benchmarks/two_layer_mean_cost.py` (last command: `{command}`), from every seed's
 results under `{runs}`.
@@ -204,7 +204,9 @@ Issue #15's goal: the best learned rule has a lower mean cost (Li & Malik's Σ_t
 episode) than every tuned one-evaluation hand rule, on `l2o/TwoLayerNet-v0` at T = 40 and 100, on
 200 held-out test instances, trained in ≤ 10 CPU minutes. The hand rules: momentum, Nesterov,
 Adam, window_qn and window_adam_qn, each tuned on the validation split at T = 40 and at T = 100
-(both kept, `name@T`; `benchmarks/beyond_warm_start.py`'s `hand_rules`).
+(both kept, `name@T`; `benchmarks/beyond_warm_start.py`'s `hand_rules`). Robust regression,
+where the RL rule of `docs/beyond_warm_start.md` is lower than every hand rule at T = 40 but within
+one standard error, is run the same way (`--family robust`) where its section is present.
 
 The learned rule (`agents/meta/window_blend_rule.py`, kind `window_blend`) is tuned window_qn
 (the teacher; its settings below) with 12 learned numbers: a 5-knot log-scale profile over steps
