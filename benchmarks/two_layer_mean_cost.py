@@ -298,17 +298,23 @@ def write_page(args: argparse.Namespace) -> str:
     return page
 
 
+NUMBER_OPTIONS = (
+    ("--iterations", int, 150),
+    ("--instances", int, 1024),
+    ("--sigma", float, 0.2),
+    ("--meta-lr", float, 0.01),
+    ("--es-validation-instances", int, 4096),
+    ("--validation-instances", int, 4096),
+    ("--test-instances", int, 200),
+)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--family", default="two_layer", choices=sorted(TEACHERS))
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--iterations", type=int, default=150)
-    parser.add_argument("--instances", type=int, default=1024, help="instance pairs per ES iteration")
-    parser.add_argument("--sigma", type=float, default=0.2)
-    parser.add_argument("--meta-lr", type=float, default=0.01)
-    parser.add_argument("--es-validation-instances", type=int, default=4096)
-    parser.add_argument("--validation-instances", type=int, default=4096)
-    parser.add_argument("--test-instances", type=int, default=200)
+    for flag, kind, default in NUMBER_OPTIONS:  # --instances: instance pairs per ES iteration
+        parser.add_argument(flag, type=kind, default=default)
     parser.add_argument("--runs", default="runs/two_layer_mean_cost")
     parser.add_argument("--docs", default="docs/two_layer_mean_cost.md")
     parser.add_argument("--retrain", action="store_true", help="train again where a seed's rule is saved")
