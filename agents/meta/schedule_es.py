@@ -26,12 +26,13 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from agents.meta.antithetic_es import ESSettings, es_search
+from agents.meta.antithetic_es import antithetic_gradient as antithetic_gradient  # re-exported
 from agents.meta.step_schedule import BETA1, BETA2, PerTensorStepSchedule, StepScheduleOptimizer, parameter_segments
 from agents.meta.step_schedule_training import ScheduleTraining, default_loss_steps
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int
@@ -116,22 +117,6 @@ def population_objective(problem: Problem, log_lr: Tensor, segments: list[int], 
     return torch.where(state.diverged | ~torch.isfinite(value), torch.full_like(value, DIVERGED_RATIO), value)
 
 
-def antithetic_gradient(
-    objective: Callable[[Tensor], Tensor], theta: Tensor, sigma: float, pairs: int, generator: torch.Generator
-) -> tuple[Tensor, Tensor]:
-    """ES estimate of ∇F(θ) [n] from `pairs` antithetic pairs, and the 2·pairs values F.
-
-    `objective` maps a population [2·pairs, n] to F [2·pairs]; members i and pairs + i are θ ± σε_i
-    (an objective that runs each pair on one instance gets paired differences)."""
-    if not sigma > 0:
-        raise ValueError(f"sigma must be > 0, got {sigma!r}")
-    check_positive_int("pairs", pairs)
-    noise = torch.randn(pairs, theta.shape[0], generator=generator, dtype=theta.dtype)
-    values = objective(torch.cat([theta + sigma * noise, theta - sigma * noise]))
-    difference = values[:pairs] - values[pairs:]
-    return (difference.unsqueeze(1) * noise).sum(dim=0) / (2 * sigma * pairs), values
-
-
 def schedule_objective(shape: ScheduleShape, problem: Problem, loss_steps: list[int]) -> Callable[[Tensor], Tensor]:
     """The objective of a population [2P, n] on `problem`'s P instances: member i and P + i on instance i."""
 
@@ -172,39 +157,18 @@ def train_schedule_es(
     from θ = 0 (Adam with `initial_lr`); return the rule of the best-validated θ and the run's record
     (`meta_losses`: each iteration's mean F over its population; inner steps: 2·instances·T each);
     `log` gets a line at every validation."""
-    for name, value in (("iterations", iterations), ("instances", instances), ("validate_every", validate_every)):
-        check_positive_int(name, value)
+    settings = ESSettings(iterations, instances, sigma, meta_lr, seed, validate_every)
     if not family.has_query:
         raise ValueError(f"{type(family).__name__} has no held-out query set to meta-train on")
     shape = ScheduleShape(parameter_segments(family), horizon, initial_lr, knots)
     steps = loss_steps or default_loss_steps(horizon)
-    theta = torch.zeros(shape.size, requires_grad=True)
-    meta_optimizer = torch.optim.Adam([theta], lr=meta_lr)
-    generator = torch.Generator().manual_seed(seed)
     validation = family.sample(validation_instances, torch.Generator().manual_seed(seed + 1), split="validation")
-    record = ScheduleTraining()
-    best_value, best_theta = validation_objective(shape, theta, validation, steps), theta.detach().clone()
-    record.validations.append((0, best_value))
-    if log is not None:
-        log(f"iteration 0: validation {best_value:.5f}")
-    began = time.perf_counter()
-    for iteration in range(1, iterations + 1):
-        problem = family.sample(instances, generator, split="train")
-        objective = schedule_objective(shape, problem, steps)
-        gradient, values = antithetic_gradient(objective, theta.detach(), sigma, instances, generator)
-        meta_optimizer.zero_grad(set_to_none=True)
-        theta.grad = gradient
-        meta_optimizer.step()
-        record.meta_losses.append(float(values.mean()))
-        record.inner_steps += 2 * instances * horizon
-        if iteration % validate_every == 0 or iteration == iterations:
-            value = validation_objective(shape, theta, validation, steps)
-            record.validations.append((iteration, value))
-            if value < best_value:
-                best_value, best_theta = value, theta.detach().clone()
-                record.best_iteration = iteration
-            if log is not None:
-                log(f"iteration {iteration}: validation {value:.5f} (best {best_value:.5f}), theta {theta.tolist()}")
-    record.wall_s = time.perf_counter() - began
-    record.theta = [float(v) for v in best_theta]
+
+    def draw(generator: torch.Generator) -> Callable[[Tensor], Tensor]:
+        return schedule_objective(shape, family.sample(instances, generator, split="train"), steps)
+
+    def validate(theta: Tensor) -> float:
+        return validation_objective(shape, theta, validation, steps)
+
+    best_theta, record = es_search(torch.zeros(shape.size), draw, validate, settings, horizon, log)
     return shape.rule(best_theta), record

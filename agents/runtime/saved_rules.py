@@ -38,6 +38,7 @@ LOADERS: dict[str, str] = {
     "meta_sgd": "agents.meta.meta_sgd:load",
     "step_schedule": "agents.meta.step_schedule:load",
     "gps": "agents.gps.policy:load",
+    "window_blend": "agents.meta.window_blend_rule:load",
 }
 
 
