@@ -8,7 +8,7 @@ import torch
 import l2o_gym
 from agents.hand_designed import make_optimizer
 from agents.meta.window_blend_rule import WindowBlendOptimizer, WindowBlendParameters
-from benchmarks.two_layer_mean_cost import goal_lines, paired_rows, parse_args, up_to
+from benchmarks.window_blend_vs_tuned import goal_lines, paired_rows, parse_args, up_to
 from l2o_gym.unroll import Curves
 
 TEACHER = {"lr": 1.0, "max_step": 0.25, "gd_lr": 1.0}
