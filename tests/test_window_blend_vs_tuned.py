@@ -14,10 +14,13 @@ from agents.meta.window_blend_rule import WindowBlendOptimizer, WindowBlendParam
 from benchmarks.beyond_warm_start import FAMILIES
 from benchmarks.window_blend_vs_tuned import (
     FAMILY_NAMES,
+    TEACHER_SETTINGS,
     TEACHERS,
     goal_lines,
     paired_rows,
     parse_args,
+    teacher_label,
+    teacher_settings,
     up_to,
     write_page,
 )
@@ -66,6 +69,15 @@ def test_every_classic_family_is_accepted_with_a_window_qn_teacher_and_a_section
     assert parse_args(["--family", family, "--collect"]).family == family
     assert TEACHERS[family][0] == "window_qn" and TEACHERS[family][1] in (40, 100)
     assert family in FAMILIES and f"{FAMILIES[family]})" in FAMILY_NAMES[family]
+
+
+def test_a_teacher_given_by_its_settings_is_a_window_qn_setting_labelled_on_the_page() -> None:
+    for family, (label, hparams) in TEACHER_SETTINGS.items():
+        assert family in TEACHERS and teacher_label(family) == label
+        settings = teacher_settings(family)
+        assert settings == hparams and settings is not hparams  # a copy: the rule may not change the table
+        WindowBlendParameters(settings, horizon=100)  # the blend accepts it as its teacher
+    assert teacher_label("two_layer") == "window_qn@100"
 
 
 def test_an_unknown_family_exits_2_naming_the_argument(capsys: pytest.CaptureFixture[str]) -> None:
