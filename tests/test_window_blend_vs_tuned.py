@@ -80,6 +80,15 @@ def test_a_teacher_given_by_its_settings_is_a_window_qn_setting_labelled_on_the_
     assert teacher_label("two_layer") == "window_qn@100"
 
 
+def test_the_es_scale_is_the_familys_unless_given() -> None:
+    assert parse_args(["--family", "quadratic"]).sigma == 0.05  # σ = 0.2 raised its validation cost
+    assert parse_args(["--family", "rosenbrock"]).sigma == 0.2
+    assert parse_args(["--family", "quadratic", "--sigma", "0.3"]).sigma == 0.3
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--family", "quadratic", "--sigma", "-1"])
+    assert exit_info.value.code == 2
+
+
 def test_an_unknown_family_exits_2_naming_the_argument(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["--family", "Rosenbrock"])
