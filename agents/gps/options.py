@@ -126,20 +126,25 @@ class GPSOptions:
         return cls(**values)
 
 
+def read_yaml_mapping(config: str | Path) -> dict[str, Any]:
+    """The mapping a YAML file holds (an empty file: {}); a missing file, bad YAML or a non-mapping is a
+    one-line ValueError."""
+    import yaml
+
+    path = Path(config)
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{str(path)!r} is not YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{str(path)!r} must hold a mapping of GPS option names to values")
+    return values
+
+
 def options_from_config(config: str | Path | None, seed: int) -> GPSOptions:
     """GPSOptions from a YAML mapping of option names (None: the defaults) with `seed`; a bad file,
     key or value is a one-line ValueError."""
-    values: dict[str, Any] = {}
-    if config is not None:
-        import yaml
-
-        path = Path(config)
-        if not path.is_file():
-            raise ValueError(f"{str(path)!r} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"{str(path)!r} is not YAML: {err}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{str(path)!r} must hold a mapping of GPS option names to values")
+    values = {} if config is None else read_yaml_mapping(config)
     return GPSOptions.from_dict({**values, "seed": seed})

@@ -58,6 +58,13 @@ ACTION_HEADROOM = 1.5  # the policy's step bound is at least this multiple of th
 BEFORE_THE_OPTION = {"policy_form": "additive", "time_features": False}
 
 
+def options_differing(out_dir: str | Path, options: GPSOptions) -> list[str]:
+    """The names of the options in which the run recorded in out_dir (its gps_options.json, which must
+    exist) differs from `options`, sorted."""
+    recorded = {**GPSOptions().to_dict(), **BEFORE_THE_OPTION, **json.loads((Path(out_dir) / OPTIONS_FILE).read_text())}
+    return sorted(k for k, v in options.to_dict().items() if recorded.get(k) != v)
+
+
 def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> None:
     """A ValueError (before any work) if out_dir holds a run and resume is false, or if resume is
     true and it holds none or one trained with other options (only `iterations` may change)."""
@@ -66,11 +73,8 @@ def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> 
     if resume:
         if not checkpoint.is_file() or not saved.is_file():
             raise ValueError(f"resume: {str(out_dir)!r} holds no GPS checkpoint ({CHECKPOINT}, {OPTIONS_FILE})")
-        recorded = {**GPSOptions().to_dict(), **BEFORE_THE_OPTION, **json.loads(saved.read_text())}
-        before = {k: v for k, v in recorded.items() if k != "iterations"}
-        now = {k: v for k, v in options.to_dict().items() if k != "iterations"}
-        if before != now:
-            changed = sorted(k for k in now if before.get(k) != now[k])
+        changed = [k for k in options_differing(out_dir, options) if k != "iterations"]
+        if changed:
             raise ValueError(f"resume: options {changed} differ from the run in {str(out_dir)!r}")
     elif checkpoint.exists() or (out_dir / "best").exists():
         raise ValueError(f"{str(out_dir)!r} already holds a GPS run; resume it or choose another folder")
