@@ -26,7 +26,8 @@ class GPSOptions:
         time step; init_std: exploration std as a fraction of the momentum step; mixture_components and
         prior_strength: the dynamics prior; policy_*: the S-step's Adam; action_scale: the policy's step
         bound (None: the family's default, raised to fit the controllers' steps); validation_instances:
-        the held-out instances that choose the best policy; init: "family" (one tuned momentum for all
+        the held-out instances that choose the best policy; validation_horizon: the steps over which they
+        score it (None: T); init: "family" (one tuned momentum for all
         training instances, which the policy represents exactly) or "per_instance" (Li & Malik's
         per-instance grid search); sampling: "controllers" (off-policy, Li & Malik) or "policy" (the
         global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant);
@@ -53,6 +54,7 @@ class GPSOptions:
     policy_batch: int = 1024
     action_scale: float | None = None
     validation_instances: int = 100
+    validation_horizon: int | None = None
     init: str = "family"
     sampling: str = "controllers"
     adapt_kl_step: bool = True
@@ -79,6 +81,12 @@ class GPSOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.validation_horizon is not None and (
+            isinstance(self.validation_horizon, bool)
+            or not isinstance(self.validation_horizon, int)
+            or self.validation_horizon < 1
+        ):
+            raise ValueError(f"validation_horizon must be None or a positive integer, got {self.validation_horizon!r}")
         if self.samples < 2:
             raise ValueError(f"samples must be >= 2 (the dynamics are fitted across samples), got {self.samples}")
         for name in ("kl_step", "init_std", "policy_lr"):

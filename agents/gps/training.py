@@ -132,8 +132,9 @@ def _training_optima(train: Problem, options: GPSOptions) -> torch.Tensor | None
     return f_star
 
 
-def _policy_cost(rule: GPSOptimizer, problem: Problem, options: GPSOptions) -> float:
-    curves = unroll(rule, copy.deepcopy(problem), options.horizon, history=options.history)
+def _policy_cost(rule: GPSOptimizer, problem: Problem, options: GPSOptions, horizon: int | None = None) -> float:
+    """Mean Li & Malik normalised cost of the policy on `problem` over `horizon` steps (None: T)."""
+    curves = unroll(rule, copy.deepcopy(problem), horizon or options.horizon, history=options.history)
     return float(li_malik_cost(curves).mean())
 
 
@@ -279,7 +280,7 @@ def train_gps(
             net.set_standardisation(samples.rows)
             if options.init == "per_instance":
                 figures["initial_policy_loss"] = _s_step(net, samples, controllers, options, fit_generator)
-            figures["initial_validation_cost"] = _policy_cost(rule, validation, options)
+            figures["initial_validation_cost"] = _policy_cost(rule, validation, options, options.validation_horizon)
             figures["initial_train_policy_cost"] = _policy_cost(rule, train, options)
             if figures["initial_validation_cost"] < state["best_cost"]:
                 state["best_cost"] = figures["initial_validation_cost"]
@@ -291,7 +292,7 @@ def train_gps(
         controllers = result.pop("controllers")
         adaptation["predicted"] = result.pop("predicted")
         figures.update(result)
-        figures["validation_cost"] = _policy_cost(rule, validation, options)
+        figures["validation_cost"] = _policy_cost(rule, validation, options, options.validation_horizon)
         figures["train_policy_cost"] = _policy_cost(rule, train, options)
         for name, value in figures.items():
             writer.add_scalar(f"gps/{name}", value, iteration + 1)
