@@ -32,6 +32,7 @@ import argparse
 import copy
 import json
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def write_doc(args: argparse.Namespace, lines: list[str], trained: list[str]) -> None:
     """Replace docs/gps.md's results section (between the markers) with the table so far."""
-    command = "python benchmarks/gps_vs_tuned.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/gps_vs_tuned.py " + shlex.join(sys.argv[1:])
     start, end = markers(args.label)
     section = "\n".join(
         [
