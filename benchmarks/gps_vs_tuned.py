@@ -11,14 +11,19 @@ momentum, tuned Adam and the rule with the lowest mean cost; then every rule's m
 is measured in this run. The table is written into docs/gps.md between its results markers.
 
     python benchmarks/gps_vs_tuned.py [--envs l2o/LogisticRegression-v0,...] [--instances 200]
-        [--horizons 40,100] [--out runs/gps_bench] [--config gps.yaml] [--doc docs/gps.md] [--label NAME]
-        [--split test|validation]
+        [--horizons 40,100] [--out runs/gps_bench] [--config agents/gps/gps_benchmark.yaml] [--doc docs/gps.md]
+        [--label NAME] [--split test|validation]
+
+`--config` holds GPS options per family (agents.gps.family_options: a `shared` section and
+per-environment `families` overrides, or a flat mapping for every family); its default is the
+benchmark's own choice, `agents/gps/gps_benchmark.yaml`. A family's training-instance count is Li &
+Malik's unless the config sets `instances`.
 
 `--split validation` compares on validation instances instead (the tuned baselines' own split: for
 choosing GPS's options, never for the report).
 
 A run folder that already holds a trained GPS optimizer is reused (its training time as recorded),
-never overwritten.
+never overwritten; one trained with other options than the config's is an error before any work.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import copy
 import json
 import math
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -34,13 +40,14 @@ from pathlib import Path
 import torch
 from scipy.stats import binomtest, wilcoxon
 
-from agents.gps.options import GPSOptions, options_from_config
-from agents.gps.training import train_gps
+from agents.gps.family_options import family_options_from_config
+from agents.gps.options import GPSOptions
+from agents.gps.training import OPTIONS_FILE, options_differing, train_gps
 from agents.hand_designed.tuning import tuned_optimizer
 from agents.runtime.saved_rules import load_rule
 from l2o_gym.atomic_io import atomic_write_json, atomic_write_text
 from l2o_gym.metrics import cost, curve_values
-from l2o_gym.registry import make_family
+from l2o_gym.registry import l2o_env_ids, make_family
 from l2o_gym.unroll import unroll
 
 FAMILIES = ("l2o/LogisticRegression-v0", "l2o/RobustLinearRegression-v0", "l2o/TwoLayerNet-v0")
@@ -52,6 +59,7 @@ TRAIN_INSTANCES = {  # Li & Malik's numbers of training functions
 BASELINES = ("momentum", "adam")  # compared pairwise by name
 ONE_EVALUATION_RULES = ("momentum", "nesterov", "adam", "window_qn", "window_adam_qn")  # the best is compared too
 START, END = "<!-- gps results: start -->", "<!-- gps results: end -->"
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "agents" / "gps" / "gps_benchmark.yaml"
 
 
 def markers(label: str) -> tuple[str, str]:
@@ -88,6 +96,37 @@ def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict[str, float]:
     }
 
 
+def family_runs(envs: str, config: Path | None, seed: int, out: Path) -> dict[str, tuple[GPSOptions, Path]]:
+    """Each family's typed options and run folder, all checked before any work: env id -> (options,
+    out / short name). A bad id, config or reused folder is a one-line ValueError."""
+    known = l2o_env_ids()
+    env_ids = envs.split(",")
+    for env_id in env_ids:
+        if env_id not in known:
+            raise ValueError(f"--envs: {env_id!r} is not a registered l2o environment id")
+    config_options = family_options_from_config(config, known)
+    runs = {}
+    for env_id in env_ids:
+        base = {"instances": TRAIN_INSTANCES.get(env_id, GPSOptions.instances)}
+        options = config_options.options_for(env_id, seed, base)
+        folder = out / env_id.split("/")[1].removesuffix("-v0")
+        if (folder / "timing.json").is_file():
+            if not (folder / OPTIONS_FILE).is_file():
+                raise ValueError(f"--out: {str(folder)!r} holds a timing but no {OPTIONS_FILE}")
+            changed = options_differing(folder, options)
+            if changed:
+                raise ValueError(f"--out: the run in {str(folder)!r} was trained with other {changed} than --config's")
+        runs[env_id] = options, folder
+    return runs
+
+
+def beside_defaults(options: GPSOptions) -> str:
+    """The options that differ from GPSOptions' defaults (seed and instances aside), as "name value, ..."."""
+    defaults = GPSOptions().to_dict()
+    changed = [f"{k} {v}" for k, v in options.to_dict().items() if k not in ("seed", "instances") and defaults[k] != v]
+    return ", ".join(changed) if changed else "default options"
+
+
 def train_or_reuse(env_id: str, folder: Path, options: GPSOptions) -> tuple[Path, float, float]:
     """The trained optimizer's folder, wall and CPU seconds of training (recorded in timing.json)."""
     timing = folder / "timing.json"
@@ -115,7 +154,7 @@ def costs_on_split(
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", default=",".join(FAMILIES))
     parser.add_argument("--instances", type=int, default=200, help="test instances per family")
@@ -127,13 +166,24 @@ def main() -> None:
     )
     parser.add_argument("--horizons", default="40,100")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config", type=Path, default=None, help="YAML of GPSOptions (default: the defaults)")
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG, help="YAML of GPS options per family (agents.gps.family_options)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs") / "gps_bench")
     parser.add_argument("--doc", type=Path, default=Path("docs") / "gps.md")
     parser.add_argument("--label", default="defaults", help="the doc section this run writes (one per label)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    try:
+        horizons = [int(h) for h in args.horizons.split(",")]
+    except ValueError:
+        parser.error(f"--horizons must be comma-separated integers, got {args.horizons!r}")
+    if args.instances < 1 or min(horizons) < 1:
+        parser.error("--instances and --horizons must be positive")
+    try:
+        runs = family_runs(args.envs, args.config, args.seed, args.out)
+    except ValueError as err:
+        parser.error(str(err))
     torch.set_num_threads(1)
-    horizons = [int(h) for h in args.horizons.split(",")]
     lines = [
         "| family | T | vs | GPS wins (95 % CI) | sign test p | Wilcoxon p | mean cost GPS / baseline |",
         "|---|---:|---|---|---:|---:|---:|",
@@ -145,13 +195,13 @@ def main() -> None:
         "| family | T | GPS | " + " | ".join(ONE_EVALUATION_RULES) + " |",
         "|---|---:|" + "---:|" * (1 + len(ONE_EVALUATION_RULES)),
     ]
-    for env_id in args.envs.split(","):
-        short = env_id.split("/")[1].removesuffix("-v0")
-        options = options_from_config(args.config, args.seed)
-        if options.instances == GPSOptions.instances:  # left at the default: Li & Malik's count for the family
-            options = GPSOptions(**{**options.to_dict(), "instances": TRAIN_INSTANCES.get(env_id, options.instances)})
-        best, wall, cpu = train_or_reuse(env_id, args.out / short, options)
-        trained.append(f"{short}: {options.instances} training instances, {wall:.0f} s wall, {cpu:.0f} s CPU")
+    for env_id, (options, folder) in runs.items():
+        short = folder.name
+        best, wall, cpu = train_or_reuse(env_id, folder, options)
+        trained.append(
+            f"{short}: {options.instances} training instances, {beside_defaults(options)}, "
+            f"{wall:.0f} s wall, {cpu:.0f} s CPU"
+        )
         for horizon in horizons:
             rules = {"gps": load_rule(best)}
             rules.update({name: tuned_optimizer(name, env_id, horizon) for name in ONE_EVALUATION_RULES})
@@ -174,7 +224,7 @@ def main() -> None:
 
 def write_doc(args: argparse.Namespace, lines: list[str], trained: list[str]) -> None:
     """Replace docs/gps.md's results section (between the markers) with the table so far."""
-    command = "python benchmarks/gps_vs_tuned.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/gps_vs_tuned.py " + shlex.join(sys.argv[1:])
     start, end = markers(args.label)
     section = "\n".join(
         [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -255,3 +256,17 @@ def test_tiny_shaped_training_runs_and_rejects_a_bad_shaping(tmp_path) -> None:
     state = torch.load(tmp_path / "run" / CHECKPOINT, weights_only=True)
     assert torch.isfinite(state["adaptation.predicted"]).all()
     assert torch.isfinite(state["controller.gains"]).all()
+
+
+def test_validation_horizon_sets_the_steps_that_choose_the_best_policy(tmp_path) -> None:
+    with pytest.raises(ValueError, match="validation_horizon must be None or a positive integer"):
+        GPSOptions(validation_horizon=0)
+    options = GPSOptions(**{**TINY, "validation_horizon": 11})
+    best = train_gps(ENV, tmp_path / "run", options, progress=False)
+    recorded = read_meta(best)["training"]["validation_cost"]
+    validation = make_family(ENV).sample(options.validation_instances, torch.Generator().manual_seed(0), "validation")
+    from agents.hand_designed.tuning import li_malik_cost
+
+    for steps, same in ((11, True), (options.horizon, False)):
+        curves = unroll(load_rule(best), copy.deepcopy(validation), steps, history=options.history)
+        assert (abs(float(li_malik_cost(curves).mean()) - recorded) < 1e-4 * abs(recorded)) == same

@@ -26,7 +26,8 @@ class GPSOptions:
         time step; init_std: exploration std as a fraction of the momentum step; mixture_components and
         prior_strength: the dynamics prior; policy_*: the S-step's Adam; action_scale: the policy's step
         bound (None: the family's default, raised to fit the controllers' steps); validation_instances:
-        the held-out instances that choose the best policy; init: "family" (one tuned momentum for all
+        the held-out instances that choose the best policy; validation_horizon: the steps over which they
+        score it (None: T); init: "family" (one tuned momentum for all
         training instances, which the policy represents exactly) or "per_instance" (Li & Malik's
         per-instance grid search); sampling: "controllers" (off-policy, Li & Malik) or "policy" (the
         global policy's steps with the controllers' noise, mirror-descent GPS's on-policy variant);
@@ -53,6 +54,7 @@ class GPSOptions:
     policy_batch: int = 1024
     action_scale: float | None = None
     validation_instances: int = 100
+    validation_horizon: int | None = None
     init: str = "family"
     sampling: str = "controllers"
     adapt_kl_step: bool = True
@@ -79,6 +81,12 @@ class GPSOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.validation_horizon is not None and (
+            isinstance(self.validation_horizon, bool)
+            or not isinstance(self.validation_horizon, int)
+            or self.validation_horizon < 1
+        ):
+            raise ValueError(f"validation_horizon must be None or a positive integer, got {self.validation_horizon!r}")
         if self.samples < 2:
             raise ValueError(f"samples must be >= 2 (the dynamics are fitted across samples), got {self.samples}")
         for name in ("kl_step", "init_std", "policy_lr"):
@@ -126,20 +134,25 @@ class GPSOptions:
         return cls(**values)
 
 
+def read_yaml_mapping(config: str | Path) -> dict[str, Any]:
+    """The mapping a YAML file holds (an empty file: {}); a missing file, bad YAML or a non-mapping is a
+    one-line ValueError."""
+    import yaml
+
+    path = Path(config)
+    if not path.is_file():
+        raise ValueError(f"{str(path)!r} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{str(path)!r} is not YAML: {' '.join(str(err).split())}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"{str(path)!r} must hold a mapping of GPS option names to values")
+    return values
+
+
 def options_from_config(config: str | Path | None, seed: int) -> GPSOptions:
     """GPSOptions from a YAML mapping of option names (None: the defaults) with `seed`; a bad file,
     key or value is a one-line ValueError."""
-    values: dict[str, Any] = {}
-    if config is not None:
-        import yaml
-
-        path = Path(config)
-        if not path.is_file():
-            raise ValueError(f"{str(path)!r} does not exist")
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"{str(path)!r} is not YAML: {err}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{str(path)!r} must hold a mapping of GPS option names to values")
+    values = {} if config is None else read_yaml_mapping(config)
     return GPSOptions.from_dict({**values, "seed": seed})

@@ -58,6 +58,13 @@ ACTION_HEADROOM = 1.5  # the policy's step bound is at least this multiple of th
 BEFORE_THE_OPTION = {"policy_form": "additive", "time_features": False}
 
 
+def options_differing(out_dir: str | Path, options: GPSOptions) -> list[str]:
+    """The names of the options in which the run recorded in out_dir (its gps_options.json, which must
+    exist) differs from `options`, sorted."""
+    recorded = {**GPSOptions().to_dict(), **BEFORE_THE_OPTION, **json.loads((Path(out_dir) / OPTIONS_FILE).read_text())}
+    return sorted(k for k, v in options.to_dict().items() if recorded.get(k) != v)
+
+
 def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> None:
     """A ValueError (before any work) if out_dir holds a run and resume is false, or if resume is
     true and it holds none or one trained with other options (only `iterations` may change)."""
@@ -66,11 +73,8 @@ def check_run_folder(out_dir: str | Path, options: GPSOptions, resume: bool) -> 
     if resume:
         if not checkpoint.is_file() or not saved.is_file():
             raise ValueError(f"resume: {str(out_dir)!r} holds no GPS checkpoint ({CHECKPOINT}, {OPTIONS_FILE})")
-        recorded = {**GPSOptions().to_dict(), **BEFORE_THE_OPTION, **json.loads(saved.read_text())}
-        before = {k: v for k, v in recorded.items() if k != "iterations"}
-        now = {k: v for k, v in options.to_dict().items() if k != "iterations"}
-        if before != now:
-            changed = sorted(k for k in now if before.get(k) != now[k])
+        changed = [k for k in options_differing(out_dir, options) if k != "iterations"]
+        if changed:
             raise ValueError(f"resume: options {changed} differ from the run in {str(out_dir)!r}")
     elif checkpoint.exists() or (out_dir / "best").exists():
         raise ValueError(f"{str(out_dir)!r} already holds a GPS run; resume it or choose another folder")
@@ -128,8 +132,9 @@ def _training_optima(train: Problem, options: GPSOptions) -> torch.Tensor | None
     return f_star
 
 
-def _policy_cost(rule: GPSOptimizer, problem: Problem, options: GPSOptions) -> float:
-    curves = unroll(rule, copy.deepcopy(problem), options.horizon, history=options.history)
+def _policy_cost(rule: GPSOptimizer, problem: Problem, options: GPSOptions, horizon: int | None = None) -> float:
+    """Mean Li & Malik normalised cost of the policy on `problem` over `horizon` steps (None: T)."""
+    curves = unroll(rule, copy.deepcopy(problem), horizon or options.horizon, history=options.history)
     return float(li_malik_cost(curves).mean())
 
 
@@ -275,7 +280,7 @@ def train_gps(
             net.set_standardisation(samples.rows)
             if options.init == "per_instance":
                 figures["initial_policy_loss"] = _s_step(net, samples, controllers, options, fit_generator)
-            figures["initial_validation_cost"] = _policy_cost(rule, validation, options)
+            figures["initial_validation_cost"] = _policy_cost(rule, validation, options, options.validation_horizon)
             figures["initial_train_policy_cost"] = _policy_cost(rule, train, options)
             if figures["initial_validation_cost"] < state["best_cost"]:
                 state["best_cost"] = figures["initial_validation_cost"]
@@ -287,7 +292,7 @@ def train_gps(
         controllers = result.pop("controllers")
         adaptation["predicted"] = result.pop("predicted")
         figures.update(result)
-        figures["validation_cost"] = _policy_cost(rule, validation, options)
+        figures["validation_cost"] = _policy_cost(rule, validation, options, options.validation_horizon)
         figures["train_policy_cost"] = _policy_cost(rule, train, options)
         for name, value in figures.items():
             writer.add_scalar(f"gps/{name}", value, iteration + 1)
