@@ -41,7 +41,8 @@ class GPSOptions:
     tanh(t / τ) features; select_best: "cost" (best/ is the iteration with the lowest validation cost)
     or "wins_vs_adam" (the most paired wins against tuned Adam at T and at validation_horizon, on
     selection_instances validation instances of their own seed stream; agents.gps.best_selection);
-    seed."""
+    fit_beyond_horizon: None, or a step count > T to which the S-step also fits the policy's own
+    rollouts, labelled by the last controller step (agents.gps.beyond_horizon); seed."""
 
     instances: int = 90
     samples: int = 20
@@ -68,6 +69,7 @@ class GPSOptions:
     time_features: bool = False
     select_best: str = "cost"
     selection_instances: int = 256
+    fit_beyond_horizon: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -94,6 +96,15 @@ class GPSOptions:
             or self.validation_horizon < 1
         ):
             raise ValueError(f"validation_horizon must be None or a positive integer, got {self.validation_horizon!r}")
+        if self.fit_beyond_horizon is not None and (
+            isinstance(self.fit_beyond_horizon, bool)
+            or not isinstance(self.fit_beyond_horizon, int)
+            or self.fit_beyond_horizon <= self.horizon
+        ):
+            raise ValueError(
+                f"fit_beyond_horizon must be None or an integer > horizon ({self.horizon}), "
+                f"got {self.fit_beyond_horizon!r}"
+            )
         if self.samples < 2:
             raise ValueError(f"samples must be >= 2 (the dynamics are fitted across samples), got {self.samples}")
         for name in ("kl_step", "init_std", "policy_lr"):

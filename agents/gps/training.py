@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from agents.gps.best_selection import WinsAgainstAdam
+from agents.gps.beyond_horizon import extension_rows, rollout_beyond
 from agents.gps.controllers import initial_controllers
 from agents.gps.coordinate_state import GRADIENT, impose_kinematics
 from agents.gps.cost import local_quadratic_cost
@@ -165,8 +166,9 @@ def _sample_cost(samples: Samples) -> float:
     return float((f[..., 1:].sum(-1) / f[..., 0].abs().clamp_min(1e-12)).mean())
 
 
-def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generator) -> float:
+def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generator, extension=None) -> float:
     targets, precisions = controller_targets(controllers, samples.states)
+    extra = None if extension is None else extension_rows(extension, controllers)
     return fit_policy(
         net,
         samples.rows,
@@ -178,13 +180,16 @@ def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generat
         lr=options.policy_lr,
         batch_size=options.policy_batch,
         generator=generator,
+        extra=extra,
     )
 
 
-def _gps_iteration(net, controllers, samples: Samples, options, generator, seed: int, adaptation: dict, f_star) -> dict:
+def _gps_iteration(
+    net, controllers, samples: Samples, options, generator, seed: int, adaptation: dict, f_star, extension=None
+) -> dict:
     """Dynamics, cost, then inner (linearise, C-step, S-step) rounds; returns the new controllers, the
     predicted improvement per instance [B] and figures. f_star [B]: the training instances' optima
-    (only read with cost shaping)."""
+    (only read with cost shaping); extension: the policy's states beyond T (fit_beyond_horizon)."""
     prior = MixturePrior(options.mixture_components, options.prior_strength, seed=seed)
     dynamics = fit_dynamics(samples.states, samples.actions, samples.weights, prior)
     dynamics.matrices, dynamics.offsets, dynamics.noise = impose_kinematics(
@@ -209,7 +214,7 @@ def _gps_iteration(net, controllers, samples: Samples, options, generator, seed:
             net, samples.rows, samples.states, samples.weights, controllers.covariances, gain_limits=limits
         )
         controllers, eta, kl = kl_constrained_update(dynamics, shaped, reference, kl_steps, gain_limits=limits)
-        losses.append(_s_step(net, samples, controllers, options, generator))
+        losses.append(_s_step(net, samples, controllers, options, generator, extension))
         kls.append(float((kl / options.horizon).mean()))
         etas.append(float(eta.log10().median()))
     after = expected_cost(dynamics, shaped, controllers)
@@ -309,8 +314,13 @@ def train_gps(
                 meta = {**training_meta, "iteration": 0, "selection_score": state["best_cost"]}
                 meta["validation_cost"] = figures["initial_validation_cost"]
                 rule.save(out_dir / "best", env_id, meta)
+        extension = None
+        if options.fit_beyond_horizon is not None:
+            extension = rollout_beyond(
+                net, train, controllers, observation, options.fit_beyond_horizon, options.samples
+            )
         result = _gps_iteration(
-            net, controllers, samples, options, fit_generator, options.seed + iteration, adaptation, f_star
+            net, controllers, samples, options, fit_generator, options.seed + iteration, adaptation, f_star, extension
         )
         controllers = result.pop("controllers")
         adaptation["predicted"] = result.pop("predicted")
