@@ -12,8 +12,9 @@ from agents.gps.training import train_gps
 from agents.hand_designed import Momentum
 from agents.runtime.saved_rules import load_rule, read_meta
 from l2o_gym.registry import make_family
+from tests.test_gps_training import TINY
 
-ENV = "l2o/LogisticRegression-v0"
+ENV = "l2o/LogisticRegression-v0"  # TINY's family
 
 
 def test_bad_selection_options_are_one_line_errors() -> None:
@@ -54,20 +55,8 @@ def test_selection_instances_are_not_the_benchmarks_validation_instances(tmp_pat
 
 def test_wins_vs_adam_chooses_best_by_its_score(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("L2O_GYM_CACHE", str(tmp_path / "cache"))
-    options = GPSOptions(
-        instances=3,
-        samples=6,
-        horizon=6,
-        iterations=2,
-        inner_iterations=1,
-        policy_steps=5,
-        policy_batch=64,
-        mixture_components=2,
-        validation_instances=4,
-        validation_horizon=9,
-        select_best="wins_vs_adam",
-        selection_instances=12,
-    )
+    choice = {"iterations": 2, "validation_horizon": 9, "select_best": "wins_vs_adam", "selection_instances": 12}
+    options = GPSOptions(**{**TINY, **choice})
     best = train_gps(ENV, tmp_path / "run", options, progress=False)
     recorded = read_meta(best)["training"]
     selector = WinsAgainstAdam(ENV, make_family(ENV), 12, (6, 9), seed=0, history=25)
