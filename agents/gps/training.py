@@ -11,7 +11,8 @@
             controllers ← argmin E[cost] s.t. KL(p ‖ p̄) ≤ ε T and gains within
                           their bounds, η by bisection                            (C-step)
             fit the policy to the controllers' actions, precision-weighted        (S-step)
-        score the policy on validation instances (Li & Malik's normalised cost); keep the best
+        score the policy on validation instances (Li & Malik's normalised cost, or with
+            select_best: wins_vs_adam its paired wins against tuned Adam); keep the best
 
 Writes into out_dir: best/ and final/ (saved learned optimizers, kind "gps"), checkpoint.pt
 (written atomically after each iteration; `resume=True` continues from it), gps_options.json,
