@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from agents.gps.best_selection import SELECTIONS
 from agents.gps.cost_shaping import SHAPINGS
 from agents.gps.policy import POLICY_FORMS
 
@@ -37,7 +38,11 @@ class GPSOptions:
         Malik's cost) or "log_gap" (Σ_t log(f − f*), agents.gps.cost_shaping); policy_form: "additive" (the
     network adds a step to the linear term a·g + b·Δx_prev) or "gains" (it also sets that term's gains
     from the row; agents.gps.policy); time_features: the policy's rows end with the step count's
-    tanh(t / τ) features; seed."""
+    tanh(t / τ) features; select_best: "cost" (best/ is the iteration with the lowest validation cost)
+    or "wins_vs_adam" (the most paired wins against tuned Adam at T and at validation_horizon, on
+    selection_instances validation instances of their own seed stream; agents.gps.best_selection);
+    fit_beyond_horizon: None, or a step count > T to which the S-step also fits the policy's own
+    rollouts, labelled by the last controller step (agents.gps.beyond_horizon); seed."""
 
     instances: int = 90
     samples: int = 20
@@ -62,6 +67,9 @@ class GPSOptions:
     cost_shaping: str = "none"
     policy_form: str = "gains"
     time_features: bool = False
+    select_best: str = "cost"
+    selection_instances: int = 256
+    fit_beyond_horizon: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -76,6 +84,7 @@ class GPSOptions:
             "policy_steps",
             "policy_batch",
             "validation_instances",
+            "selection_instances",
         )
         for name in positive_ints:
             value = getattr(self, name)
@@ -87,6 +96,15 @@ class GPSOptions:
             or self.validation_horizon < 1
         ):
             raise ValueError(f"validation_horizon must be None or a positive integer, got {self.validation_horizon!r}")
+        if self.fit_beyond_horizon is not None and (
+            isinstance(self.fit_beyond_horizon, bool)
+            or not isinstance(self.fit_beyond_horizon, int)
+            or self.fit_beyond_horizon <= self.horizon
+        ):
+            raise ValueError(
+                f"fit_beyond_horizon must be None or an integer > horizon ({self.horizon}), "
+                f"got {self.fit_beyond_horizon!r}"
+            )
         if self.samples < 2:
             raise ValueError(f"samples must be >= 2 (the dynamics are fitted across samples), got {self.samples}")
         for name in ("kl_step", "init_std", "policy_lr"):
@@ -114,6 +132,8 @@ class GPSOptions:
             raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
         if self.cost_shaping not in SHAPINGS:
             raise ValueError(f"cost_shaping must be one of {SHAPINGS}, got {self.cost_shaping!r}")
+        if self.select_best not in SELECTIONS:
+            raise ValueError(f"select_best must be one of {SELECTIONS}, got {self.select_best!r}")
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -42,18 +42,24 @@ def fit_policy(
     lr: float,
     batch_size: int,
     generator: torch.Generator,
+    extra: tuple[Tensor, Tensor, Tensor, Tensor] | None = None,
 ) -> float:
     """Minimise Σ w (policy step − target)² with w = controller precision (× sample weight), normalised
     by its median and clipped; rows [N, C, T, F], states [N, C, T + 1, 3], targets [N, C, T],
-    precisions [C, T], weights [N, C]. `steps` Adam steps on random minibatches (losses in units of
-    action_scale²); returns the mean weighted loss of the last tenth of the steps."""
+    precisions [C, T], weights [N, C]; `extra` (rows [M, F], raw [M, 2], targets [M], weights [M]):
+    further rows, their weights normalised by the same median. `steps` Adam steps on random
+    minibatches (losses in units of action_scale²); returns the mean weighted loss of the last tenth."""
     w = precisions.unsqueeze(0) * weights[:, :, None].double()
-    w = (w / w[w > 0].median()).clamp(max=WEIGHT_CLIP)
+    median = w[w > 0].median()
+    w = (w / median).clamp(max=WEIGHT_CLIP)
     keep = w.reshape(-1) > 0
     x = rows.reshape(-1, rows.shape[-1])[keep].float()
     raw = states[:, :, :-1, GRADIENT_AND_LAST_STEP].reshape(-1, 2)[keep].float()
     y = targets.reshape(-1)[keep].float()
     w = w.reshape(-1)[keep].float()
+    if extra is not None:
+        x, raw, y = (torch.cat([a, b.float()]) for a, b in zip((x, raw, y), extra[:3], strict=True))
+        w = torch.cat([w, (extra[3].double() / median).clamp(max=WEIGHT_CLIP).float()])
     scale = net.action_scale
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()

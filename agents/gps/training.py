@@ -11,7 +11,8 @@
             controllers ← argmin E[cost] s.t. KL(p ‖ p̄) ≤ ε T and gains within
                           their bounds, η by bisection                            (C-step)
             fit the policy to the controllers' actions, precision-weighted        (S-step)
-        score the policy on validation instances (Li & Malik's normalised cost); keep the best
+        score the policy on validation instances (Li & Malik's normalised cost, or with
+            select_best: wins_vs_adam its paired wins against tuned Adam); keep the best
 
 Writes into out_dir: best/ and final/ (saved learned optimizers, kind "gps"), checkpoint.pt
 (written atomically after each iteration; `resume=True` continues from it), gps_options.json,
@@ -27,6 +28,8 @@ from typing import Any
 
 import torch
 
+from agents.gps.best_selection import WinsAgainstAdam
+from agents.gps.beyond_horizon import extension_rows, rollout_beyond
 from agents.gps.controllers import initial_controllers
 from agents.gps.coordinate_state import GRADIENT, impose_kinematics
 from agents.gps.cost import local_quadratic_cost
@@ -138,14 +141,35 @@ def _policy_cost(rule: GPSOptimizer, problem: Problem, options: GPSOptions, hori
     return float(li_malik_cost(curves).mean())
 
 
+def _selector(env_id: str, family, options: GPSOptions, family_kwargs: dict | None) -> WinsAgainstAdam | None:
+    """What scores the policy against tuned Adam where `select_best` is "wins_vs_adam", else None."""
+    if options.select_best != "wins_vs_adam":
+        return None
+    horizons = (options.horizon, options.validation_horizon or options.horizon)
+    return WinsAgainstAdam(
+        env_id, family, options.selection_instances, horizons, options.seed, options.history, family_kwargs
+    )
+
+
+def _scores(rule: GPSOptimizer, validation: Problem, options: GPSOptions, selector, prefix: str = "") -> dict:
+    """The policy's validation cost, its win rate against tuned Adam (with a selector) and the score
+    that chooses best/ (lower is better: the cost, or minus the win rate)."""
+    figures = {f"{prefix}validation_cost": _policy_cost(rule, validation, options, options.validation_horizon)}
+    if selector is None:
+        return {**figures, "selection_score": figures[f"{prefix}validation_cost"]}
+    wins = selector.score(rule)
+    return {**figures, f"{prefix}selection_wins_vs_adam": wins, "selection_score": -wins}
+
+
 def _sample_cost(samples: Samples) -> float:
     """Mean Li & Malik normalised cost of the sampled trajectories."""
     f = samples.objectives.double()
     return float((f[..., 1:].sum(-1) / f[..., 0].abs().clamp_min(1e-12)).mean())
 
 
-def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generator) -> float:
+def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generator, extension=None) -> float:
     targets, precisions = controller_targets(controllers, samples.states)
+    extra = None if extension is None else extension_rows(extension, controllers)
     return fit_policy(
         net,
         samples.rows,
@@ -157,13 +181,16 @@ def _s_step(net, samples: Samples, controllers: LinearGaussian, options, generat
         lr=options.policy_lr,
         batch_size=options.policy_batch,
         generator=generator,
+        extra=extra,
     )
 
 
-def _gps_iteration(net, controllers, samples: Samples, options, generator, seed: int, adaptation: dict, f_star) -> dict:
+def _gps_iteration(
+    net, controllers, samples: Samples, options, generator, seed: int, adaptation: dict, f_star, extension=None
+) -> dict:
     """Dynamics, cost, then inner (linearise, C-step, S-step) rounds; returns the new controllers, the
     predicted improvement per instance [B] and figures. f_star [B]: the training instances' optima
-    (only read with cost shaping)."""
+    (only read with cost shaping); extension: the policy's states beyond T (fit_beyond_horizon)."""
     prior = MixturePrior(options.mixture_components, options.prior_strength, seed=seed)
     dynamics = fit_dynamics(samples.states, samples.actions, samples.weights, prior)
     dynamics.matrices, dynamics.offsets, dynamics.noise = impose_kinematics(
@@ -188,7 +215,7 @@ def _gps_iteration(net, controllers, samples: Samples, options, generator, seed:
             net, samples.rows, samples.states, samples.weights, controllers.covariances, gain_limits=limits
         )
         controllers, eta, kl = kl_constrained_update(dynamics, shaped, reference, kl_steps, gain_limits=limits)
-        losses.append(_s_step(net, samples, controllers, options, generator))
+        losses.append(_s_step(net, samples, controllers, options, generator, extension))
         kls.append(float((kl / options.horizon).mean()))
         etas.append(float(eta.log10().median()))
     after = expected_cost(dynamics, shaped, controllers)
@@ -252,6 +279,7 @@ def train_gps(
     train = family.sample(options.instances, torch.Generator().manual_seed(options.seed), "train")
     validation = family.sample(options.validation_instances, torch.Generator().manual_seed(options.seed), "validation")
     fit_generator = torch.Generator().manual_seed(options.seed + 7)
+    selector = _selector(env_id, family, options, family_kwargs)
     f_star = _training_optima(train, options)
     controllers, net, state, adaptation = _start(env_id, family_kwargs, train, options, out_dir / CHECKPOINT, resume)
     rule = GPSOptimizer(net, options.history, time_features=options.time_features)
@@ -280,29 +308,37 @@ def train_gps(
             net.set_standardisation(samples.rows)
             if options.init == "per_instance":
                 figures["initial_policy_loss"] = _s_step(net, samples, controllers, options, fit_generator)
-            figures["initial_validation_cost"] = _policy_cost(rule, validation, options, options.validation_horizon)
+            figures.update(_scores(rule, validation, options, selector, "initial_"))
             figures["initial_train_policy_cost"] = _policy_cost(rule, train, options)
-            if figures["initial_validation_cost"] < state["best_cost"]:
-                state["best_cost"] = figures["initial_validation_cost"]
-                meta = {**training_meta, "iteration": 0, "validation_cost": state["best_cost"]}
+            if figures["selection_score"] < state["best_cost"]:
+                state["best_cost"] = figures["selection_score"]
+                meta = {**training_meta, "iteration": 0, "selection_score": state["best_cost"]}
+                meta["validation_cost"] = figures["initial_validation_cost"]
                 rule.save(out_dir / "best", env_id, meta)
+        extension = None
+        if options.fit_beyond_horizon is not None:
+            extension = rollout_beyond(
+                net, train, controllers, observation, options.fit_beyond_horizon, options.samples
+            )
         result = _gps_iteration(
-            net, controllers, samples, options, fit_generator, options.seed + iteration, adaptation, f_star
+            net, controllers, samples, options, fit_generator, options.seed + iteration, adaptation, f_star, extension
         )
         controllers = result.pop("controllers")
         adaptation["predicted"] = result.pop("predicted")
         figures.update(result)
-        figures["validation_cost"] = _policy_cost(rule, validation, options, options.validation_horizon)
+        figures.update(_scores(rule, validation, options, selector))
         figures["train_policy_cost"] = _policy_cost(rule, train, options)
         for name, value in figures.items():
             writer.add_scalar(f"gps/{name}", value, iteration + 1)
         writer.flush()
-        candidates = [("final", figures["validation_cost"])]
-        if figures["validation_cost"] < state["best_cost"]:
-            state["best_cost"] = figures["validation_cost"]
-            candidates.append(("best", figures["validation_cost"]))
-        for folder, score in candidates:
-            rule.save(out_dir / folder, env_id, {**training_meta, "iteration": iteration + 1, "validation_cost": score})
+        score = figures.pop("selection_score")
+        folders = ["final"]
+        if score < state["best_cost"]:
+            state["best_cost"] = score
+            folders.append("best")
+        for folder in folders:
+            meta = {**training_meta, "iteration": iteration + 1, "selection_score": score}
+            rule.save(out_dir / folder, env_id, {**meta, "validation_cost": figures["validation_cost"]})
         state["iteration"] = float(iteration + 1)
         _save_checkpoint(out_dir / CHECKPOINT, controllers, net, state, adaptation)
         bar.set_postfix(val=f"{figures['validation_cost']:.4g}", kl=f"{figures['kl_per_step']:.3g}")
