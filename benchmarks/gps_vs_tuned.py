@@ -17,7 +17,10 @@ is measured in this run. The table is written into docs/gps.md between its resul
 `--config` holds GPS options per family (agents.gps.family_options: a `shared` section and
 per-environment `families` overrides, or a flat mapping for every family); its default is the
 benchmark's own choice, `agents/gps/gps_benchmark.yaml`. A family's training-instance count is Li &
-Malik's unless the config sets `instances`.
+Malik's unless the config sets `instances`. A family whose options set `restarts: K` (K > 1) trains K
+runs with seeds seed .. seed + K − 1 (out/FAMILY/run{k}) and keeps the one whose best/ wins most often
+against tuned Adam at its training T and at T = 100 on the selection instances
+(agents.gps.restarts); its training time is the sum over the K runs and the selection.
 
 `--split validation` compares on validation instances instead (the tuned baselines' own split: for
 choosing GPS's options, never for the report).
@@ -36,12 +39,14 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from scipy.stats import binomtest, wilcoxon
 
 from agents.gps.family_options import family_options_from_config
 from agents.gps.options import GPSOptions
+from agents.gps.restarts import RESTARTS_FILE, choose_run, restart_runs, selection_scores, summed_seconds
 from agents.gps.training import OPTIONS_FILE, options_differing, train_gps
 from agents.hand_designed.tuning import tuned_optimizer
 from agents.runtime.saved_rules import load_rule
@@ -58,6 +63,7 @@ TRAIN_INSTANCES = {  # Li & Malik's numbers of training functions
 }
 BASELINES = ("momentum", "adam")  # compared pairwise by name
 ONE_EVALUATION_RULES = ("momentum", "nesterov", "adam", "window_qn", "window_adam_qn")  # the best is compared too
+SELECTION_HORIZON = 100  # pooled runs are chosen by wins vs tuned Adam at the training T and at this one
 START, END = "<!-- gps results: start -->", "<!-- gps results: end -->"
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "agents" / "gps" / "gps_benchmark.yaml"
 
@@ -96,9 +102,17 @@ def compare(ours: torch.Tensor, theirs: torch.Tensor) -> dict[str, float]:
     }
 
 
-def family_runs(envs: str, config: Path | None, seed: int, out: Path) -> dict[str, tuple[GPSOptions, Path]]:
-    """Each family's typed options and run folder, all checked before any work: env id -> (options,
-    out / short name). A bad id, config or reused folder is a one-line ValueError."""
+class FamilyRun(NamedTuple):
+    """A family's typed options (seed: the first run's), its run folder and how many runs it pools."""
+
+    options: GPSOptions
+    folder: Path
+    restarts: int = 1
+
+
+def family_runs(envs: str, config: Path | None, seed: int, out: Path) -> dict[str, FamilyRun]:
+    """Each family's options, run folder and restarts, all checked before any work: env id -> FamilyRun
+    (folder out / short name). A bad id, config or reused folder is a one-line ValueError."""
     known = l2o_env_ids()
     env_ids = envs.split(",")
     for env_id in env_ids:
@@ -109,14 +123,17 @@ def family_runs(envs: str, config: Path | None, seed: int, out: Path) -> dict[st
     for env_id in env_ids:
         base = {"instances": TRAIN_INSTANCES.get(env_id, GPSOptions.instances)}
         options = config_options.options_for(env_id, seed, base)
-        folder = out / env_id.split("/")[1].removesuffix("-v0")
-        if (folder / "timing.json").is_file():
-            if not (folder / OPTIONS_FILE).is_file():
-                raise ValueError(f"--out: {str(folder)!r} holds a timing but no {OPTIONS_FILE}")
-            changed = options_differing(folder, options)
-            if changed:
-                raise ValueError(f"--out: the run in {str(folder)!r} was trained with other {changed} than --config's")
-        runs[env_id] = options, folder
+        run = FamilyRun(options, out / env_id.split("/")[1].removesuffix("-v0"), config_options.restarts_for(env_id))
+        for run_options, folder in restart_runs(*run):
+            if (folder / "timing.json").is_file():
+                if not (folder / OPTIONS_FILE).is_file():
+                    raise ValueError(f"--out: {str(folder)!r} holds a timing but no {OPTIONS_FILE}")
+                changed = options_differing(folder, run_options)
+                if changed:
+                    raise ValueError(
+                        f"--out: the run in {str(folder)!r} was trained with other {changed} than --config's"
+                    )
+        runs[env_id] = run
     return runs
 
 
@@ -139,6 +156,40 @@ def train_or_reuse(env_id: str, folder: Path, options: GPSOptions) -> tuple[Path
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     atomic_write_json(timing, {"wall_s": wall, "cpu_s": cpu})
     return best, wall, cpu
+
+
+def train_pooled(env_id: str, run: FamilyRun, horizons: tuple[int, ...]) -> tuple[Path, float, float, str]:
+    """Train (or reuse) each of the family's runs and keep the one with the most selection wins against
+    tuned Adam over `horizons`: (its best/ folder, wall and CPU seconds summed over all runs and the
+    selection, a note on the choice; "" for a single run)."""
+    trained = [train_or_reuse(env_id, folder, options) for options, folder in restart_runs(*run)]
+    timings = [(wall, cpu) for _, wall, cpu in trained]
+    if run.restarts == 1:
+        return trained[0][0], *timings[0], ""
+    record = run.folder / RESTARTS_FILE
+    if record.is_file():
+        choice = json.loads(record.read_text())
+    else:
+        wall, cpu = time.perf_counter(), time.process_time()
+        scores = selection_scores(env_id, [load_rule(best) for best, _, _ in trained], run.options, horizons)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        choice = {
+            "scores": scores,
+            "chosen": choose_run(scores),
+            "horizons": list(horizons),
+            "wall_s": wall,
+            "cpu_s": cpu,
+        }
+        atomic_write_json(record, choice)
+    wall, cpu = summed_seconds([*timings, (choice["wall_s"], choice["cpu_s"])])
+    scores = ", ".join(f"{score:.3f}" for score in choice["scores"])
+    note = (
+        f"{run.restarts} runs (seeds {run.options.seed}–{run.options.seed + run.restarts - 1}), kept run "
+        f"{choice['chosen']} by mean wins vs tuned Adam at T = {'/'.join(map(str, choice['horizons']))} on "
+        f"{run.options.selection_instances} selection instances ({scores}); "
+    )
+    print(f"{env_id}: {note}", file=sys.stderr)
+    return trained[choice["chosen"]][0], wall, cpu, note
 
 
 def costs_on_split(
@@ -195,12 +246,12 @@ def main(argv: list[str] | None = None) -> None:
         "| family | T | GPS | " + " | ".join(ONE_EVALUATION_RULES) + " |",
         "|---|---:|" + "---:|" * (1 + len(ONE_EVALUATION_RULES)),
     ]
-    for env_id, (options, folder) in runs.items():
-        short = folder.name
-        best, wall, cpu = train_or_reuse(env_id, folder, options)
+    for env_id, run in runs.items():
+        short, options = run.folder.name, run.options
+        best, wall, cpu, pooled = train_pooled(env_id, run, (options.horizon, SELECTION_HORIZON))
         trained.append(
             f"{short}: {options.instances} training instances, {beside_defaults(options)}, "
-            f"{wall:.0f} s wall, {cpu:.0f} s CPU"
+            f"{pooled}{wall:.0f} s wall, {cpu:.0f} s CPU"
         )
         for horizon in horizons:
             rules = {"gps": load_rule(best)}
