@@ -12,7 +12,7 @@ is measured in this run. The table is written into docs/gps.md between its resul
 
     python benchmarks/gps_vs_tuned.py [--envs l2o/LogisticRegression-v0,...] [--instances 200]
         [--horizons 40,100] [--out runs/gps_bench] [--config agents/gps/gps_benchmark.yaml] [--doc docs/gps.md]
-        [--label NAME] [--split test|validation]
+        [--label NAME] [--split test|validation] [--each-run]
 
 `--config` holds GPS options per family (agents.gps.family_options: a `shared` section and
 per-environment `families` overrides, or a flat mapping for every family); its default is the
@@ -65,6 +65,13 @@ BASELINES = ("momentum", "adam")  # compared pairwise by name
 ONE_EVALUATION_RULES = ("momentum", "nesterov", "adam", "window_qn", "window_adam_qn")  # the best is compared too
 SELECTION_HORIZON = 100  # pooled runs are chosen by wins vs tuned Adam at the training T and at this one
 START, END = "<!-- gps results: start -->", "<!-- gps results: end -->"
+EACH_RUN_HEADER = [
+    "",
+    "Each pooled run on the same instances (`--each-run`):",
+    "",
+    "| family | T | run | GPS wins vs " + " / ".join(f"tuned {n}" for n in BASELINES) + " | mean cost / Adam's |",
+    "|---|---:|---|---|---:|",
+]
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "agents" / "gps" / "gps_benchmark.yaml"
 
 
@@ -158,20 +165,32 @@ def train_or_reuse(env_id: str, folder: Path, options: GPSOptions) -> tuple[Path
     return best, wall, cpu
 
 
-def train_pooled(env_id: str, run: FamilyRun, horizons: tuple[int, ...]) -> tuple[Path, float, float, str]:
+class Pooled(NamedTuple):
+    """A family's trained result: best: the kept run's best/ folder; wall_s, cpu_s: summed over all runs and
+    the selection; note: how it was chosen ("" for a single run); bests: every run's best/; chosen: its index."""
+
+    best: Path
+    wall_s: float
+    cpu_s: float
+    note: str
+    bests: list[Path]
+    chosen: int
+
+
+def train_pooled(env_id: str, run: FamilyRun, horizons: tuple[int, ...]) -> Pooled:
     """Train (or reuse) each of the family's runs and keep the one with the most selection wins against
-    tuned Adam over `horizons`: (its best/ folder, wall and CPU seconds summed over all runs and the
-    selection, a note on the choice; "" for a single run)."""
+    tuned Adam over `horizons` (the choice is recorded in RESTARTS_FILE and reused)."""
     trained = [train_or_reuse(env_id, folder, options) for options, folder in restart_runs(*run)]
     timings = [(wall, cpu) for _, wall, cpu in trained]
+    bests = [best for best, _, _ in trained]
     if run.restarts == 1:
-        return trained[0][0], *timings[0], ""
+        return Pooled(bests[0], *timings[0], "", bests, 0)
     record = run.folder / RESTARTS_FILE
     if record.is_file():
         choice = json.loads(record.read_text())
     else:
         wall, cpu = time.perf_counter(), time.process_time()
-        scores = selection_scores(env_id, [load_rule(best) for best, _, _ in trained], run.options, horizons)
+        scores = selection_scores(env_id, [load_rule(best) for best in bests], run.options, horizons)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         choice = {
             "scores": scores,
@@ -189,7 +208,25 @@ def train_pooled(env_id: str, run: FamilyRun, horizons: tuple[int, ...]) -> tupl
         f"{run.options.selection_instances} selection instances ({scores}); "
     )
     print(f"{env_id}: {note}", file=sys.stderr)
-    return trained[choice["chosen"]][0], wall, cpu, note
+    return Pooled(bests[choice["chosen"]], wall, cpu, note, bests, choice["chosen"])
+
+
+def each_run_rows(
+    short: str, horizon: int, pooled: Pooled, baselines: dict[str, torch.Tensor], env_id: str, args: argparse.Namespace
+) -> list[str]:
+    """Every pooled run's wins against the baselines' costs [B] on the same instances, one row per run."""
+    rules = {k: load_rule(best) for k, best in enumerate(pooled.bests)}
+    costs = costs_on_split(rules, env_id, args.instances, horizon, args.seed, args.split)
+    rows = []
+    for k, ours in costs.items():
+        vs = {name: compare(ours, theirs) for name, theirs in baselines.items()}
+        rows.append(
+            f"| {short} | {horizon} | run {k}{' (kept)' if k == pooled.chosen else ''} | "
+            + " / ".join(f"{c['win_rate']:.0%}" for c in vs.values())
+            + f" | {vs['adam']['cost_ratio']:.3f} |"
+        )
+        print(rows[-1], flush=True)
+    return rows
 
 
 def costs_on_split(
@@ -205,7 +242,8 @@ def costs_on_split(
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[int], dict[str, FamilyRun]]:
+    """The arguments, horizons and checked family runs; a bad one exits 2 with one line before any work."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", default=",".join(FAMILIES))
     parser.add_argument("--instances", type=int, default=200, help="test instances per family")
@@ -223,6 +261,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs") / "gps_bench")
     parser.add_argument("--doc", type=Path, default=Path("docs") / "gps.md")
     parser.add_argument("--label", default="defaults", help="the doc section this run writes (one per label)")
+    parser.add_argument(
+        "--each-run", action="store_true", help="also compare every pooled run (restarts > 1) on the same instances"
+    )
     args = parser.parse_args(argv)
     try:
         horizons = [int(h) for h in args.horizons.split(",")]
@@ -234,12 +275,17 @@ def main(argv: list[str] | None = None) -> None:
         runs = family_runs(args.envs, args.config, args.seed, args.out)
     except ValueError as err:
         parser.error(str(err))
+    return args, horizons, runs
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, horizons, runs = parse_args(argv)
     torch.set_num_threads(1)
     lines = [
         "| family | T | vs | GPS wins (95 % CI) | sign test p | Wilcoxon p | mean cost GPS / baseline |",
         "|---|---:|---|---|---:|---:|---:|",
     ]
-    trained, mean_rows = [], []
+    trained, mean_rows, each_rows = [], [], []
     mean_header = [
         "Mean cost Σ (f − f*) per rule (all tuned on the validation split at that T):",
         "",
@@ -248,13 +294,13 @@ def main(argv: list[str] | None = None) -> None:
     ]
     for env_id, run in runs.items():
         short, options = run.folder.name, run.options
-        best, wall, cpu, pooled = train_pooled(env_id, run, (options.horizon, SELECTION_HORIZON))
+        pooled = train_pooled(env_id, run, (options.horizon, SELECTION_HORIZON))
         trained.append(
             f"{short}: {options.instances} training instances, {beside_defaults(options)}, "
-            f"{pooled}{wall:.0f} s wall, {cpu:.0f} s CPU"
+            f"{pooled.note}{pooled.wall_s:.0f} s wall, {pooled.cpu_s:.0f} s CPU"
         )
         for horizon in horizons:
-            rules = {"gps": load_rule(best)}
+            rules = {"gps": load_rule(pooled.best)}
             rules.update({name: tuned_optimizer(name, env_id, horizon) for name in ONE_EVALUATION_RULES})
             costs = costs_on_split(rules, env_id, args.instances, horizon, args.seed, args.split)
             means = {name: float(c.double().mean()) for name, c in costs.items()}
@@ -269,8 +315,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(row, flush=True)
             mean_rows.append(f"| {short} | {horizon} | " + " | ".join(f"{means[n]:.4g}" for n in rules) + " |")
             print(mean_rows[-1], flush=True)
+            if args.each_run and run.restarts > 1:
+                baselines = {name: costs[name] for name in BASELINES}
+                each_rows.extend(each_run_rows(short, horizon, pooled, baselines, env_id, args))
         # after every family, so a long run leaves what it measured
-        write_doc(args, [*lines, "", *mean_header, *mean_rows], trained)
+        each = [*EACH_RUN_HEADER, *each_rows] if each_rows else []
+        write_doc(args, [*lines, "", *mean_header, *mean_rows, *each], trained)
 
 
 def write_doc(args: argparse.Namespace, lines: list[str], trained: list[str]) -> None:

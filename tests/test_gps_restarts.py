@@ -75,13 +75,13 @@ def test_train_pooled_keeps_the_run_with_most_selection_wins_and_sums_the_cpu(tm
     monkeypatch.setattr(benchmark, "train_or_reuse", fake_train)
     monkeypatch.setattr(benchmark, "load_rule", lambda folder: folder)
     monkeypatch.setattr(benchmark, "selection_scores", fake_scores)
-    best, wall, cpu, note = train_pooled(ROBUST, run, (40, 100))
+    best, wall, cpu, note, bests, chosen = train_pooled(ROBUST, run, (40, 100))
     assert trained == [(k, run.folder / f"run{k}") for k in range(3)]
-    assert best == run.folder / "run1" / "best"
+    assert best == run.folder / "run1" / "best" and chosen == 1 and bests[2] == run.folder / "run2" / "best"
     selection = benchmark.json.loads((run.folder / RESTARTS_FILE).read_text())
     assert selection["chosen"] == 1 and selection["scores"] == [0.70, 0.81, 0.79]
     assert cpu == pytest.approx(10 + 20 + 30 + selection["cpu_s"])
     assert wall == pytest.approx(100 + 101 + 102 + selection["wall_s"])
     assert "3 runs" in note and "kept run 1" in note
     single = train_pooled(ROBUST, FamilyRun(run.options, tmp_path / "single"), (40, 100))
-    assert single == (tmp_path / "single" / "best", 100.0, 10.0, "")
+    assert single == (tmp_path / "single" / "best", 100.0, 10.0, "", [tmp_path / "single" / "best"], 0)
