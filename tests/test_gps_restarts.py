@@ -10,7 +10,9 @@ import benchmarks.gps_vs_tuned as benchmark
 from agents.gps.family_options import FamilyOptions
 from agents.gps.options import GPSOptions
 from agents.gps.restarts import RESTARTS_FILE, choose_run, restart_runs, summed_seconds
+from agents.gps.training import OPTIONS_FILE
 from benchmarks.gps_vs_tuned import FAMILIES, FamilyRun, family_runs, main, train_pooled
+from l2o_gym.atomic_io import atomic_write_json
 
 LOGISTIC, ROBUST, NET = FAMILIES
 
@@ -85,3 +87,17 @@ def test_train_pooled_keeps_the_run_with_most_selection_wins_and_sums_the_cpu(tm
     assert "3 runs" in note and "kept run 1" in note
     single = train_pooled(ROBUST, FamilyRun(run.options, tmp_path / "single"), (40, 100))
     assert single == (tmp_path / "single" / "best", 100.0, 10.0, "", [tmp_path / "single" / "best"], 0)
+
+
+def test_a_pooled_runs_folder_trained_with_other_options_is_refused(tmp_path) -> None:
+    config = tmp_path / "gps.yaml"
+    config.write_text(f"families:\n  {ROBUST}:\n    restarts: 2\n")
+    run = family_runs(ROBUST, config, 0, tmp_path / "out")[ROBUST]
+    second = run.folder / "run1"
+    second.mkdir(parents=True)
+    atomic_write_json(second / "timing.json", {"wall_s": 1.0, "cpu_s": 1.0})
+    atomic_write_json(second / OPTIONS_FILE, run.options.to_dict())  # seed 0, but run 1 trains with seed 1
+    with pytest.raises(ValueError, match=r"run1'.* trained with other \['seed'\]"):
+        family_runs(ROBUST, config, 0, tmp_path / "out")
+    atomic_write_json(second / OPTIONS_FILE, {**run.options.to_dict(), "seed": 1})
+    assert family_runs(ROBUST, config, 0, tmp_path / "out")[ROBUST] == run
