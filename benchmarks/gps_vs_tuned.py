@@ -46,7 +46,7 @@ from scipy.stats import binomtest, wilcoxon
 
 from agents.gps.family_options import family_options_from_config
 from agents.gps.options import GPSOptions
-from agents.gps.restarts import RESTARTS_FILE, choose_run, restart_runs, selection_scores, summed_seconds
+from agents.gps.restarts import choice_file, choose_run, restart_runs, selection_scores, summed_seconds
 from agents.gps.training import OPTIONS_FILE, options_differing, train_gps
 from agents.hand_designed.tuning import tuned_optimizer
 from agents.runtime.saved_rules import load_rule
@@ -179,13 +179,13 @@ class Pooled(NamedTuple):
 
 def train_pooled(env_id: str, run: FamilyRun, horizons: tuple[int, ...]) -> Pooled:
     """Train (or reuse) each of the family's runs and keep the one with the most selection wins against
-    tuned Adam over `horizons` (the choice is recorded in RESTARTS_FILE and reused)."""
+    tuned Adam over `horizons` (the choice is recorded in agents.gps.restarts.choice_file and reused)."""
     trained = [train_or_reuse(env_id, folder, options) for options, folder in restart_runs(*run)]
     timings = [(wall, cpu) for _, wall, cpu in trained]
     bests = [best for best, _, _ in trained]
     if run.restarts == 1:
         return Pooled(bests[0], *timings[0], "", bests, 0)
-    record = run.folder / RESTARTS_FILE
+    record = choice_file(run.folder, run.restarts)
     if record.is_file():
         choice = json.loads(record.read_text())
     else:

@@ -9,7 +9,7 @@ import pytest
 import benchmarks.gps_vs_tuned as benchmark
 from agents.gps.family_options import FamilyOptions
 from agents.gps.options import GPSOptions
-from agents.gps.restarts import RESTARTS_FILE, choose_run, restart_runs, summed_seconds
+from agents.gps.restarts import choice_file, choose_run, restart_runs, summed_seconds
 from agents.gps.training import OPTIONS_FILE
 from benchmarks.gps_vs_tuned import FAMILIES, FamilyRun, family_runs, main, train_pooled
 from l2o_gym.atomic_io import atomic_write_json
@@ -80,7 +80,7 @@ def test_train_pooled_keeps_the_run_with_most_selection_wins_and_sums_the_cpu(tm
     best, wall, cpu, note, bests, chosen = train_pooled(ROBUST, run, (40, 100))
     assert trained == [(k, run.folder / f"run{k}") for k in range(3)]
     assert best == run.folder / "run1" / "best" and chosen == 1 and bests[2] == run.folder / "run2" / "best"
-    selection = benchmark.json.loads((run.folder / RESTARTS_FILE).read_text())
+    selection = benchmark.json.loads(choice_file(run.folder, 3).read_text())
     assert selection["chosen"] == 1 and selection["scores"] == [0.70, 0.81, 0.79]
     assert cpu == pytest.approx(10 + 20 + 30 + selection["cpu_s"])
     assert wall == pytest.approx(100 + 101 + 102 + selection["wall_s"])

@@ -18,7 +18,11 @@ from agents.gps.options import GPSOptions
 from l2o_gym.registry import make_family
 from l2o_gym.update_rule import UpdateRule
 
-RESTARTS_FILE = "restarts.json"  # the pooled choice: scores per run, the chosen run, selection seconds
+
+def choice_file(folder: Path, restarts: int) -> Path:
+    """Where the choice among the first `restarts` runs of `folder` is recorded (scores per run, the chosen
+    run, selection seconds); one per K, so pools of 3 and 4 runs of the same folder do not mix."""
+    return folder / f"restarts_{restarts}.json"
 
 
 def restart_runs(options: GPSOptions, folder: Path, restarts: int) -> list[tuple[GPSOptions, Path]]:
