@@ -77,22 +77,22 @@ def test_every_family_is_checked_when_read_not_when_its_turn_comes() -> None:
 def test_the_benchmark_config_parses_for_every_family(tmp_path) -> None:
     runs = family_runs(",".join(FAMILIES), DEFAULT_CONFIG, 0, tmp_path)
     assert list(runs) == list(FAMILIES)
-    names = {folder.name for _, folder in runs.values()}
+    names = {run.folder.name for run in runs.values()}
     assert names == {"LogisticRegression", "RobustLinearRegression", "TwoLayerNet"}
-    assert all(options.policy_form == "gains" for options, _ in runs.values())
+    assert all(run.options.policy_form == "gains" and run.restarts >= 1 for run in runs.values())
 
 
 def test_a_reused_run_with_other_options_is_refused_before_any_work(tmp_path, capsys) -> None:
     config = tmp_path / "gps.yaml"
     config.write_text(SECTIONED)
-    (options, folder) = family_runs(NET, config, 0, tmp_path / "out")[NET]
+    options, folder, _ = family_runs(NET, config, 0, tmp_path / "out")[NET]
     folder.mkdir(parents=True)
     atomic_write_json(folder / "timing.json", {"wall_s": 1.0, "cpu_s": 1.0})
     atomic_write_json(folder / OPTIONS_FILE, {**options.to_dict(), "init_std": 0.9})
     with pytest.raises(ValueError, match=r"trained with other \['init_std'\]"):
         family_runs(NET, config, 0, tmp_path / "out")
     atomic_write_json(folder / OPTIONS_FILE, options.to_dict())
-    assert family_runs(NET, config, 0, tmp_path / "out")[NET] == (options, folder)  # the same options: reused
+    assert family_runs(NET, config, 0, tmp_path / "out")[NET] == (options, folder, 1)  # the same options: reused
     with pytest.raises(SystemExit) as exit_info:
         main(["--envs", NET, "--config", str(config), "--seed", "1", "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "trained with other ['seed']" in capsys.readouterr().err

@@ -7,6 +7,9 @@
       l2o/LogisticRegression-v0:
         init_std: 0.3
 
+Beside GPSOptions fields a layer may set `restarts: K` (a positive integer, default 1): the benchmark
+trains K runs of the family with seeds seed .. seed + K − 1 and keeps one (agents.gps.restarts).
+
 A file with neither section is a flat mapping of GPSOptions fields for every family (the form
 `--algo gps --config` reads). Layers, the last wins: the caller's base per family (the benchmark's
 training-instance counts), `shared`, the family's own, the seed. A bad section, family id, key or
@@ -22,6 +25,7 @@ from typing import Any
 from agents.gps.options import GPSOptions, read_yaml_mapping
 
 SECTIONS = ("shared", "families")
+RESTARTS = "restarts"  # not a GPSOptions field: how many training runs the benchmark pools
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class FamilyOptions:
         try:
             for env_id in [None, *families]:  # every layer is checked now, not when its family's turn comes
                 options.options_for(env_id, seed=0)
+                options.restarts_for(env_id)
         except ValueError as err:
             if not flat:
                 raise
@@ -66,12 +71,25 @@ class FamilyOptions:
 
     def options_for(self, env_id: str | None, seed: int, base: dict[str, Any] | None = None) -> GPSOptions:
         """The typed options of `env_id` (None: the shared ones): base, shared, the family's, seed."""
-        values = {**(base or {}), **self.shared, **self.families.get(env_id, {}), "seed": seed}
+        values = {**(base or {}), **self._layers(env_id), "seed": seed}
+        values.pop(RESTARTS, None)
         try:
             return GPSOptions.from_dict(values)
         except ValueError as err:
-            where = "shared" if env_id is None or env_id not in self.families else f"families[{env_id!r}]"
-            raise ValueError(f"{where}: {err}") from None
+            raise ValueError(f"{self._where(env_id)}: {err}") from None
+
+    def restarts_for(self, env_id: str | None) -> int:
+        """How many training runs the benchmark pools for `env_id` (1 unless a layer sets `restarts`)."""
+        value = self._layers(env_id).get(RESTARTS, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{self._where(env_id)}: {RESTARTS} must be a positive integer, got {value!r}")
+        return value
+
+    def _layers(self, env_id: str | None) -> dict[str, Any]:
+        return {**self.shared, **self.families.get(env_id, {})}
+
+    def _where(self, env_id: str | None) -> str:
+        return "shared" if env_id is None or env_id not in self.families else f"families[{env_id!r}]"
 
 
 def family_options_from_config(config: str | Path | None, known_envs: list[str] | None = None) -> FamilyOptions:
