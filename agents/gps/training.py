@@ -22,6 +22,7 @@ tb/ (TensorBoard scalars).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,28 @@ def _start(
     return controllers, net, state, _fresh_adaptation(controllers, train.batch_size)
 
 
+def _keep(
+    rule: GPSOptimizer,
+    out_dir: Path,
+    env_id: str,
+    training_meta: dict[str, Any],
+    state: dict[str, float],
+    iteration: int,
+    score: float,
+    validation_cost: float,
+    final: bool = True,
+) -> None:
+    """Save the policy after `iteration` as `final/` (unless `final` is False) and as `best/` where
+    its selection `score` is the lowest so far (`state["best_cost"]`, updated)."""
+    folders = ["final"] if final else []
+    if score < state["best_cost"]:
+        state["best_cost"] = score
+        folders.append("best")
+    meta = {**training_meta, "iteration": iteration, "selection_score": score, "validation_cost": validation_cost}
+    for folder in folders:
+        rule.save(out_dir / folder, env_id, meta)
+
+
 def train_gps(
     env_id: str,
     out_dir: str | Path,
@@ -268,7 +291,8 @@ def train_gps(
     family_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Train a GPS optimizer on `env_id`'s training instances; returns the folder of the best policy
-    (by validation cost). See the module docstring for the loop and what is written."""
+    (by `select_best`: validation cost or wins against tuned Adam). See the module docstring for
+    the loop and what is written."""
     options = GPSOptions() if options is None else options
     if not isinstance(options, GPSOptions):
         raise TypeError(f"options must be a GPSOptions, got {type(options).__name__}")
@@ -285,6 +309,7 @@ def train_gps(
     rule = GPSOptimizer(net, options.history, time_features=options.time_features)
     observation = rule.observation(family.dim)
     training_meta = {"options": options.to_dict(), "env_id": env_id, "family_kwargs": family_kwargs or {}}
+    keep = functools.partial(_keep, rule, out_dir, env_id, training_meta, state)
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
@@ -310,11 +335,7 @@ def train_gps(
                 figures["initial_policy_loss"] = _s_step(net, samples, controllers, options, fit_generator)
             figures.update(_scores(rule, validation, options, selector, "initial_"))
             figures["initial_train_policy_cost"] = _policy_cost(rule, train, options)
-            if figures["selection_score"] < state["best_cost"]:
-                state["best_cost"] = figures["selection_score"]
-                meta = {**training_meta, "iteration": 0, "selection_score": state["best_cost"]}
-                meta["validation_cost"] = figures["initial_validation_cost"]
-                rule.save(out_dir / "best", env_id, meta)
+            keep(0, figures["selection_score"], figures["initial_validation_cost"], final=False)
         extension = None
         if options.fit_beyond_horizon is not None:
             extension = rollout_beyond(
@@ -332,13 +353,7 @@ def train_gps(
             writer.add_scalar(f"gps/{name}", value, iteration + 1)
         writer.flush()
         score = figures.pop("selection_score")
-        folders = ["final"]
-        if score < state["best_cost"]:
-            state["best_cost"] = score
-            folders.append("best")
-        for folder in folders:
-            meta = {**training_meta, "iteration": iteration + 1, "selection_score": score}
-            rule.save(out_dir / folder, env_id, {**meta, "validation_cost": figures["validation_cost"]})
+        keep(iteration + 1, score, figures["validation_cost"])
         state["iteration"] = float(iteration + 1)
         _save_checkpoint(out_dir / CHECKPOINT, controllers, net, state, adaptation)
         bar.set_postfix(val=f"{figures['validation_cost']:.4g}", kl=f"{figures['kl_per_step']:.3g}")
