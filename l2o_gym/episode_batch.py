@@ -145,6 +145,9 @@ class EpisodeBatch:
         if have < n:
             fresh = self._sample(max(self.instance_pool, n - have), generator)
             self._pool = fresh if self._pool is None else self._pool.cat_rows(fresh)
+        if self._pool.batch_size == n:  # the whole pool: handed out as it is, no copy
+            problem, self._pool = self._pool, None
+            return problem
         rows = torch.arange(self._pool.batch_size, device=self._pool.device)
         problem, self._pool = self._pool.select_rows(rows[:n]), self._pool.select_rows(rows[n:])
         return problem
@@ -239,11 +242,13 @@ class EpisodeBatch:
         the log-suboptimality reward itself, float32 objectives and int64 steps, contiguous."""
         if type(self.reward_fn) is not LogSuboptimalityReward:
             return False
-        f_star = state.problem.optimum()
-        floats = (f_prev, state.f, state.f0, f_star)
-        if not all(t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad for t in floats):
-            return False
-        return all(t.dtype == torch.int64 and t.is_contiguous() for t in (state.t, self.horizon))
+        for t in (f_prev, state.f, state.f0, state.problem.optimum()):  # a loop, not all(...): every step
+            if t.dtype != torch.float32 or not t.is_contiguous() or t.requires_grad:
+                return False
+        for t in (state.t, self.horizon):
+            if t.dtype != torch.int64 or not t.is_contiguous():
+                return False
+        return True
 
     # -- what the agent and the user see --------------------------------------------------
     def observe(self, copy: bool = True) -> Tensor | dict[str, Tensor]:

@@ -31,7 +31,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from l2o_gym.envs.numpy_boundary import as_action_tensor, generator_from, info_to_numpy, to_numpy
+from l2o_gym.envs.numpy_boundary import WindowArrays, as_action_tensor, generator_from, info_to_numpy, to_numpy
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import resolve_family, split_kwargs
 from l2o_gym.problem import TaskFamily, check_positive_int
@@ -41,10 +41,12 @@ OUTPUTS = ("numpy", "torch")
 
 def vector_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Gymnasium's vector info layout: each array [B] beside its mask `_name`."""
+    values = info_to_numpy(info)
+    masks = np.ones((len(values), next(iter(values.values())).shape[0]), dtype=bool) if values else ()
     out: dict[str, np.ndarray] = {}
-    for key, value in info_to_numpy(info).items():
+    for (key, value), mask in zip(values.items(), masks, strict=True):  # one allocation for every mask
         out[key] = value
-        out[f"_{key}"] = np.ones(value.shape[0], dtype=bool)
+        out["_" + key] = mask
     return out
 
 
@@ -99,6 +101,7 @@ class OptimizationVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._generator: torch.Generator | None = None
+        self._window_arrays = WindowArrays()
         self._prev_done = torch.zeros(self.num_envs, dtype=torch.bool, device=self.episodes.device)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
@@ -110,7 +113,20 @@ class OptimizationVectorEnv(VectorEnv):
         self._prev_done.zero_()
         if self.output == "torch":
             return self.episodes.observe(self.copy), vector_info_tensors(self.episodes.info())
-        return to_numpy(self.episodes.observe(self.copy)), vector_info(self.episodes.info())
+        return self._numpy_observation(), vector_info(self.episodes.info())
+
+    def _numpy_observation(self) -> np.ndarray | dict[str, np.ndarray]:
+        """The observation as numpy arrays; with copy=False in the dict layout the windows' arrays
+        are numpy views kept per window position (`WindowArrays`), not made anew each step."""
+        state = self.episodes.require_state()
+        views = not (self.copy or self.episodes.observation_spec.coordinatewise)
+        if not (views and state.x.dtype == torch.float32 and state.x.device.type == "cpu"):
+            return to_numpy(self.episodes.observe(self.copy))
+        return {
+            "location": state.x.detach().numpy(),
+            "gradients": self._window_arrays.view("gradients", state.log_grad_window),
+            "improvements": self._window_arrays.view("improvements", state.change_window),
+        }
 
     def step(self, actions):
         if self._generator is None:
@@ -131,7 +147,7 @@ class OptimizationVectorEnv(VectorEnv):
             obs, info = self.episodes.observe(self.copy), vector_info_tensors(self.episodes.info())
             return obs, reward.to(torch.float32), terminated, truncated, info
         return (
-            to_numpy(self.episodes.observe(self.copy)),
+            self._numpy_observation(),
             reward.cpu().numpy().astype(np.float64),
             terminated.cpu().numpy(),
             truncated.cpu().numpy(),
