@@ -207,7 +207,10 @@ class EpisodeBatch:
         shape = (self.num_instances, self.dim)
         if tuple(action.shape) != shape:
             raise ValueError(f"action must have shape {shape}, got {tuple(action.shape)}")
-        return action.to(device=self.device, dtype=self.require_state().x.dtype)
+        dtype = self.require_state().x.dtype
+        if action.dtype == dtype and action.device == self.device:
+            return action
+        return action.to(device=self.device, dtype=dtype)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Apply action [B, d]; return reward [B], terminated [B] (diverged), truncated [B]."""

@@ -242,7 +242,10 @@ class OptimizationState:
             raise ValueError(f"step must have shape {tuple(self.x.shape)}, got {tuple(step.shape)}")
         if second_order and not differentiable:
             raise ValueError("second_order=True needs differentiable=True")
-        step = step.to(self.x.dtype) if differentiable else step.detach().to(self.x.dtype)
+        if differentiable:
+            step = step.to(self.x.dtype)
+        elif step.requires_grad or step.dtype != self.x.dtype:  # else already what the step needs
+            step = step.detach().to(self.x.dtype)
         lib = None if differentiable else native_transition_library(self, step)
         if lib is not None:
             return self._advance_native(lib, step.contiguous())
