@@ -30,7 +30,7 @@ def _instance_columns(batch: int) -> tuple[np.ndarray, ...]:
 
 def _instance_infos(columns: tuple[np.ndarray, ...]) -> list[dict]:
     """One dict per instance from numpy columns [B]: one four-key dict display each (the fastest
-    construction measured; dict(zip(keys, values)) and template copies were 1.2–2.7× slower)."""
+    construction measured; dict(zip(keys, values)) and template copies were 2.5–2.8× slower)."""
     objective, step, diverged, gap = (column.tolist() for column in columns)
     return [
         {"objective": o, "step": s, "diverged": v, "suboptimality": g}
