@@ -234,14 +234,14 @@ def histories(table: Table, lengths: tuple[int, ...], batch: int, seconds: float
     also as a ratio to its own form at H = 25; then what grows with H in the contract itself."""
     bare = bare_loop(QUAD, batch, seconds)
     forms = (("dict", {}), ("dict, copy=False", {"copy": False}), ("coordinatewise", {"coordinatewise": True}))
-    at_25 = {}
+    by_form = {}  # each form's measured steps at H = 25 and the longest H
     for form, options in forms:
         steps = {h: vector_env_step(QUAD, batch, seconds, history=h, **options) for h in lengths}
         for h, env in steps.items():
             note = f"{env / steps[25]:.2f}× H=25" if 25 in steps else ""
             table.add(f"Quadratic d=10 B={batch} H={h}: make_vec ({form})", bare, env, note)
-        at_25[form] = (steps.get(25), steps.get(max(lengths)))
-    history_floors(table, (25, max(lengths)), batch, seconds, bare, at_25)
+        by_form[form] = (steps.get(25), steps.get(max(lengths)))
+    history_floors(table, (25, max(lengths)), batch, seconds, bare, by_form)
 
 
 def history_floors(
