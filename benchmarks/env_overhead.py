@@ -7,14 +7,18 @@ included) and its per-step time is divided by the bare loop's:
 
 * the Quadratic (d = 10, B = 1024): ``gymnasium.make_vec`` (dict observation; also with
   ``copy=False``, its arrays views of the env's windows), the SB3 VecEnv in the dict and the
-  coordinatewise form (`l2o_gym.make_sb3_vec_env`);
+  coordinatewise form (`l2o_gym.make_sb3_vec_env`); each also against a second baseline, the
+  same loop with the family's own analytic ``problem.loss_and_grad(x)`` (what the envs call);
+  then SB3's contract floor for the coordinatewise form (`benchmarks.contract_floors`: the
+  B·d info dicts, one fresh array of rows, the ended envs' own dicts once per horizon);
 * an O(d) objective (Rosenbrock) at d = 10, 100, 1,000, 10,000 (B = 64, ``make_vec``, with and
   without ``copy=False``);
 * the history length H = 5, 25, 100 (Quadratic, ``make_vec``: dict, dict with ``copy=False``,
-  coordinatewise), also as a ratio to the same form at H = 25;
+  coordinatewise), also as a ratio to the same form at H = 25; and the fresh observation arrays
+  alone at H = 25 and 100 (the dict's windows, the coordinatewise rows) as the floor of that ratio;
 * each meta-learning family (B = 16, coordinatewise ``make_vec``) against its own bare loop; the
   MAML families also with ``copy=False, task_metrics=False`` (rows written into one array, no
-  query-set metric in the info);
+  query-set metric in the info), and their rows alone written into a fresh array and in place;
 * PPO end to end with the logistic-regression training configuration (agents/rl/hyperparams.yaml,
   built as a training run builds it, no warm start, no validation; `benchmarks.ppo_throughput`):
   problem-steps/s (instance steps, one per B instances and step, whatever d) and the share of
@@ -44,6 +48,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
@@ -51,6 +56,7 @@ import numpy as np
 import torch
 
 import l2o_gym
+from benchmarks import contract_floors as floors
 from l2o_gym import native_kernel
 from l2o_gym.atomic_io import atomic_write_text
 from l2o_gym.registry import make_family
@@ -60,6 +66,7 @@ KEEP_MARKER = "<!-- notes below are kept when the benchmark rewrites this file -
 META_FAMILIES = ("l2o/MAMLSinusoid-v0", "l2o/MAMLDigits-v0", "l2o/MANNDigits-v0", "l2o/HyperNetDigits-v0")
 PPO_ENV = "l2o/LogisticRegression-v0"
 PPO_PREVIOUS = "agents/rl/ppo_logistic_previous.yaml"  # the PPO settings before docs/ppo_speed.md
+OWN_NOTE = "the Quadratic's analytic gradient, as the envs call it"
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
 clock = CLOCKS["cpu"]  # what every measurement reads; set by main (--clock)
 
@@ -79,10 +86,15 @@ def per_call(fn: Callable[[], object], seconds: float, rounds: int = 3) -> float
     return best
 
 
+def instances(env_id: str, batch: int, device: str = "cpu", **family_kwargs):
+    """`batch` instances of the id's family (seed 0) and their starting points x [B, d]."""
+    problem = make_family(env_id, **family_kwargs).sample(batch, torch.Generator().manual_seed(0), device=device)
+    return problem, problem.init()
+
+
 def bare_loop(env_id: str, batch: int, seconds: float, device: str = "cpu", **family_kwargs) -> float:
     """Seconds per step of loss, autograd gradient and x -= lr · g on `batch` instances."""
-    problem = make_family(env_id, **family_kwargs).sample(batch, torch.Generator().manual_seed(0), device=device)
-    x = problem.init()
+    problem, x = instances(env_id, batch, device, **family_kwargs)
 
     def step() -> None:
         nonlocal x
@@ -90,6 +102,21 @@ def bare_loop(env_id: str, batch: int, seconds: float, device: str = "cpu", **fa
             leaf = x.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(problem.loss(leaf).sum(), leaf)
         x = leaf.detach() - 1e-4 * grad
+        if x.is_cuda:
+            torch.cuda.synchronize()
+
+    return per_call(step, seconds)
+
+
+def own_gradient_loop(env_id: str, batch: int, seconds: float, device: str = "cpu", **family_kwargs) -> float:
+    """Seconds per step of the family's own ``problem.loss_and_grad(x)`` (analytic where the
+    family has one, as the envs call it) and x -= lr · g on `batch` instances."""
+    problem, x = instances(env_id, batch, device, **family_kwargs)
+
+    def step() -> None:
+        nonlocal x
+        _, grad = problem.loss_and_grad(x)
+        x = x - 1e-4 * grad
         if x.is_cuda:
             torch.cuda.synchronize()
 
@@ -147,18 +174,50 @@ class Table:
 
 def quadratic_forms(table: Table, batch: int, seconds: float, device: str = "cpu") -> None:
     bare = bare_loop(QUAD, batch, seconds, device)
-    on = "" if device == "cpu" else f" on {device}"
-    table.add(
-        f"Quadratic d=10 B={batch}{on}: make_vec (dict)", bare, vector_env_step(QUAD, batch, seconds, device=device)
-    )
-    env = vector_env_step(QUAD, batch, seconds, device=device, copy=False)
-    table.add(f"Quadratic d=10 B={batch}{on}: make_vec (dict), copy=False", bare, env)
+    at = f"Quadratic d=10 B={batch}" + ("" if device == "cpu" else f" on {device}")
+    steps = {"make_vec (dict)": vector_env_step(QUAD, batch, seconds, device=device)}
+    steps["make_vec (dict), copy=False"] = vector_env_step(QUAD, batch, seconds, device=device, copy=False)
     if device != "cpu":  # on a GPU the host copies dominate: also with tensors kept on the device
-        env = vector_env_step(QUAD, batch, seconds, device=device, output="torch")
-        table.add(f"Quadratic d=10 B={batch}{on}: make_vec (dict), output=torch", bare, env)
+        steps["make_vec (dict), output=torch"] = vector_env_step(QUAD, batch, seconds, device=device, output="torch")
     for form, coordinatewise in (("dict", False), ("coordinatewise", True)):
-        env = sb3_step(QUAD, batch, seconds, coordinatewise, device)
-        table.add(f"Quadratic d=10 B={batch}{on}: SB3 {form} VecEnv", bare, env)
+        steps[f"SB3 {form} VecEnv"] = sb3_step(QUAD, batch, seconds, coordinatewise, device)
+    for form, env in steps.items():
+        table.add(f"{at}: {form}", bare, env)
+    own = own_gradient_loop(QUAD, batch, seconds, device)
+    table.add(f"{at}: second baseline, the family's own loss_and_grad + x -= lr·g", bare, own, OWN_NOTE)
+    for form, env in steps.items():
+        table.add(f"{at}: {form}, against the second baseline", own, env, "bare loop column: the second baseline")
+    if device == "cpu":
+        sb3_contract_floor(table, batch, seconds, (bare, own, steps["SB3 coordinatewise VecEnv"]))
+
+
+def sb3_contract_floor(table: Table, batch: int, seconds: float, measured: tuple[float, float, float]) -> None:
+    """What SB3's VecEnv contract costs by itself for the coordinatewise Quadratic (B · d envs):
+    (a) the info dicts, (b) one fresh observation array of rows, (c) the ended envs' own dicts,
+    all B · d every horizon steps, amortised; their sum against the bare loop (measured: the bare
+    loop, the second baseline and the SB3 coordinatewise step, seconds per step)."""
+    bare, own, env = measured
+    venv = l2o_gym.make_sb3_vec_env(QUAD, batch, seed=0, coordinatewise=True)
+    dim, width, horizon = venv.dim, venv.observation_space.shape[0], sum(venv.episodes.horizon_range) / 2
+    envs = batch * dim
+    timer = partial(per_call, seconds=seconds)
+    at = f"Quadratic d=10 B={batch}: SB3 coordinatewise contract floor"
+    parts = (
+        (f"(a) {envs:,} info dicts ({batch:,} shared over d)", floors.info_dicts(timer, batch, dim)),
+        (f"(b) one fresh [{envs:,}, {width}] float32 array of rows", floors.fresh_copies(timer, [(envs, width)])),
+        (
+            f"(c) {envs:,} terminal dicts with a row view each, ÷ horizon {horizon:g}",
+            floors.terminal_dicts(timer, batch, dim, width) / horizon,
+        ),
+    )
+    for what, spent in parts:
+        table.add(f"{at} {what}", bare, spent)
+    floor = sum(spent for _, spent in parts)
+    note = (
+        f"SB3 coordinatewise step {env / bare:.2f}×; own loss_and_grad + floor {(own + floor) / bare:.2f}× "
+        f"(a floor for the step); floor + bare loop {1 + floor / bare:.2f}×"
+    )
+    table.add(f"{at}: (a) + (b) + (c)", bare, floor, note)
 
 
 def dimensions(table: Table, dims: tuple[int, ...], batch: int, seconds: float) -> None:
@@ -172,14 +231,53 @@ def dimensions(table: Table, dims: tuple[int, ...], batch: int, seconds: float) 
 
 def histories(table: Table, lengths: tuple[int, ...], batch: int, seconds: float) -> None:
     """make_vec at each history length H (dict with and without copies, coordinatewise), each
-    also as a ratio to its own form at H = 25."""
+    also as a ratio to its own form at H = 25; then what grows with H in the contract itself."""
     bare = bare_loop(QUAD, batch, seconds)
     forms = (("dict", {}), ("dict, copy=False", {"copy": False}), ("coordinatewise", {"coordinatewise": True}))
+    by_form = {}  # each form's measured steps at H = 25 and the longest H
     for form, options in forms:
         steps = {h: vector_env_step(QUAD, batch, seconds, history=h, **options) for h in lengths}
         for h, env in steps.items():
             note = f"{env / steps[25]:.2f}× H=25" if 25 in steps else ""
             table.add(f"Quadratic d=10 B={batch} H={h}: make_vec ({form})", bare, env, note)
+        by_form[form] = (steps.get(25), steps.get(max(lengths)))
+    history_floors(table, (25, max(lengths)), batch, seconds, bare, by_form)
+
+
+def history_floors(
+    table: Table, lengths: tuple[int, int], batch: int, seconds: float, bare: float, at: dict[str, tuple]
+) -> None:
+    """The copies a step at the longer H must make beyond one at the shorter: the dict's fresh
+    arrays (the [B, H, d] window and the [B, H] improvements) and the coordinatewise rows [B·d,
+    2H + 9], each from a same-sized source; `at` holds each form's measured steps at both H."""
+    timer = partial(per_call, seconds=seconds)
+    for form, coordinatewise in (("dict", False), ("coordinatewise", True)):
+        spaces = {h: observation_space(QUAD, history=h, coordinatewise=coordinatewise) for h in lengths}
+        if coordinatewise:  # one row per coordinate env
+            shapes = {h: [(batch * space.shape[0], space.shape[1])] for h, space in spaces.items()}
+        else:
+            shapes = {h: [(batch, *box.shape) for box in space.values()] for h, space in spaces.items()}
+        copies = {h: floors.fresh_copies(timer, shapes[h]) for h in lengths}
+        short, long = lengths
+        for h in lengths:
+            sizes = " + ".join(f"[{', '.join(f'{n:,}' for n in shape)}]" for shape in shapes[h])
+            note = ""
+            if h == long and None not in at[form]:
+                step_short, step_long = at[form]
+                lowest = (step_short + copies[long] - copies[short]) / step_short
+                note = (
+                    f"{copies[long] / copies[short]:.2f}× H={short}; a {form} step at H={long} is at least "
+                    f"{lowest:.2f}× its H={short} step (measured {step_long / step_short:.2f}×)"
+                )
+            table.add(f"Quadratic d=10 B={batch} H={h}: floor, fresh {form} observation {sizes}", bare, copies[h], note)
+
+
+def observation_space(env_id: str, **kwargs) -> gym.Space:
+    """One instance's observation space (Box(d, F) rows or the dict of Boxes)."""
+    env = gym.make_vec(env_id, num_envs=1, vectorization_mode="vector_entry_point", **kwargs)
+    space = env.single_observation_space
+    env.close()
+    return space
 
 
 def meta_families(table: Table, families: tuple[str, ...], batch: int, seconds: float, meta_iterations: int) -> None:
@@ -191,10 +289,28 @@ def meta_families(table: Table, families: tuple[str, ...], batch: int, seconds: 
             env = vector_env_step(env_id, batch, seconds, coordinatewise=True, **kwargs)
             table.add(f"{env_id} d={dim} B={batch}: make_vec (coordinatewise)", bare, env)
             if "MAML" in env_id:  # as a learner that keeps no observation and reads no task metric
-                env = vector_env_step(
+                lean = vector_env_step(
                     env_id, batch, seconds, coordinatewise=True, copy=False, task_metrics=False, **kwargs
                 )
-                table.add(f"{env_id} d={dim} B={batch}: the same, copy=False, task_metrics=False", bare, env)
+                table.add(f"{env_id} d={dim} B={batch}: the same, copy=False, task_metrics=False", bare, lean)
+                rows_floor(table, f"{env_id} d={dim} B={batch}", (batch, seconds, bare), (env, lean), env_id, kwargs)
+
+
+def rows_floor(table: Table, at: str, sizes: tuple, measured: tuple[float, float], env_id: str, kwargs: dict) -> None:
+    """Writing a family's coordinatewise rows [B·d, F] alone, into a fresh array (copy=True) and in
+    place (copy=False), from a same-sized source; `sizes` (B, seconds, bare loop), `measured` the
+    env's steps in those two forms."""
+    batch, seconds, bare = sizes
+    space = observation_space(env_id, coordinatewise=True, **kwargs)
+    shape = (batch * space.shape[0], space.shape[1])
+    timer = partial(per_call, seconds=seconds)
+    rows = f"[{shape[0]:,}, {shape[1]}]"
+    for form, spent, env in (
+        (f"a fresh {rows} array", floors.fresh_copies(timer, [shape]), measured[0]),
+        (f"one {rows} array in place", floors.in_place_copy(timer, shape), measured[1]),
+    ):
+        note = f"env {env / bare:.2f}×; floor + bare loop {1 + spent / bare:.2f}×"
+        table.add(f"{at}: floor, rows written into {form}", bare, spent, note)
 
 
 def ppo_throughput(table: Table, seconds: float, quick: bool, config: str | None = None) -> None:
@@ -261,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
             "Each env form steps B instances with fixed random actions (autoresets included); the ratio is",
             "its time per step over a bare batched loop (loss, autograd gradient, x -= lr·g) on the same",
             "instances, measured in the same run. Meta-learning families: coordinatewise rows, H = 25.",
+            'Rows "against the second baseline" divide by a loop with the family\'s own `loss_and_grad`',
+            '(analytic for the Quadratic); "floor" rows time what a step\'s contract alone costs, without any',
+            'env logic (`benchmarks/contract_floors.py`; see "Contract floors" below).',
             "",
             *table.lines,
             "",

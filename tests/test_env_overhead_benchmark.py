@@ -20,6 +20,13 @@ def test_quick_run_writes_every_row(tmp_path, capsys):
         "H=100",
         "l2o/MAMLSinusoid-v0",
         "problem-steps/s",
+        "second baseline, the family's own loss_and_grad",
+        "SB3 coordinatewise VecEnv, against the second baseline",
+        "contract floor (a) ",
+        "contract floor: (a) + (b) + (c)",
+        "H=100: floor, fresh dict observation",
+        "H=100: floor, fresh coordinatewise observation",
+        "floor, rows written into one",
     ):
         assert what in text, what
     assert "×" in capsys.readouterr().out

@@ -10,7 +10,8 @@ Autoreset is SB3's: an ended episode restarts on a fresh instance in the same st
 observation in ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` set
 on truncation. Every info carries the raw objective ``objective`` (and ``suboptimality`` where
 known). In the coordinatewise form the d envs of an instance share one info dict (read-only),
-except where its episode ended: each of those envs has its own, with its terminal row.
+except where its episode ended: each of those envs has its own, with its terminal row (a row of
+an array no later step writes into). Observations are fresh arrays every step.
 """
 
 from __future__ import annotations
@@ -86,16 +87,23 @@ class OptimizationSB3VecEnv(VecEnv):
         """Instance values [B] as env values [num_envs]."""
         return np.repeat(values, self.dim) if self.coordinatewise else values
 
-    def _infos(self) -> list[dict[str, Any]]:
-        """One info dict per instance, repeated (shared) over its d envs when coordinatewise."""
-        columns = {k: v.detach().cpu().numpy().tolist() for k, v in self.episodes.info().items()}
-        per_instance = instance_dicts(columns)
+    def _repeated(self, values: list) -> list:
+        """Instance values [B'] as env values [B' · d] (each repeated over its d envs, the same
+        object) when coordinatewise: d slice assignments, no loop over envs."""
         if not self.coordinatewise:
-            return per_instance
-        infos: list[dict[str, Any]] = [{}] * self.num_envs
-        for i in range(self.dim):  # env b * d + i: slice assignments, no loop over envs
-            infos[i :: self.dim] = per_instance
-        return infos
+            return values
+        envs: list = [None] * (len(values) * self.dim)
+        for i in range(self.dim):  # env b * d + i
+            envs[i :: self.dim] = values
+        return envs
+
+    def _instance_infos(self) -> list[dict[str, Any]]:
+        """One info dict per instance [B]."""
+        return instance_dicts({k: v.detach().cpu().numpy().tolist() for k, v in self.episodes.info().items()})
+
+    def _infos(self) -> list[dict[str, Any]]:
+        """One info dict per env: an instance's dict shared by its d envs when coordinatewise."""
+        return self._repeated(self._instance_infos())
 
     # -- VecEnv API -----------------------------------------------------------------------
     def seed(self, seed: int | None = None):
@@ -127,53 +135,64 @@ class OptimizationSB3VecEnv(VecEnv):
             raise RuntimeError("call reset() and step_async() before step_wait()")
         reward, terminated, truncated = self.episodes.step(self._actions)
         self._actions = None
-        done = terminated | truncated
-        infos = self._infos()
-        dones = self._per_env(done.cpu().numpy())
-        last_obs = self._observation()
-        if not done.any():
-            obs = last_obs
-        else:
-            time_limit = self._per_env((truncated & ~terminated).cpu().numpy())
-            infos = self._with_terminal_rows(infos, last_obs, dones, time_limit)
-            fresh = self.episodes.reset_rows(done, self._generator)
-            obs = self._with_fresh_rows(last_obs, dones, fresh)
+        ends = terminated | truncated
+        done = ends.cpu().numpy()
+        per_instance = self._instance_infos()
+        obs = self._observation()
         rewards = self._per_env(reward.cpu().numpy().astype(np.float32))
-        return obs, rewards, dones, infos
+        if not done.any():
+            return obs, rewards, self._per_env(done), self._repeated(per_instance)
+        ended = np.flatnonzero(done)  # the instances whose episode ended
+        time_limit = (truncated & ~terminated).cpu().numpy()[ended].tolist()
+        terminal = self._terminal_rows(obs, ended)
+        fresh = self.episodes.reset_rows(ends, self._generator)
+        obs = self._with_fresh_rows(obs, ended, fresh)
+        infos = self._with_terminal_infos(per_instance, ended, time_limit, terminal)
+        return obs, rewards, self._per_env(done), infos
 
-    def _with_terminal_rows(self, infos: list, last_obs, dones: np.ndarray, time_limit: np.ndarray) -> list:
-        """infos where the envs whose episode ended (dones [num_envs]) have their own dict with their
-        last observation (a copy: it stays as it ended) and whether the time limit cut it; the
-        dicts built in one comprehension, the list itself where every env ended."""
-        ended = np.flatnonzero(dones)
-        terminal = select(last_obs, ended)
-        rows = list(terminal) if self.coordinatewise else [select(terminal, j) for j in range(len(ended))]
-        ended_envs = ended.tolist()
-        own = [
-            {**infos[i], "terminal_observation": row, "TimeLimit.truncated": limit}
-            for i, row, limit in zip(ended_envs, rows, time_limit[ended].tolist(), strict=True)
+    def _terminal_rows(self, last_obs, ended: np.ndarray) -> list:
+        """The last observation of each env whose instance ended (ended [k] instance indices; k · d
+        rows when coordinatewise, instance-major): rows of an array nothing writes into again, views
+        of last_obs itself where every instance ended (it is not returned) and otherwise copies."""
+        every = len(ended) == self.num_instances
+        if self.coordinatewise:
+            rows = last_obs if every else last_obs.reshape(self.num_instances, self.dim, -1)[ended]
+            return list(rows.reshape(len(ended) * self.dim, -1))
+        terminal = last_obs if every else select(last_obs, ended)
+        keys = tuple(terminal)
+        return [dict(zip(keys, row, strict=True)) for row in zip(*terminal.values(), strict=True)]
+
+    def _with_terminal_infos(self, per_instance: list, ended: np.ndarray, time_limit: list, rows: list) -> list:
+        """The infos of every env, where the envs of the ended instances (ended [k], time_limit [k])
+        each have their own dict with their own terminal row (rows [k · d], instance-major): one
+        template per ended instance, copied once per env with its row (no loop over envs in Python
+        bytecode); the list itself where every env ended."""
+        templates = [
+            {**per_instance[b], "terminal_observation": None, "TimeLimit.truncated": limit}
+            for b, limit in zip(ended.tolist(), time_limit, strict=True)
         ]
+        per_env = zip(self._repeated(templates), rows, strict=True)
+        own = [dict(template, terminal_observation=row) for template, row in per_env]
         if len(own) == self.num_envs:
             return own
-        for i, info in zip(ended_envs, own, strict=True):
-            infos[i] = info
+        infos = self._repeated(per_instance)
+        envs = (ended[:, None] * self.dim + np.arange(self.dim)).ravel() if self.coordinatewise else ended
+        deque(map(infos.__setitem__, envs.tolist(), own), maxlen=0)
         return infos
 
-    def _with_fresh_rows(self, last_obs, dones: np.ndarray, fresh):
-        """A copy of last_obs (the terminal ones stay intact) whose ended envs [num_envs] hold the
-        fresh episodes' observations: only the restarted instances' rows are computed (where every
-        env ended, those alone: a fresh array)."""
+    def _with_fresh_rows(self, last_obs, ended: np.ndarray, fresh):
+        """The observation to return: the fresh episodes' rows where their instances (ended [k])
+        restarted, written into last_obs (fresh this step; the terminal rows are already taken),
+        or only those rows where every instance restarted (a fresh array)."""
         rows = to_numpy(self.episodes.observation_spec.observe(fresh))
-        if dones.all():
+        if len(ended) == self.num_instances:
             return rows.reshape(self.num_envs, -1) if self.coordinatewise else rows
         if self.coordinatewise:
-            obs = last_obs.copy()
-            obs[dones] = rows.reshape(-1, rows.shape[-1])
-            return obs
-        obs = {key: value.copy() for key, value in last_obs.items()}
-        for key, value in obs.items():
-            value[dones] = rows[key]
-        return obs
+            last_obs.reshape(self.num_instances, self.dim, -1)[ended] = rows
+            return last_obs
+        for key, value in last_obs.items():
+            value[ended] = rows[key]
+        return last_obs
 
     def close(self) -> None:
         pass
