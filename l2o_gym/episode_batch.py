@@ -69,6 +69,8 @@ class EpisodeBatch:
     ``task_metrics=False`` leaves the family's task metrics (`Problem.metrics`: a meta-learning
     family's query loss or accuracy, a forward pass over its query set every step) out of `info`;
     evaluation reads them from the problem itself (`l2o_gym.unroll`), not from the env's info.
+    ``window_views=True`` (set by an env that returns its dict observations as views, ``copy=False``)
+    lays the observed windows out time first (`OptimizationState.start`'s ``time_major``).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class EpisodeBatch:
         time_features: bool | None = None,
         objective: str = "train",
         task_metrics: bool = True,
+        window_views: bool = False,
     ) -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
@@ -110,6 +113,7 @@ class EpisodeBatch:
         if not isinstance(task_metrics, bool):
             raise ValueError(f"task_metrics must be true or false, got {task_metrics!r}")
         self.task_metrics = task_metrics
+        self.window_views = bool(window_views)
         self.reward_fn = make_reward(reward, family.has_optimum, objective=objective, has_query=family.has_query)
         self.split = check_split(split)
         self.device = torch.device(device)
@@ -164,6 +168,7 @@ class EpisodeBatch:
             explode_ratio=self.explode_ratio,
             coordinate_major=spec.coordinatewise,
             reuse=reuse,
+            time_major=self.window_views,
         )
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)

@@ -123,6 +123,7 @@ class OptimizationState:
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
         coordinate_major: bool = False,
         reuse: OptimizationState | None = None,
+        time_major: bool = False,
     ) -> OptimizationState:
         """State at x0 [B, d] (default `problem.init()`), with zero-filled histories.
 
@@ -134,7 +135,9 @@ class OptimizationState:
         (read by their newest items and decayed sums) time first, the improvements and the
         signed-log gradients batch first (the dict observation copies each instance's window);
         ``coordinate_major`` lays the signed-log gradients out with each coordinate's H items
-        contiguous instead (coordinatewise rows). The numbers are the same either way."""
+        contiguous instead (coordinatewise rows); ``time_major`` lays them and the improvements out
+        time first (a dict observation read as views, never copied: a push writes two contiguous
+        blocks, the views are strided). The numbers are the same either way."""
         check_positive_int("history", history)
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
@@ -146,6 +149,7 @@ class OptimizationState:
             raise ValueError("the objective or its gradient is not finite at the starting point")
         batch = x.shape[0]
         zeros = torch.zeros_like(x)
+        observed_layout = "time_first" if time_major and not coordinate_major else "batch_first"
 
         def window(newest: Tensor, layout: str, name: str) -> HistoryWindow:
             old = None if reuse is None else getattr(reuse, name).buffer
@@ -159,9 +163,9 @@ class OptimizationState:
             f0=f.clone(),
             grad_window=window(grad, "time_first", "grad_window"),
             step_window=window(zeros, "time_first", "step_window"),
-            change_window=window(zeros[:, 0], "batch_first", "change_window"),
+            change_window=window(zeros[:, 0], observed_layout, "change_window"),
             log_grad_window=window(
-                signed_log(grad), "time_last" if coordinate_major else "batch_first", "log_grad_window"
+                signed_log(grad), "time_last" if coordinate_major else observed_layout, "log_grad_window"
             ),
             last_step=zeros,
             t=torch.zeros(batch, dtype=torch.long, device=x.device),

@@ -95,7 +95,7 @@ class OptimizationVectorEnv(VectorEnv):
         self.render_mode = None
         episode_kwargs, family_kwargs = split_kwargs(kwargs)
         self.family = resolve_family(family, family_kwargs)
-        self.episodes = EpisodeBatch(self.family, self.num_envs, **episode_kwargs)
+        self.episodes = EpisodeBatch(self.family, self.num_envs, window_views=not copy, **episode_kwargs)
         self.single_observation_space = self.episodes.observation_spec.space(self.family.dim)
         self.single_action_space = spaces.Box(-1.0, 1.0, (self.family.dim,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
