@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from l2o_gym import native_kernel
+from l2o_gym.history_window import HistoryWindow
 from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int, check_split
 from l2o_gym.rewards import LogSuboptimalityReward, make_reward
@@ -274,10 +275,15 @@ class EpisodeBatch:
             self._rows = observer(state, self._rows)
             return self._rows
         return {
-            "location": state.x.detach(),
-            "gradients": state.log_grad_window.view(),
-            "improvements": state.change_window.view(),
+            name: item.view() if isinstance(item, HistoryWindow) else item.detach()
+            for name, item in self.dict_parts().items()
         }
+
+    def dict_parts(self) -> dict[str, Tensor | HistoryWindow]:
+        """The dict observation's parts as the state holds them: ``location`` x [B, d], the windows
+        of ``gradients`` (signed-log, items [B, d]) and ``improvements`` (items [B])."""
+        state = self.require_state()
+        return {"location": state.x, "gradients": state.log_grad_window, "improvements": state.change_window}
 
     def info(self) -> dict[str, Tensor]:
         """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics

@@ -31,9 +31,17 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from l2o_gym.envs.numpy_boundary import WindowArrays, as_action_tensor, generator_from, info_to_numpy, to_numpy
+from l2o_gym.envs.numpy_boundary import (
+    WindowArrays,
+    as_action_tensor,
+    generator_from,
+    info_to_numpy,
+    tensor_to_numpy,
+    to_numpy,
+)
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import resolve_family, split_kwargs
+from l2o_gym.history_window import HistoryWindow
 from l2o_gym.problem import TaskFamily, check_positive_int
 
 OUTPUTS = ("numpy", "torch")
@@ -116,17 +124,18 @@ class OptimizationVectorEnv(VectorEnv):
         return self._numpy_observation(), vector_info(self.episodes.info())
 
     def _numpy_observation(self) -> np.ndarray | dict[str, np.ndarray]:
-        """The observation as numpy arrays; with copy=False in the dict layout the windows' arrays
-        are numpy views kept per window position (`WindowArrays`), not made anew each step."""
+        """The observation as numpy arrays. In the dict layout (float32 on the CPU) from numpy views
+        of the windows kept per window position (`WindowArrays`): returned as they are with
+        copy=False, copied once each (``ndarray.copy``, C order) with copy=True."""
         state = self.episodes.require_state()
-        views = not (self.copy or self.episodes.observation_spec.coordinatewise)
-        if not (views and state.x.dtype == torch.float32 and state.x.device.type == "cpu"):
+        float32_on_cpu = state.x.dtype == torch.float32 and state.x.device.type == "cpu"
+        if self.episodes.observation_spec.coordinatewise or not float32_on_cpu:
             return to_numpy(self.episodes.observe(self.copy))
-        return {
-            "location": state.x.detach().numpy(),
-            "gradients": self._window_arrays.view("gradients", state.log_grad_window),
-            "improvements": self._window_arrays.view("improvements", state.change_window),
+        arrays = {
+            name: self._window_arrays.view(name, item) if isinstance(item, HistoryWindow) else tensor_to_numpy(item)
+            for name, item in self.episodes.dict_parts().items()
         }
+        return {name: array.copy() for name, array in arrays.items()} if self.copy else arrays
 
     def step(self, actions):
         if self._generator is None:
