@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from l2o_gym import native_kernel
+from l2o_gym.history_window import HistoryWindow
 from l2o_gym.observation_spec import ObservationSpec
 from l2o_gym.problem import Problem, TaskFamily, check_positive_int, check_split
 from l2o_gym.rewards import LogSuboptimalityReward, make_reward
@@ -69,6 +70,8 @@ class EpisodeBatch:
     ``task_metrics=False`` leaves the family's task metrics (`Problem.metrics`: a meta-learning
     family's query loss or accuracy, a forward pass over its query set every step) out of `info`;
     evaluation reads them from the problem itself (`l2o_gym.unroll`), not from the env's info.
+    ``window_views=True`` (set by an env that returns its dict observations as views, ``copy=False``)
+    lays the observed windows out time first (`OptimizationState.start`'s ``time_major``).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class EpisodeBatch:
         time_features: bool | None = None,
         objective: str = "train",
         task_metrics: bool = True,
+        window_views: bool = False,
     ) -> None:
         if not isinstance(family, TaskFamily):
             raise TypeError(f"family must be a TaskFamily, got {type(family).__name__}")
@@ -110,6 +114,7 @@ class EpisodeBatch:
         if not isinstance(task_metrics, bool):
             raise ValueError(f"task_metrics must be true or false, got {task_metrics!r}")
         self.task_metrics = task_metrics
+        self.window_views = bool(window_views)
         self.reward_fn = make_reward(reward, family.has_optimum, objective=objective, has_query=family.has_query)
         self.split = check_split(split)
         self.device = torch.device(device)
@@ -145,6 +150,9 @@ class EpisodeBatch:
         if have < n:
             fresh = self._sample(max(self.instance_pool, n - have), generator)
             self._pool = fresh if self._pool is None else self._pool.cat_rows(fresh)
+        if self._pool.batch_size == n:  # the whole pool: handed out as it is, no copy
+            problem, self._pool = self._pool, None
+            return problem
         rows = torch.arange(self._pool.batch_size, device=self._pool.device)
         problem, self._pool = self._pool.select_rows(rows[:n]), self._pool.select_rows(rows[n:])
         return problem
@@ -161,6 +169,7 @@ class EpisodeBatch:
             explode_ratio=self.explode_ratio,
             coordinate_major=spec.coordinatewise,
             reuse=reuse,
+            time_major=self.window_views,
         )
         low, high = self.horizon_range
         horizon = torch.randint(low, high + 1, (n,), generator=generator).to(self.device)
@@ -204,7 +213,10 @@ class EpisodeBatch:
         shape = (self.num_instances, self.dim)
         if tuple(action.shape) != shape:
             raise ValueError(f"action must have shape {shape}, got {tuple(action.shape)}")
-        return action.to(device=self.device, dtype=self.require_state().x.dtype)
+        dtype = self.require_state().x.dtype
+        if action.dtype == dtype and action.device == self.device:
+            return action
+        return action.to(device=self.device, dtype=dtype)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Apply action [B, d]; return reward [B], terminated [B] (diverged), truncated [B]."""
@@ -239,11 +251,13 @@ class EpisodeBatch:
         the log-suboptimality reward itself, float32 objectives and int64 steps, contiguous."""
         if type(self.reward_fn) is not LogSuboptimalityReward:
             return False
-        f_star = state.problem.optimum()
-        floats = (f_prev, state.f, state.f0, f_star)
-        if not all(t.dtype == torch.float32 and t.is_contiguous() and not t.requires_grad for t in floats):
-            return False
-        return all(t.dtype == torch.int64 and t.is_contiguous() for t in (state.t, self.horizon))
+        for t in (f_prev, state.f, state.f0, state.problem.optimum()):  # a loop, not all(...): every step
+            if t.dtype != torch.float32 or not t.is_contiguous() or t.requires_grad:
+                return False
+        for t in (state.t, self.horizon):
+            if t.dtype != torch.int64 or not t.is_contiguous():
+                return False
+        return True
 
     # -- what the agent and the user see --------------------------------------------------
     def observe(self, copy: bool = True) -> Tensor | dict[str, Tensor]:
@@ -261,10 +275,15 @@ class EpisodeBatch:
             self._rows = observer(state, self._rows)
             return self._rows
         return {
-            "location": state.x.detach(),
-            "gradients": state.log_grad_window.view(),
-            "improvements": state.change_window.view(),
+            name: item.view() if isinstance(item, HistoryWindow) else item.detach()
+            for name, item in self.dict_parts().items()
         }
+
+    def dict_parts(self) -> dict[str, Tensor | HistoryWindow]:
+        """The dict observation's parts as the state holds them: ``location`` x [B, d], the windows
+        of ``gradients`` (signed-log, items [B, d]) and ``improvements`` (items [B])."""
+        state = self.require_state()
+        return {"location": state.x, "gradients": state.log_grad_window, "improvements": state.change_window}
 
     def info(self) -> dict[str, Tensor]:
         """Per-instance figures [B]: raw objective, suboptimality where f* is known, task metrics

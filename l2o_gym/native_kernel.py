@@ -153,8 +153,47 @@ def transition_start(lib: ctypes.CDLL, x: Tensor, step: Tensor) -> tuple[Tensor,
     batch, dim = x.shape
     safe_step, x_new = torch.empty_like(x), torch.empty_like(x)
     step_finite = torch.empty(batch, dtype=torch.bool)
-    lib.transition_start(batch, dim, *map(_pointer, (x, step, safe_step, x_new, step_finite)))
+    lib.transition_start(
+        batch, dim, x.data_ptr(), step.data_ptr(), safe_step.data_ptr(), x_new.data_ptr(), step_finite.data_ptr()
+    )
     return safe_step, x_new, step_finite
+
+
+class WindowPointers:
+    """What the transition kernel needs of four `HistoryWindow`s (grad, log_grad, step: items
+    [B, d]; change: items [B]): their buffers' addresses and layout codes, read once and kept
+    while the windows write into the same buffers (`current`); their heads, read at each call."""
+
+    def __init__(self, windows: tuple) -> None:
+        self.windows = windows
+        self.buffers = tuple(window.buffer for window in windows)
+        self.addresses = [buffer.data_ptr() for buffer in self.buffers]
+        self.layouts = (ctypes.c_int64 * 4)(*[LAYOUT_CODES[window.layout] for window in windows])
+        self.heads = (ctypes.c_int64 * 4)()
+        self.length = windows[0].length
+
+    def __getstate__(self) -> dict:
+        """Pickled (a state sent to another process): nothing, addresses mean nothing there."""
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.windows = self.buffers = ()  # read back: not current, made anew on first use
+
+    def current(self, windows: tuple) -> bool:
+        """Whether these are the same windows, writing into the same buffers."""
+        if len(self.windows) != len(windows):
+            return False
+        for kept, window, buffer in zip(self.windows, windows, self.buffers, strict=True):
+            if kept is not window or window.buffer is not buffer:
+                return False
+        return True
+
+    def head_addresses(self) -> int:
+        """The address of the heads array, filled with the windows' heads now."""
+        heads = self.heads
+        for k, window in enumerate(self.windows):
+            heads[k] = window.head
+        return ctypes.addressof(heads)
 
 
 def transition_finish(
@@ -162,29 +201,29 @@ def transition_finish(
     new: tuple[Tensor, Tensor, Tensor],
     before: tuple[Tensor, Tensor, Tensor, Tensor, Tensor],
     explode_ratio: float,
-    windows: tuple,
+    windows: tuple | WindowPointers,
     signed_log_norm: float,
 ) -> tuple[Tensor, Tensor, int]:
     """After the loss: moved [B] and diverged_now [B] (bool) of the step to new = (x_new, f_new,
     grad_new), and how many rows did not move; where every row moved, also the newest items pushed
     into the head slots of windows (grad, log_grad, step [.., d] and change [B], any
-    `HistoryWindow` layout): grad_new, signed_log(grad_new), safe_step, and the relative change
-    from f to f_new. before = (safe_step, step_finite, f, f0, diverged). The caller moves the
-    windows' heads on (`HistoryWindow.commit_push`)."""
+    `HistoryWindow` layout; or their `WindowPointers`): grad_new, signed_log(grad_new), safe_step,
+    and the relative change from f to f_new. before = (safe_step, step_finite, f, f0, diverged).
+    The caller moves the windows' heads on (`HistoryWindow.commit_push`)."""
+    pointers = windows if isinstance(windows, WindowPointers) else WindowPointers(windows)
     x_new, f_new, grad_new = new
     safe_step, step_finite, f_old, f0, diverged = before
     batch, dim = x_new.shape
-    moved, diverged_now = torch.empty(batch, dtype=torch.bool), torch.empty(batch, dtype=torch.bool)
-    heads = (ctypes.c_int64 * 4)(*(w.head for w in windows))
-    layouts = (ctypes.c_int64 * 4)(*(LAYOUT_CODES[w.layout] for w in windows))
+    flags = torch.empty(2, batch, dtype=torch.bool)  # moved, diverged_now
     scratch = grad_new.new_empty(batch * (dim + 1))
+    at = flags.data_ptr()
     frozen = lib.transition_finish(
-        batch, dim, windows[0].length, x_new.data_ptr(), f_new.data_ptr(), grad_new.data_ptr(),
-        step_finite.data_ptr(), f0.data_ptr(), explode_ratio, diverged.data_ptr(), moved.data_ptr(),
-        diverged_now.data_ptr(), safe_step.data_ptr(), f_old.data_ptr(), *(w.buffer.data_ptr() for w in windows),
-        ctypes.addressof(heads), ctypes.addressof(layouts), scratch.data_ptr(), signed_log_norm,
+        batch, dim, pointers.length, x_new.data_ptr(), f_new.data_ptr(), grad_new.data_ptr(),
+        step_finite.data_ptr(), f0.data_ptr(), explode_ratio, diverged.data_ptr(), at, at + batch,
+        safe_step.data_ptr(), f_old.data_ptr(), *pointers.addresses, pointers.head_addresses(),
+        ctypes.addressof(pointers.layouts), scratch.data_ptr(), signed_log_norm,
     )  # fmt: skip
-    return moved, diverged_now, int(frozen)
+    return flags[0], flags[1], int(frozen)
 
 
 def log_suboptimality_outcome(
@@ -199,15 +238,17 @@ def log_suboptimality_outcome(
     horizon [B] int64); penalty: minus the divergence penalty per remaining step. The log is
     torch's (the same numbers as `l2o_gym.rewards`), the rest two passes in C."""
     batch = objectives[0].shape[0]
-    args = torch.empty(2 * batch)
-    lib.log_gap_arguments(batch, *map(_pointer, objectives), eps, _pointer(args))
+    floats, ends = torch.empty(3 * batch), torch.empty(2 * batch, dtype=torch.bool)  # [args, args, reward]
+    args, reward = floats[: 2 * batch], floats[2 * batch :]
+    f_prev, f, f0, f_star = (t.data_ptr() for t in objectives)
+    lib.log_gap_arguments(batch, f_prev, f, f0, f_star, eps, args.data_ptr())
     args.log_()
-    reward = torch.empty(batch)
-    terminated, truncated = torch.empty(batch, dtype=torch.bool), torch.empty(batch, dtype=torch.bool)
+    diverged_now, t_before, t, horizon = (t.data_ptr() for t in steps)
+    ends_at = ends.data_ptr()
     lib.step_outcome(
-        batch, _pointer(args), *map(_pointer, steps), penalty, *map(_pointer, (reward, terminated, truncated))
+        batch, args.data_ptr(), diverged_now, t_before, t, horizon, penalty, reward.data_ptr(), ends_at, ends_at + batch
     )
-    return reward, terminated, truncated
+    return reward, ends[:batch], ends[batch:]
 
 
 def decayed_push(lib: ctypes.CDLL, back: Tensor, beta: Tensor, item: Tensor, power: int) -> None:

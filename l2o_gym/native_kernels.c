@@ -117,14 +117,23 @@ void scaled_actions(int64_t count, const float *action, float scale, float *step
     }
 }
 
+/* Whether a float is not finite (inf or NaN: every exponent bit set), as a 0/1 integer: OR-ed over a
+   row, one pass the compiler vectorizes (a float64 sum of the row, finite exactly when every entry
+   is, decides the same). */
+static inline uint32_t not_finite_bits(float v) {
+    uint32_t bits;
+    memcpy(&bits, &v, 4);
+    return (bits & 0x7f800000u) == 0x7f800000u;
+}
+
 /* safe_step: step where its row is finite, else 0; x_new = x + safe_step; step_finite [B]. */
 void transition_start(int64_t batch, int64_t dim, const float *x, const float *step, float *safe_step, float *x_new,
                       uint8_t *step_finite) {
     for (int64_t b = 0; b < batch; ++b) {
         const float *s = step + b * dim;
-        double total = 0.0;
-        for (int64_t i = 0; i < dim; ++i) total += s[i];
-        const int finite = isfinite(total);
+        uint32_t bad = 0;
+        for (int64_t i = 0; i < dim; ++i) bad |= not_finite_bits(s[i]);
+        const int finite = !bad;
         step_finite[b] = (uint8_t)finite;
         for (int64_t i = 0; i < dim; ++i) {
             const int64_t k = b * dim + i;
@@ -141,10 +150,11 @@ int64_t transition_check(int64_t batch, int64_t dim, const float *x_new, const f
                          uint8_t *moved, uint8_t *diverged_now) {
     int64_t frozen = 0;
     for (int64_t b = 0; b < batch; ++b) {
-        double total = (double)f_new[b];
-        for (int64_t i = 0; i < dim; ++i) total += (double)x_new[b * dim + i] + (double)grad_new[b * dim + i];
+        uint32_t bad = not_finite_bits(f_new[b]);
+        for (int64_t i = 0; i < dim; ++i)
+            bad |= not_finite_bits(x_new[b * dim + i]) | not_finite_bits(grad_new[b * dim + i]);
         const float limit = f0[b] + explode_ratio * (fabsf(f0[b]) + 1.0f);
-        const int ok = step_finite[b] && isfinite(total) && f_new[b] <= limit;
+        const int ok = step_finite[b] && !bad && f_new[b] <= limit;
         const int active = !diverged[b];
         moved[b] = (uint8_t)(active && ok);
         diverged_now[b] = (uint8_t)(active && !ok);
@@ -161,10 +171,12 @@ static void write_slot(float *buffer, int64_t layout, int64_t history, int64_t h
     if (layout == 0) {
         memcpy(buffer + head * batch * dim, item, bytes * (size_t)batch);
         memcpy(buffer + (head + history) * batch * dim, item, bytes * (size_t)batch);
-    } else if (layout == 1) {
+    } else if (layout == 1) { /* two short runs per instance: written in one loop (a call per run
+                                 costs more than its few floats) */
         for (int64_t b = 0; b < batch; ++b) {
-            memcpy(buffer + (b * 2 * history + head) * dim, item + b * dim, bytes);
-            memcpy(buffer + (b * 2 * history + head + history) * dim, item + b * dim, bytes);
+            float *first = buffer + (b * 2 * history + head) * dim, *second = first + history * dim;
+            const float *source = item + b * dim;
+            for (int64_t i = 0; i < dim; ++i) first[i] = second[i] = source[i];
         }
     } else {
         for (int64_t k = 0; k < batch * dim; ++k)

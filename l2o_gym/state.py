@@ -11,7 +11,7 @@ was before that step (its tensors stay finite); later steps leave it untouched.
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import Tensor
@@ -56,19 +56,31 @@ def relative_change(f_new: Tensor, f_old: Tensor) -> Tensor:
 
 def native_transition_library(state: OptimizationState, step: Tensor) -> ctypes.CDLL | None:
     """The compiled kernels (`l2o_gym.native_kernel`) where they can advance this state: float32 on
-    the CPU, windows of one length, contiguous, without autograd graphs; else None."""
+    the CPU, windows of one length, contiguous, without autograd graphs; else None. The windows'
+    check is kept with the state (`native_windows`) while they write into the same buffers."""
     x = state.x
     if not (step.dtype == x.dtype == state.f.dtype == state.f0.dtype == torch.float32 and x.device.type == "cpu"):
         return None
-    length = state.change_window.length
-    windows = ((state.grad_window, 3), (state.log_grad_window, 3), (state.step_window, 3), (state.change_window, 2))
-    for window, dims in windows:  # items [B, d] (the changes [B]), float32, no graph, contiguous
+    windows = (state.grad_window, state.log_grad_window, state.step_window, state.change_window)
+    kept = state.native_windows
+    if kept is None or not kept.current(windows):
+        if not native_windows_apply(windows):
+            return None
+        state.native_windows = native_kernel.WindowPointers(windows)
+    return native_kernel.library()
+
+
+def native_windows_apply(windows: tuple[HistoryWindow, ...]) -> bool:
+    """Whether the kernels can push into windows (grad, log_grad, step: items [B, d]; change: [B]):
+    float32, no graph, contiguous, one length."""
+    length = windows[-1].length
+    for window, dims in zip(windows, (3, 3, 3, 2), strict=True):
         buffer = window.buffer
         if buffer.dim() != dims or buffer.dtype != torch.float32 or not buffer.is_contiguous() or buffer.requires_grad:
-            return None
+            return False
         if window.length != length:
-            return None
-    return native_kernel.library()
+            return False
+    return True
 
 
 @dataclass
@@ -99,6 +111,8 @@ class OptimizationState:
     t: Tensor
     diverged: Tensor
     explode_ratio: float = DEFAULT_EXPLODE_RATIO
+    # the windows as `native_transition_library` found the kernels can write them (None: not checked)
+    native_windows: native_kernel.WindowPointers | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def start(
@@ -109,6 +123,7 @@ class OptimizationState:
         explode_ratio: float = DEFAULT_EXPLODE_RATIO,
         coordinate_major: bool = False,
         reuse: OptimizationState | None = None,
+        time_major: bool = False,
     ) -> OptimizationState:
         """State at x0 [B, d] (default `problem.init()`), with zero-filled histories.
 
@@ -120,7 +135,9 @@ class OptimizationState:
         (read by their newest items and decayed sums) time first, the improvements and the
         signed-log gradients batch first (the dict observation copies each instance's window);
         ``coordinate_major`` lays the signed-log gradients out with each coordinate's H items
-        contiguous instead (coordinatewise rows). The numbers are the same either way."""
+        contiguous instead (coordinatewise rows); ``time_major`` lays them and the improvements out
+        time first (a dict observation read as views, never copied: a push writes two contiguous
+        blocks, the views are strided). The numbers are the same either way."""
         check_positive_int("history", history)
         if not explode_ratio > 0:
             raise ValueError(f"explode_ratio must be > 0, got {explode_ratio!r}")
@@ -132,6 +149,7 @@ class OptimizationState:
             raise ValueError("the objective or its gradient is not finite at the starting point")
         batch = x.shape[0]
         zeros = torch.zeros_like(x)
+        observed_layout = "time_first" if time_major and not coordinate_major else "batch_first"
 
         def window(newest: Tensor, layout: str, name: str) -> HistoryWindow:
             old = None if reuse is None else getattr(reuse, name).buffer
@@ -145,9 +163,9 @@ class OptimizationState:
             f0=f.clone(),
             grad_window=window(grad, "time_first", "grad_window"),
             step_window=window(zeros, "time_first", "step_window"),
-            change_window=window(zeros[:, 0], "batch_first", "change_window"),
+            change_window=window(zeros[:, 0], observed_layout, "change_window"),
             log_grad_window=window(
-                signed_log(grad), "time_last" if coordinate_major else "batch_first", "log_grad_window"
+                signed_log(grad), "time_last" if coordinate_major else observed_layout, "log_grad_window"
             ),
             last_step=zeros,
             t=torch.zeros(batch, dtype=torch.long, device=x.device),
@@ -228,7 +246,10 @@ class OptimizationState:
             raise ValueError(f"step must have shape {tuple(self.x.shape)}, got {tuple(step.shape)}")
         if second_order and not differentiable:
             raise ValueError("second_order=True needs differentiable=True")
-        step = step.to(self.x.dtype) if differentiable else step.detach().to(self.x.dtype)
+        if differentiable:
+            step = step.to(self.x.dtype)
+        elif step.requires_grad or step.dtype != self.x.dtype:  # else already what the step needs
+            step = step.detach().to(self.x.dtype)
         lib = None if differentiable else native_transition_library(self, step)
         if lib is not None:
             return self._advance_native(lib, step.contiguous())
@@ -283,15 +304,15 @@ class OptimizationState:
             self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
             return diverged_now
         f_new, grad_new = f_new.contiguous(), grad_new.contiguous()
-        windows = (self.grad_window, self.log_grad_window, self.step_window, self.change_window)
         before = (safe_step, step_finite, self.f.contiguous(), self.f0.contiguous(), self.diverged.contiguous())
+        windows = self.native_windows  # set by native_transition_library
         moved, diverged_now, frozen = native_kernel.transition_finish(
             lib, (x_new, f_new, grad_new), before, self.explode_ratio, windows, SIGNED_LOG_NORM
         )
         if frozen:
             self._take(safe_step, x_new, f_new, grad_new, moved, diverged_now)
             return diverged_now
-        for window in windows:
+        for window in windows.windows:
             window.commit_push()
         self.last_step, self.x, self.f, self.grad = safe_step, x_new, f_new, grad_new
         self.t = self.t + 1
@@ -317,9 +338,9 @@ class OptimizationState:
         """
         self.problem.replace_rows(mask, other.problem)
         rows = mask.nonzero().squeeze(1) if mask.dtype == torch.bool else mask  # once, not per tensor
-        for field in fields(self):
-            value = getattr(self, field.name)
+        for item in fields(self):
+            value = getattr(self, item.name)
             if isinstance(value, Tensor):
-                value[rows] = getattr(other, field.name)
+                value[rows] = getattr(other, item.name)
             elif isinstance(value, HistoryWindow):
-                value.replace_rows(rows, getattr(other, field.name))
+                value.replace_rows(rows, getattr(other, item.name))

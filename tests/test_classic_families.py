@@ -156,3 +156,23 @@ def test_bad_kwargs_raise(cls, kwargs, match):
 def test_unknown_kwarg_through_registry():
     with pytest.raises(TypeError, match="n_point"):
         make_family("l2o/LogisticRegression-v0", n_point=10)
+
+
+@pytest.mark.parametrize("dim", [1, 3, 10])
+def test_the_quadratic_gradient_follows_w_and_never_writes_it(dim):
+    """The Quadratic's analytic gradient (a kept 2 Wᵀ) equals autograd's, leaves W as it was (at
+    d = 1 Wᵀ is W's own memory), and follows W when W is written in place or replaced."""
+    problem = draw(make_family("l2o/Quadratic-v0", dim=dim), n=4)
+    W = problem.W.clone()
+    x = problem.init() + 0.1
+    for _ in range(2):  # the second call reads the kept 2 Wᵀ
+        f, grad = problem.loss_and_grad(x)
+        f_auto, grad_auto = autograd_loss_and_grad(problem.loss, x)
+        torch.testing.assert_close(f, f_auto)
+        torch.testing.assert_close(grad, grad_auto)
+        assert torch.equal(problem.W, W)
+    problem.W.mul_(3.0)  # in place: torch's version counter moves
+    torch.testing.assert_close(problem.loss_and_grad(x)[1], autograd_loss_and_grad(problem.loss, x)[1])
+    problem.W = W.double()  # a new tensor (another dtype)
+    problem.y, x = problem.y.double(), x.double()
+    torch.testing.assert_close(problem.loss_and_grad(x)[1], autograd_loss_and_grad(problem.loss, x)[1])

@@ -31,9 +31,17 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from l2o_gym.envs.numpy_boundary import as_action_tensor, generator_from, info_to_numpy, to_numpy
+from l2o_gym.envs.numpy_boundary import (
+    WindowArrays,
+    as_action_tensor,
+    generator_from,
+    info_to_numpy,
+    tensor_to_numpy,
+    to_numpy,
+)
 from l2o_gym.episode_batch import EpisodeBatch
 from l2o_gym.family_loader import resolve_family, split_kwargs
+from l2o_gym.history_window import HistoryWindow
 from l2o_gym.problem import TaskFamily, check_positive_int
 
 OUTPUTS = ("numpy", "torch")
@@ -41,10 +49,12 @@ OUTPUTS = ("numpy", "torch")
 
 def vector_info(info: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
     """Gymnasium's vector info layout: each array [B] beside its mask `_name`."""
+    values = info_to_numpy(info)
+    masks = np.ones((len(values), next(iter(values.values())).shape[0]), dtype=bool) if values else ()
     out: dict[str, np.ndarray] = {}
-    for key, value in info_to_numpy(info).items():
+    for (key, value), mask in zip(values.items(), masks, strict=True):  # one allocation for every mask
         out[key] = value
-        out[f"_{key}"] = np.ones(value.shape[0], dtype=bool)
+        out["_" + key] = mask
     return out
 
 
@@ -93,12 +103,13 @@ class OptimizationVectorEnv(VectorEnv):
         self.render_mode = None
         episode_kwargs, family_kwargs = split_kwargs(kwargs)
         self.family = resolve_family(family, family_kwargs)
-        self.episodes = EpisodeBatch(self.family, self.num_envs, **episode_kwargs)
+        self.episodes = EpisodeBatch(self.family, self.num_envs, window_views=not copy, **episode_kwargs)
         self.single_observation_space = self.episodes.observation_spec.space(self.family.dim)
         self.single_action_space = spaces.Box(-1.0, 1.0, (self.family.dim,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._generator: torch.Generator | None = None
+        self._window_arrays = WindowArrays()
         self._prev_done = torch.zeros(self.num_envs, dtype=torch.bool, device=self.episodes.device)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
@@ -110,7 +121,21 @@ class OptimizationVectorEnv(VectorEnv):
         self._prev_done.zero_()
         if self.output == "torch":
             return self.episodes.observe(self.copy), vector_info_tensors(self.episodes.info())
-        return to_numpy(self.episodes.observe(self.copy)), vector_info(self.episodes.info())
+        return self._numpy_observation(), vector_info(self.episodes.info())
+
+    def _numpy_observation(self) -> np.ndarray | dict[str, np.ndarray]:
+        """The observation as numpy arrays. In the dict layout (float32 on the CPU) from numpy views
+        of the windows kept per window position (`WindowArrays`): returned as they are with
+        copy=False, copied once each (``ndarray.copy``, C order) with copy=True."""
+        state = self.episodes.require_state()
+        float32_on_cpu = state.x.dtype == torch.float32 and state.x.device.type == "cpu"
+        if self.episodes.observation_spec.coordinatewise or not float32_on_cpu:
+            return to_numpy(self.episodes.observe(self.copy))
+        arrays = {
+            name: self._window_arrays.view(name, item) if isinstance(item, HistoryWindow) else tensor_to_numpy(item)
+            for name, item in self.episodes.dict_parts().items()
+        }
+        return {name: array.copy() for name, array in arrays.items()} if self.copy else arrays
 
     def step(self, actions):
         if self._generator is None:
@@ -131,7 +156,7 @@ class OptimizationVectorEnv(VectorEnv):
             obs, info = self.episodes.observe(self.copy), vector_info_tensors(self.episodes.info())
             return obs, reward.to(torch.float32), terminated, truncated, info
         return (
-            to_numpy(self.episodes.observe(self.copy)),
+            self._numpy_observation(),
             reward.cpu().numpy().astype(np.float64),
             terminated.cpu().numpy(),
             truncated.cpu().numpy(),
