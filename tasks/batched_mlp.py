@@ -3,12 +3,15 @@
 ``BatchedMLP(sizes)`` with sizes (n_0, ..., n_L) lays its parameters out as, per layer l,
 W_l [n_{l-1}, n_l] then b_l [n_l] (row-major), so x [B, d] with d = Σ n_{l-1} n_l + n_l.
 ``forward(x [B, d], inputs [B, n, n_0]) -> [B, n, n_L]`` runs all instances at once with batched
-matmuls; ReLU between layers, none after the last.
+matmuls; ReLU between layers, none after the last. ``loss_and_grad`` gives a loss of the outputs
+and its gradient in x by backpropagation written out in batched matmuls (the same numbers as
+autograd, about half its time on the MAML networks: no graph is recorded).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -46,6 +49,26 @@ class BatchedMLP:
             if i < len(layers) - 1:
                 h = torch.relu(h)
         return h
+
+    def loss_and_grad(
+        self, x: Tensor, inputs: Tensor, output_loss: Callable[[Tensor], tuple[Tensor, Tensor]]
+    ) -> tuple[Tensor, Tensor]:
+        """f [B] and ∇f [B, d] (this layout) of f = output_loss(forward(x, inputs)); output_loss
+        maps the outputs [B, n, n_L] to (f [B], ∂f/∂outputs [B, n, n_L])."""
+        layers = self.unflatten(x.detach())
+        seen = [inputs]  # each layer's input [B, n, n_{l-1}]: the inputs, then the ReLU outputs
+        for i, (weight, bias) in enumerate(layers):
+            h = torch.baddbmm(bias.unsqueeze(1), seen[-1], weight)
+            if i < len(layers) - 1:
+                seen.append(torch.relu(h))
+        f, upstream = output_loss(h)
+        parts: list[Tensor] = []
+        for i in range(len(layers) - 1, -1, -1):
+            weight = layers[i][0]
+            parts += [upstream.sum(dim=1), torch.bmm(seen[i].transpose(1, 2), upstream).flatten(1)]  # b_l, W_l
+            if i > 0:  # through W_l, then ReLU's gate (its output is positive exactly where it passed)
+                upstream = torch.bmm(upstream, weight.transpose(1, 2)).mul_(seen[i] > 0)
+        return f, torch.cat(parts[::-1], dim=1)
 
     def init(self, n: int, generator: torch.Generator) -> Tensor:
         """n parameter vectors [n, d], torch.nn.Linear's default: U(±1/sqrt(fan_in)) for W and b."""

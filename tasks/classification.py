@@ -10,11 +10,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from l2o_gym.problem import Problem
+from tasks.batched_mlp import BatchedMLP
 
 
 def batched_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
     """Mean cross-entropy per instance: logits [B, n, C], labels [B, n] -> [B]."""
     return F.cross_entropy(logits.transpose(1, 2), labels, reduction="none").mean(dim=1)
+
+
+def cross_entropy_and_grad(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """`batched_cross_entropy` [B] and its gradient in the logits [B, n, C]: (softmax − one-hot) / n."""
+    log_p = F.log_softmax(logits, dim=2)
+    picked = log_p.gather(2, labels.unsqueeze(2))
+    grad = log_p.exp().scatter_add_(2, labels.unsqueeze(2), torch.full_like(picked, -1.0))
+    return -picked.squeeze(2).mean(dim=1), grad.div_(logits.shape[1])
 
 
 def batched_accuracy(logits: Tensor, labels: Tensor) -> Tensor:
@@ -55,6 +64,14 @@ class HeldOutClassificationProblem(Problem):
     def loss(self, x: Tensor) -> Tensor:
         inputs, labels = self.fit_set()
         return batched_cross_entropy(self.model.forward(x, inputs), labels)
+
+    def loss_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The cross-entropy [B] and its gradient [B, d]: backpropagated by the model itself where
+        it is a `BatchedMLP`, by autograd otherwise."""
+        if not isinstance(self.model, BatchedMLP):
+            return super().loss_and_grad(x)
+        inputs, labels = self.fit_set()
+        return self.model.loss_and_grad(x, inputs, lambda logits: cross_entropy_and_grad(logits, labels))
 
     def query_loss(self, x: Tensor) -> Tensor:
         """Cross-entropy on the held-out images [B]."""

@@ -73,6 +73,16 @@ class MAMLSinusoidProblem(Problem):
     def loss(self, x: Tensor) -> Tensor:
         return self.mse(x, self.support_x, self.support_y)
 
+    def loss_and_grad(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The support MSE [B] and its gradient [B, d], backpropagated by the network itself."""
+        targets = self.support_y
+
+        def mse_and_grad(outputs: Tensor) -> tuple[Tensor, Tensor]:
+            diff = outputs - targets
+            return diff.pow(2).mean(dim=(1, 2)), diff.mul(2.0 / (diff.shape[1] * diff.shape[2]))
+
+        return self.net.loss_and_grad(x, self.support_x, mse_and_grad)
+
     def query_loss(self, x: Tensor) -> Tensor:
         return self.mse(x, self.query_x, self.query_y)
 

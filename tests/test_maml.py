@@ -43,6 +43,43 @@ def test_batched_mlp_matches_per_instance_reference():
         torch.testing.assert_close(out[b], reference_mlp(x[b], sizes, inputs[b]))
 
 
+@pytest.mark.parametrize("sizes", [(3, 5, 4, 2), (4, 3), (1, 40, 40, 1)])
+def test_batched_mlp_backpropagation_matches_autograd(sizes):
+    """`BatchedMLP.loss_and_grad` against autograd through `forward`, with ReLUs that are off for
+    some inputs, for a linear model (one layer) too."""
+    from l2o_gym.problem import autograd_loss_and_grad
+
+    g = torch.Generator().manual_seed(2)
+    net = BatchedMLP(sizes)
+    x, inputs = net.init(5, g), torch.randn(5, 7, sizes[0], generator=g)
+    targets = torch.randn(5, 7, sizes[-1], generator=g)
+
+    def loss(params):
+        return (net.forward(params, inputs) - targets).pow(3).sum(dim=(1, 2))
+
+    def output_loss(outputs):
+        return (outputs - targets).pow(3).sum(dim=(1, 2)), 3 * (outputs - targets).pow(2)
+
+    f, grad = net.loss_and_grad(x, inputs, output_loss)
+    f_auto, grad_auto = autograd_loss_and_grad(loss, x)
+    torch.testing.assert_close(f, f_auto)
+    torch.testing.assert_close(grad, grad_auto)
+
+
+@pytest.mark.parametrize("family", ["sinusoid", "digits"])
+def test_maml_problems_backpropagate_their_own_loss(family):
+    """The MAML problems' `loss_and_grad` (the network's own backpropagation, the envs' path) gives
+    `loss` and autograd's gradient of it."""
+    from l2o_gym.problem import autograd_loss_and_grad
+
+    made = MAMLSinusoidFamily(init="random") if family == "sinusoid" else MAMLDigitsFamily(init="random")
+    problem = made.sample(4, torch.Generator().manual_seed(3))
+    x = problem.init() + 0.05 * torch.randn(problem.init().shape, generator=torch.Generator().manual_seed(4))
+    f, grad = problem.loss_and_grad(x)
+    torch.testing.assert_close(f, problem.loss(x))
+    torch.testing.assert_close(grad, autograd_loss_and_grad(problem.loss, x)[1])
+
+
 def test_sinusoid_tasks_and_loss_match_reference():
     family = MAMLSinusoidFamily(init="random", k_shot=10, n_query=7)
     assert family.dim == 1761
