@@ -201,16 +201,15 @@ def transition_finish(
     new: tuple[Tensor, Tensor, Tensor],
     before: tuple[Tensor, Tensor, Tensor, Tensor, Tensor],
     explode_ratio: float,
-    windows: tuple | WindowPointers,
+    windows: WindowPointers,
     signed_log_norm: float,
 ) -> tuple[Tensor, Tensor, int]:
     """After the loss: moved [B] and diverged_now [B] (bool) of the step to new = (x_new, f_new,
     grad_new), and how many rows did not move; where every row moved, also the newest items pushed
-    into the head slots of windows (grad, log_grad, step [.., d] and change [B], any
-    `HistoryWindow` layout; or their `WindowPointers`): grad_new, signed_log(grad_new), safe_step,
+    into the head slots of windows (the `WindowPointers` of grad, log_grad, step [.., d] and
+    change [B], any `HistoryWindow` layout): grad_new, signed_log(grad_new), safe_step,
     and the relative change from f to f_new. before = (safe_step, step_finite, f, f0, diverged).
     The caller moves the windows' heads on (`HistoryWindow.commit_push`)."""
-    pointers = windows if isinstance(windows, WindowPointers) else WindowPointers(windows)
     x_new, f_new, grad_new = new
     safe_step, step_finite, f_old, f0, diverged = before
     batch, dim = x_new.shape
@@ -218,10 +217,10 @@ def transition_finish(
     scratch = grad_new.new_empty(batch * (dim + 1))
     at = flags.data_ptr()
     frozen = lib.transition_finish(
-        batch, dim, pointers.length, x_new.data_ptr(), f_new.data_ptr(), grad_new.data_ptr(),
+        batch, dim, windows.length, x_new.data_ptr(), f_new.data_ptr(), grad_new.data_ptr(),
         step_finite.data_ptr(), f0.data_ptr(), explode_ratio, diverged.data_ptr(), at, at + batch,
-        safe_step.data_ptr(), f_old.data_ptr(), *pointers.addresses, pointers.head_addresses(),
-        ctypes.addressof(pointers.layouts), scratch.data_ptr(), signed_log_norm,
+        safe_step.data_ptr(), f_old.data_ptr(), *windows.addresses, windows.head_addresses(),
+        ctypes.addressof(windows.layouts), scratch.data_ptr(), signed_log_norm,
     )  # fmt: skip
     return flags[0], flags[1], int(frozen)
 
@@ -240,10 +239,10 @@ def log_suboptimality_outcome(
     batch = objectives[0].shape[0]
     floats, ends = torch.empty(3 * batch), torch.empty(2 * batch, dtype=torch.bool)  # [args, args, reward]
     args, reward = floats[: 2 * batch], floats[2 * batch :]
-    f_prev, f, f0, f_star = (t.data_ptr() for t in objectives)
+    f_prev, f, f0, f_star = (tensor.data_ptr() for tensor in objectives)
     lib.log_gap_arguments(batch, f_prev, f, f0, f_star, eps, args.data_ptr())
     args.log_()
-    diverged_now, t_before, t, horizon = (t.data_ptr() for t in steps)
+    diverged_now, t_before, t, horizon = (tensor.data_ptr() for tensor in steps)
     ends_at = ends.data_ptr()
     lib.step_outcome(
         batch, args.data_ptr(), diverged_now, t_before, t, horizon, penalty, reward.data_ptr(), ends_at, ends_at + batch

@@ -42,13 +42,18 @@ class BatchedMLP:
 
     def forward(self, x: Tensor, inputs: Tensor) -> Tensor:
         """Outputs [B, n, n_L] of each instance's network on its inputs [B, n, n_0]."""
-        h = inputs
-        layers = self.unflatten(x)
+        return self._run(self.unflatten(x), inputs)[0]
+
+    @staticmethod
+    def _run(layers: list[tuple[Tensor, Tensor]], inputs: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """The outputs [B, n, n_L] and each layer's input [B, n, n_{l-1}] (the inputs, then the
+        ReLU outputs)."""
+        seen = [inputs]
         for i, (weight, bias) in enumerate(layers):
-            h = torch.baddbmm(bias.unsqueeze(1), h, weight)
+            h = torch.baddbmm(bias.unsqueeze(1), seen[-1], weight)
             if i < len(layers) - 1:
-                h = torch.relu(h)
-        return h
+                seen.append(torch.relu(h))
+        return h, seen
 
     def loss_and_grad(
         self, x: Tensor, inputs: Tensor, output_loss: Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -56,12 +61,8 @@ class BatchedMLP:
         """f [B] and ∇f [B, d] (this layout) of f = output_loss(forward(x, inputs)); output_loss
         maps the outputs [B, n, n_L] to (f [B], ∂f/∂outputs [B, n, n_L])."""
         layers = self.unflatten(x.detach())
-        seen = [inputs]  # each layer's input [B, n, n_{l-1}]: the inputs, then the ReLU outputs
-        for i, (weight, bias) in enumerate(layers):
-            h = torch.baddbmm(bias.unsqueeze(1), seen[-1], weight)
-            if i < len(layers) - 1:
-                seen.append(torch.relu(h))
-        f, upstream = output_loss(h)
+        outputs, seen = self._run(layers, inputs)
+        f, upstream = output_loss(outputs)
         parts: list[Tensor] = []
         for i in range(len(layers) - 1, -1, -1):
             weight = layers[i][0]

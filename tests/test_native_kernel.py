@@ -140,7 +140,7 @@ def test_the_kernel_signed_log_matches_log1p_in_float64():
     f, rows = torch.ones(v.shape[0]), torch.ones(v.shape[0], dtype=torch.bool)
     before = (v, rows, f, f, ~rows)  # safe step, step finite, f, f0, diverged
     moved, _, frozen = native_kernel.transition_finish(
-        native_kernel.library(), (v, f, v), before, 1e4, windows, SIGNED_LOG_NORM
+        native_kernel.library(), (v, f, v), before, 1e4, native_kernel.WindowPointers(windows), SIGNED_LOG_NORM
     )
     assert frozen == 0 and moved.all()
     pushed = windows[1].buffer[windows[1].head]  # the slot just written
